@@ -1,0 +1,109 @@
+#pragma once
+// The agent's services: sessions, command execution and the process table. Knows nothing of
+// HTTP; routes.cpp maps requests onto these.
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/async_util.hpp"
+#include "agent/running.hpp"
+#include "agent/session.hpp"
+#include "core/wire.hpp"
+
+namespace sandbox::agent {
+
+struct AgentConfig {
+    std::string workspace = "/workspace";
+    std::string version = "unknown";
+    std::optional<std::int64_t> defaultCommandTimeoutMs;  ///< COMMAND_TIMEOUT_MS
+    std::chrono::milliseconds killGrace{2000};            ///< TERM -> KILL escalation
+};
+
+/// Output kept per stream of a process record; older bytes are dropped first.
+inline constexpr std::size_t kProcessLogLimit = 1024 * 1024;
+
+/// A bounded log: keeps the last `limit` bytes and counts what was dropped.
+struct BoundedLog {
+    std::string data;
+    std::size_t dropped = 0;
+    void append(std::string_view s, std::size_t limit = kProcessLogLimit);
+};
+
+/// A background process or exec stream, as listed by the process API.
+struct ProcessRecord {
+    std::string id;
+    std::optional<pid_t> pid;
+    std::string command;
+    std::string sessionId;
+    std::string status = "running";  ///< running, completed, failed, killed, error
+    std::string startTime;
+    std::optional<std::string> endTime;
+    std::optional<int> exitCode;
+    BoundedLog out, err;
+    std::shared_ptr<RunningCommand> run;
+    /// Records the end: status from the exit code (0 completed, 137/143 killed, else failed;
+    /// unknown code: error).
+    void finish(std::optional<int> code);
+};
+
+/// A command to run, with the execution mode resolved.
+struct ExecTarget {
+    bool sessionless = false;
+    std::string sessionId;        ///< effective id (kNoSession when sessionless)
+    bool implicitDefault = false; ///< no id was given and "default" was used
+};
+
+class Agent {
+public:
+    Agent(net::any_io_executor ex, AgentConfig cfg);
+    ~Agent();
+
+    const AgentConfig& config() const noexcept { return cfg_; }
+    net::any_io_executor executor() const { return ex_; }
+
+    // ---- sessions ----
+    /// Explicit creation; throws ApiError SESSION_ALREADY_EXISTS for a live id.
+    std::shared_ptr<Session> createSession(const core::wire::SessionCreateRequest& req);
+    /// The live session with this id, creating it (cwd hint, timeout hint) when absent or dead.
+    std::shared_ptr<Session> session(const std::string& id, const std::optional<std::string>& cwdHint = {},
+                                     std::optional<std::int64_t> timeoutHint = {});
+    std::vector<std::string> sessionIds() const;
+    /// Deletes after in-flight work on it; throws ApiError (404 SESSION_NOT_FOUND-like) if unknown.
+    awaitable<void> deleteSession(const std::string& id);
+    /// Drops a session whose shell died (the next use creates a fresh one).
+    void evictIfDead(const std::string& id);
+
+    // ---- processes ----
+    std::shared_ptr<ProcessRecord> addProcess(std::string command, std::string sessionId,
+                                              std::shared_ptr<RunningCommand> run,
+                                              std::optional<std::string> id = {});
+    std::shared_ptr<ProcessRecord> process(const std::string& id) const;
+    std::vector<std::shared_ptr<ProcessRecord>> processes() const;
+    /// Keeps reading a background process's output into its record until it ends.
+    void pump(std::shared_ptr<ProcessRecord> rec);
+
+    /// Spawns `bash -c command` directly (sessionless mode) in its own process group.
+    std::shared_ptr<RunningCommand> spawnSessionless(const CommandSpec& spec);
+
+    /// Kills every session and process (shutdown).
+    void shutdown();
+
+private:
+    net::any_io_executor ex_;
+    AgentConfig cfg_;
+    std::map<std::string, std::shared_ptr<Session>> sessions_;
+    std::vector<std::string> sessionOrder_;
+    std::map<std::string, std::shared_ptr<ProcessRecord>> processes_;
+    std::deque<std::string> finishedOrder_;
+};
+
+/// A new process id: proc_<epochMs>_<6 base36 chars>.
+std::string newProcessId();
+/// A new session id: session_<epochMs>_<12 hex chars>.
+std::string newSessionId();
+
+}  // namespace sandbox::agent

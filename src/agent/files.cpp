@@ -1,0 +1,335 @@
+#include "agent/files.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <magic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <algorithm>
+#include <mutex>
+
+#include "core/base64.hpp"
+#include "core/errors.hpp"
+#include "core/mime.hpp"
+#include "core/text.hpp"
+#include "core/utf8.hpp"
+
+namespace sandbox::agent::files {
+using core::ApiError;
+using nlohmann::json;
+
+namespace {
+
+std::string codeForErrno(int err) {
+    switch (err) {
+        case ENOENT: return "FILE_NOT_FOUND";
+        case EACCES:
+        case EPERM: return "PERMISSION_DENIED";
+        case EISDIR: return "IS_DIRECTORY";
+        case ENOTDIR: return "NOT_DIRECTORY";
+        case ENOSPC:
+        case EDQUOT: return "NO_SPACE";
+        case EROFS: return "READ_ONLY";
+        case ENAMETOOLONG: return "NAME_TOO_LONG";
+        case EEXIST:
+        case ENOTEMPTY: return "FILE_EXISTS";
+        case EBUSY: return "RESOURCE_BUSY";
+        case EMFILE:
+        case ENFILE: return "TOO_MANY_FILES";
+        case ELOOP:
+        case EMLINK: return "TOO_MANY_LINKS";
+        default: return "FILESYSTEM_ERROR";
+    }
+}
+
+[[noreturn]] void fail(int err, const std::string& what, const std::string& path, const std::string& op) {
+    std::string code = codeForErrno(err);
+    std::string msg = code == "FILE_NOT_FOUND" ? "File not found: " + path : what + ": " + std::strerror(err);
+    throw ApiError(code, msg, {{"path", path}, {"operation", op}, {"stderr", std::strerror(err)}});
+}
+
+struct Magic {
+    magic_t cookie = nullptr;
+    std::mutex m;
+    Magic() {
+        cookie = magic_open(MAGIC_MIME_TYPE | MAGIC_SYMLINK);
+        if (cookie && magic_load(cookie, nullptr) != 0) {
+            magic_close(cookie);
+            cookie = nullptr;
+        }
+    }
+};
+
+int mkdirs(const std::string& dir) {
+    if (dir.empty() || dir == "/") return 0;
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    auto slash = dir.rfind('/');
+    if (slash != std::string::npos && slash > 0)
+        if (int e = mkdirs(dir.substr(0, slash))) return e;
+    if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) return errno;
+    return 0;
+}
+
+std::string modeString(mode_t m) {
+    std::string s = "---------";
+    const char* rwx = "rwxrwxrwx";
+    for (int i = 0; i < 9; ++i)
+        if (m & (1 << (8 - i))) s[i] = rwx[i];
+    return s;
+}
+
+// find's %TY-%Tm-%TdT%TH:%TM:%TS: local time, seconds with a 10-digit fraction, no zone.
+std::string findTime(const struct timespec& ts) {
+    std::tm tm{};
+    localtime_r(&ts.tv_sec, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ld0", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(ts.tv_nsec));
+    return buf;
+}
+
+std::string baseName(const std::string& p) {
+    auto s = p.rfind('/');
+    return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+}  // namespace
+
+std::string detectMimeType(const std::string& path) {
+    std::string mime = core::mimeTypeForPath(path);
+    if (mime != "application/octet-stream") return mime;
+    static Magic magic;
+    if (!magic.cookie) return mime;
+    std::lock_guard lock(magic.m);
+    const char* r = magic_file(magic.cookie, path.c_str());
+    return r ? std::string(r) : mime;
+}
+
+core::wire::ReadResponse read(const std::string& path, const std::string& displayPath,
+                              core::wire::ReadEncoding encoding) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(errno, "Cannot read " + displayPath, displayPath, "file.read");
+    struct stat st {};
+    ::fstat(fd, &st);
+    if (S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}, {"operation", "file.read"}});
+    }
+    if (static_cast<std::uint64_t>(st.st_size) > core::wire::kMaxReadSize) {
+        ::close(fd);
+        throw ApiError("FILE_TOO_LARGE",
+                       "File too large: " + displayPath + " is " + std::to_string(st.st_size) +
+                           " bytes; the limit is 33554432 bytes (use readFileStream for larger files)",
+                       {{"path", displayPath}, {"operation", "file.read"}, {"actualSize", st.st_size},
+                        {"maxSize", core::wire::kMaxReadSize}});
+    }
+    std::string bytes;
+    bytes.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    for (;;) {
+        if (got == bytes.size()) bytes.resize(bytes.size() + 65536);  // file grew while reading
+        ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            fail(e, "Cannot read " + displayPath, displayPath, "file.read");
+        }
+        if (n == 0) break;
+        got += static_cast<size_t>(n);
+        if (got > core::wire::kMaxReadSize) break;
+    }
+    ::close(fd);
+    bytes.resize(std::min<size_t>(got, core::wire::kMaxReadSize));
+
+    core::wire::ReadResponse r;
+    r.path = displayPath;
+    r.mimeType = detectMimeType(path);
+    bool text = core::isTextMimeType(r.mimeType);
+    bool base64 = encoding == core::wire::ReadEncoding::Base64 ||
+                  (encoding == core::wire::ReadEncoding::Auto && !text);
+    r.encoding = base64 ? "base64" : "utf-8";
+    r.isBinary = base64;
+    r.size = bytes.size();
+    r.content = base64 ? core::base64Encode(bytes) : core::sanitizeUtf8(bytes);
+    return r;
+}
+
+ReadStream::ReadStream(const std::string& path, const std::string& displayPath) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) fail(errno, "Cannot read " + displayPath, displayPath, "file.read");
+    struct stat st {};
+    ::fstat(fd_, &st);
+    if (S_ISDIR(st.st_mode)) throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}});
+    size_ = static_cast<std::uint64_t>(st.st_size);
+    mime_ = detectMimeType(path);
+    binary_ = !core::isTextMimeType(mime_);
+}
+
+ReadStream::~ReadStream() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool ReadStream::next(std::string& encoded) {
+    encoded.clear();
+    if (eof_) return false;
+    std::string raw(core::wire::kReadStreamChunk, '\0');
+    size_t got = 0;
+    while (got < raw.size()) {
+        ssize_t n = ::read(fd_, raw.data() + got, raw.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            eof_ = true;
+            break;
+        }
+        got += static_cast<size_t>(n);
+    }
+    raw.resize(got);
+    bytesRead_ += got;
+    if (binary_) {
+        if (got == 0) return false;
+        encoded = core::base64Encode(raw);
+        return true;
+    }
+    // Hold back an incomplete UTF-8 sequence at the end of the chunk for the next one.
+    pendingUtf8_ += raw;
+    if (eof_) {
+        encoded = core::sanitizeUtf8(pendingUtf8_);
+        pendingUtf8_.clear();
+        return !encoded.empty();
+    }
+    size_t cut = pendingUtf8_.size();
+    for (size_t back = 1; back <= 3 && back <= pendingUtf8_.size(); ++back) {
+        unsigned char c = static_cast<unsigned char>(pendingUtf8_[pendingUtf8_.size() - back]);
+        if ((c & 0xC0) == 0x80) continue;  // continuation byte
+        if (c >= 0xC0) {
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            if (need > back) cut = pendingUtf8_.size() - back;
+        }
+        break;
+    }
+    encoded = core::sanitizeUtf8(std::string_view(pendingUtf8_).substr(0, cut));
+    pendingUtf8_.erase(0, cut);
+    return true;
+}
+
+void write(const std::string& path, const std::string& displayPath, std::string_view bytes) {
+    auto slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0)
+        if (int e = mkdirs(path.substr(0, slash))) fail(e, "Cannot create parent directory of " + displayPath, displayPath, "file.write");
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) fail(errno, "Cannot write " + displayPath, displayPath, "file.write");
+    size_t off = 0;
+    while (off < bytes.size()) {
+        ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            fail(e, "Cannot write " + displayPath, displayPath, "file.write");
+        }
+        off += static_cast<size_t>(n);
+    }
+    if (::close(fd) != 0) fail(errno, "Cannot write " + displayPath, displayPath, "file.write");
+}
+
+void remove(const std::string& path, const std::string& displayPath) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT)
+            throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}, {"operation", "file.delete"}});
+        fail(errno, "Cannot delete " + displayPath, displayPath, "file.delete");
+    }
+    if (S_ISDIR(st.st_mode))
+        throw ApiError("IS_DIRECTORY",
+                       "Cannot delete directory with deleteFile() at '" + displayPath + "'. Use exec('rm -rf <path>') instead.",
+                       {{"path", displayPath}, {"operation", "file.delete"}});
+    if (::unlink(path.c_str()) != 0) fail(errno, "Cannot delete " + displayPath, displayPath, "file.delete");
+}
+
+void move(const std::string& from, const std::string& to, const std::string& displayFrom, const std::string& operation) {
+    struct stat st {};
+    if (::lstat(from.c_str(), &st) != 0)
+        throw ApiError("FILE_NOT_FOUND", "Source file not found: " + displayFrom, {{"path", displayFrom}, {"operation", operation}});
+    std::string dest = to;
+    struct stat dt {};
+    if (::stat(to.c_str(), &dt) == 0 && S_ISDIR(dt.st_mode)) dest = to + "/" + baseName(from);
+    if (::rename(from.c_str(), dest.c_str()) != 0) {
+        int e = errno;
+        std::string kind = operation == "file.move" ? "Move" : "Rename";
+        throw ApiError(codeForErrno(e) == "FILESYSTEM_ERROR" ? "FILESYSTEM_ERROR" : codeForErrno(e),
+                       kind + " operation failed: " + std::strerror(e),
+                       {{"path", displayFrom}, {"operation", operation}, {"stderr", std::strerror(e)}});
+    }
+}
+
+void mkdir(const std::string& path, const std::string& displayPath, bool recursive) {
+    int e = 0;
+    if (recursive)
+        e = mkdirs(path);
+    else if (::mkdir(path.c_str(), 0777) != 0)
+        e = errno;
+    if (e) {
+        std::string err = std::string("mkdir: cannot create directory '") + displayPath + "': " + std::strerror(e);
+        std::string code = codeForErrno(e);
+        throw ApiError(code, code == "FILE_EXISTS" ? "Directory already exists: " + displayPath : err,
+                       {{"path", displayPath}, {"operation", "file.mkdir"},
+                        {"options", {{"recursive", recursive}}}, {"stderr", err}});
+    }
+}
+
+std::vector<core::wire::FileInfo> list(const std::string& path, const std::string& displayPath, bool recursive,
+                                       bool includeHidden) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw ApiError("FILE_NOT_FOUND", "Directory not found: " + displayPath, {{"path", displayPath}, {"operation", "file.list"}});
+    if (!S_ISDIR(st.st_mode))
+        throw ApiError("NOT_DIRECTORY", "Path is not a directory: " + displayPath, {{"path", displayPath}, {"operation", "file.list"}});
+    std::vector<core::wire::FileInfo> out;
+    std::string root = path.size() > 1 && path.back() == '/' ? path.substr(0, path.size() - 1) : path;
+    std::function<void(const std::string&, const std::string&)> walk = [&](const std::string& dir, const std::string& rel) {
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) return;
+        std::vector<std::string> names;
+        while (dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n == "." || n == "..") continue;
+            names.push_back(std::move(n));
+        }
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+        for (const auto& n : names) {
+            if (!includeHidden && n[0] == '.') continue;
+            std::string full = dir == "/" ? "/" + n : dir + "/" + n;
+            struct stat s {};
+            if (::lstat(full.c_str(), &s) != 0) continue;
+            core::wire::FileInfo fi;
+            fi.name = n;
+            fi.absolutePath = full;
+            fi.relativePath = rel.empty() ? n : rel + "/" + n;
+            fi.type = S_ISREG(s.st_mode) ? "file" : S_ISDIR(s.st_mode) ? "directory" : S_ISLNK(s.st_mode) ? "symlink" : "other";
+            fi.size = static_cast<std::uint64_t>(s.st_size);
+            fi.modifiedAt = findTime(s.st_mtim);
+            fi.mode = modeString(s.st_mode);
+            fi.readable = s.st_mode & S_IRUSR;
+            fi.writable = s.st_mode & S_IWUSR;
+            fi.executable = s.st_mode & S_IXUSR;
+            out.push_back(std::move(fi));
+            if (recursive && S_ISDIR(s.st_mode)) walk(full, out.back().relativePath);
+        }
+    };
+    walk(root == "" ? "/" : root, "");
+    return out;
+}
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace sandbox::agent::files

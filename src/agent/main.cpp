@@ -1,0 +1,91 @@
+// sandbox-agent: the sandbox container's control plane (the container API of
+// docs/agent.md), wire-compatible with the reference server.
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include <boost/asio.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "agent/agent.hpp"
+#include "agent/routes.hpp"
+#include "server/http_server.hpp"
+
+namespace {
+
+void usage(std::ostream& os) {
+    os << "usage: sandbox-agent --listen HOST:PORT|unix:PATH [--workspace DIR]\n"
+          "\n"
+          "Serves the sandbox container API (sessions, exec, files) in place.\n"
+          "  --listen      where to listen: HOST:PORT (PORT 0 picks a free port) or unix:PATH\n"
+          "  --workspace   the sessions' starting directory (default /workspace)\n"
+          "Environment: SANDBOX_VERSION (reported by /api/version), COMMAND_TIMEOUT_MS (default\n"
+          "timeout of foreground commands in sessions).\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string listen, workspace = "/workspace";
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&](const char* name) -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << "sandbox-agent: " << name << " needs a value\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--listen") listen = value("--listen");
+        else if (a.rfind("--listen=", 0) == 0) listen = a.substr(9);
+        else if (a == "--workspace") workspace = value("--workspace");
+        else if (a.rfind("--workspace=", 0) == 0) workspace = a.substr(12);
+        else if (a == "-h" || a == "--help") {
+            usage(std::cout);
+            return 0;
+        } else {
+            std::cerr << "sandbox-agent: unknown argument '" << a << "'\n";
+            usage(std::cerr);
+            return 2;
+        }
+    }
+    if (listen.empty()) {
+        std::cerr << "sandbox-agent: --listen is required\n";
+        usage(std::cerr);
+        return 2;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+
+    sandbox::agent::AgentConfig cfg;
+    cfg.workspace = workspace;
+    if (const char* v = std::getenv("SANDBOX_VERSION")) cfg.version = v;
+    if (const char* t = std::getenv("COMMAND_TIMEOUT_MS")) {
+        long long ms = std::atoll(t);
+        if (ms > 0) cfg.defaultCommandTimeoutMs = ms;
+    }
+
+    boost::asio::io_context io(1);
+    sandbox::agent::Agent agent(io.get_executor(), cfg);
+    sandbox::server::Server server(io, sandbox::agent::makeRouter(agent), {.serverName = "sandbox-agent"});
+    try {
+        server.listen(listen);
+    } catch (const std::exception& e) {
+        std::cerr << "sandbox-agent: cannot listen on " << listen << ": " << e.what() << "\n";
+        return 1;
+    }
+    if (listen.rfind("unix:", 0) == 0)
+        std::cout << "sandbox-agent listening on " << listen << std::endl;
+    else
+        std::cout << "sandbox-agent listening on port " << server.port() << std::endl;
+
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code&, int) {
+        server.stop();
+        agent.shutdown();
+        io.stop();
+    });
+    io.run();
+    return 0;
+}

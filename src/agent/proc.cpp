@@ -1,0 +1,216 @@
+#include "agent/proc.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <system_error>
+
+extern char** environ;
+
+namespace sandbox::agent {
+
+void Fd::reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+Pipe Pipe::make(bool nonBlockingRead) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+    Pipe p{Fd(fds[0]), Fd(fds[1])};
+    if (nonBlockingRead) ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    return p;
+}
+
+pid_t spawnProcess(const SpawnOptions& opts) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (opts.newProcessGroup) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        posix_spawnattr_setpgroup(&attr, 0);
+    }
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, flags);
+    // Map descriptors in two steps so a target number that is also a source is not clobbered.
+    std::vector<int> temps;
+    for (const auto& [child, parent] : opts.fds) {
+        (void)child;
+        int tmp = ::fcntl(parent, F_DUPFD_CLOEXEC, 300);
+        if (tmp < 0) throw std::system_error(errno, std::generic_category(), "dup");
+        temps.push_back(tmp);
+    }
+    for (size_t i = 0; i < opts.fds.size(); ++i)
+        posix_spawn_file_actions_adddup2(&fa, temps[i], opts.fds[i].first);
+    if (opts.cwd) posix_spawn_file_actions_addchdir_np(&fa, opts.cwd->c_str());
+
+    std::vector<char*> argv, envp;
+    for (const auto& a : opts.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : opts.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    for (int t : temps) ::close(t);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw std::system_error(rc, std::generic_category(), "spawn " + opts.argv[0]);
+    return pid;
+}
+
+Fd openPidFd(pid_t pid) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "pidfd_open");
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return Fd(fd);
+}
+
+std::optional<int> reapExitCode(pid_t pid) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == 0) return std::nullopt;
+    if (r < 0) return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -1;
+}
+
+namespace {
+// pid -> (ppid, state) for every process visible in /proc.
+std::map<pid_t, std::pair<pid_t, char>> processTable() {
+    std::map<pid_t, std::pair<pid_t, char>> table;
+    DIR* d = ::opendir("/proc");
+    if (!d) return table;
+    while (dirent* e = ::readdir(d)) {
+        char* end = nullptr;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0) continue;
+        char path[64];
+        std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        char buf[512];
+        ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        if (n <= 0) continue;
+        buf[n] = '\0';
+        // "pid (comm) S ppid ..." — comm may contain spaces and parens: use the last ')'.
+        char* rp = std::strrchr(buf, ')');
+        if (!rp || rp[1] == '\0') continue;
+        char state = rp[2];
+        long ppid = std::strtol(rp + 4, nullptr, 10);
+        table[static_cast<pid_t>(pid)] = {static_cast<pid_t>(ppid), state};
+    }
+    ::closedir(d);
+    return table;
+}
+}  // namespace
+
+std::vector<pid_t> descendantsOf(pid_t root) {
+    auto table = processTable();
+    std::multimap<pid_t, pid_t> children;
+    for (const auto& [pid, info] : table) children.emplace(info.first, pid);
+    std::vector<pid_t> out;
+    std::vector<pid_t> frontier{root};
+    std::set<pid_t> seen{root};
+    while (!frontier.empty()) {
+        pid_t p = frontier.back();
+        frontier.pop_back();
+        auto [b, e] = children.equal_range(p);
+        for (auto it = b; it != e; ++it) {
+            if (seen.insert(it->second).second) {
+                out.push_back(it->second);
+                frontier.push_back(it->second);
+            }
+        }
+    }
+    return out;
+}
+
+int signalTree(pid_t root, int sig, bool includeRoot) {
+    // Freeze, re-walk until no new members appear (a process may fork between walks), signal.
+    std::set<pid_t> frozen;
+    if (includeRoot && ::kill(root, SIGSTOP) == 0) frozen.insert(root);
+    for (int round = 0; round < 8; ++round) {
+        bool grew = false;
+        for (pid_t p : descendantsOf(root))
+            if (frozen.insert(p).second) {
+                ::kill(p, SIGSTOP);
+                grew = true;
+            }
+        if (!grew) break;
+    }
+    int n = 0;
+    for (pid_t p : frozen)
+        if (::kill(p, sig) == 0) ++n;
+    for (pid_t p : frozen) ::kill(p, SIGCONT);
+    return n;
+}
+
+bool isAlive(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    std::ifstream f(path);
+    if (!f) return false;
+    std::string line;
+    std::getline(f, line);
+    auto rp = line.rfind(')');
+    return rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] != 'Z' && line[rp + 2] != 'X';
+}
+
+std::pair<bool, std::size_t> drainFd(int fd, std::string& out, std::size_t limit) {
+    std::size_t dropped = 0;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            std::size_t keep = out.size() < limit ? std::min<std::size_t>(n, limit - out.size()) : 0;
+            out.append(buf, keep);
+            dropped += static_cast<std::size_t>(n) - keep;
+            continue;
+        }
+        if (n == 0) return {true, dropped};
+        if (errno == EINTR) continue;
+        return {errno != EAGAIN && errno != EWOULDBLOCK, dropped};
+    }
+}
+
+std::vector<std::string> environWith(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& overrides) {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        std::string kv(*e);
+        auto eq = kv.find('=');
+        if (eq == std::string::npos) continue;
+        env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : overrides) {
+        if (v)
+            env[k] = *v;
+        else
+            env.erase(k);
+    }
+    std::vector<std::string> out;
+    out.reserve(env.size());
+    for (auto& [k, v] : env) out.push_back(k + "=" + v);
+    return out;
+}
+
+}  // namespace sandbox::agent

@@ -1,0 +1,82 @@
+#pragma once
+// Process plumbing for the agent: spawning without fork() from a large process (posix_spawn,
+// i.e. vfork+exec), pipes, process-tree discovery and tree kills.
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sandbox::agent {
+
+/// An owned file descriptor.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Fd& operator=(Fd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    ~Fd() { reset(); }
+    int get() const noexcept { return fd_; }
+    int release() noexcept { return std::exchange(fd_, -1); }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    void reset() noexcept;
+
+private:
+    int fd_ = -1;
+};
+
+/// A pipe; both ends close-on-exec. The read end is non-blocking when requested.
+struct Pipe {
+    Fd read, write;
+    static Pipe make(bool nonBlockingRead = true);
+};
+
+struct SpawnOptions {
+    std::vector<std::string> argv;
+    std::vector<std::string> env;  ///< "K=V" entries
+    std::optional<std::string> cwd;
+    /// (child fd, parent fd) pairs: the parent's fd appears at that number in the child.
+    std::vector<std::pair<int, int>> fds;
+    bool newProcessGroup = true;
+};
+
+/// Spawns with posix_spawn. Returns the pid, or throws std::system_error (errno of the
+/// failure, e.g. ENOENT for a missing cwd or program).
+pid_t spawnProcess(const SpawnOptions& opts);
+
+/// pidfd_open(2): a descriptor that becomes readable when `pid` exits. Throws on failure.
+Fd openPidFd(pid_t pid);
+
+/// waitpid(WNOHANG) translated to a shell-style exit code (128+signal for a signal death).
+/// Returns nullopt while the process is still running.
+std::optional<int> reapExitCode(pid_t pid);
+
+/// Every descendant of `root` (not `root` itself), parents before children, from /proc.
+std::vector<pid_t> descendantsOf(pid_t root);
+
+/// Stops (SIGSTOP) the tree first so nothing forks during the walk, then sends `sig` to every
+/// process of the tree rooted at `root` (including it when `includeRoot`), then SIGCONT.
+/// Returns how many processes were signalled.
+int signalTree(pid_t root, int sig, bool includeRoot);
+
+/// True when `pid` exists and is not a zombie.
+bool isAlive(pid_t pid);
+
+/// Reads everything currently available from a non-blocking fd, appending to `out` (at most
+/// `limit` bytes kept; the rest is read and counted in the return value's second member).
+/// Returns {true if EOF was reached, bytes dropped}.
+std::pair<bool, std::size_t> drainFd(int fd, std::string& out, std::size_t limit);
+
+/// This process's environment as "K=V" strings with `overrides` applied (nullopt = unset).
+std::vector<std::string> environWith(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& overrides);
+
+}  // namespace sandbox::agent

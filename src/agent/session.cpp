@@ -1,0 +1,299 @@
+#include "agent/session.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "core/shell.hpp"
+
+namespace sandbox::agent {
+namespace {
+
+// Descriptor numbers inside the shell: control (status lines), stdout and stderr capture.
+// High enough that user scripts do not stumble on them; closed for every user command.
+constexpr int kControlFd = 60, kOutFd = 61, kErrFd = 62;
+constexpr const char* kCloseOurs = " 60>&- 61>&- 62>&-";
+
+bool isDirectory(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+net::posix::stream_descriptor adopt(net::any_io_executor ex, Fd fd) {
+    ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+    return net::posix::stream_descriptor(ex, fd.release());
+}
+
+std::string procFd(int fd) { return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd); }
+
+}  // namespace
+
+Session::Session(net::any_io_executor ex, Options opts)
+    : ex_(ex),
+      opts_(std::move(opts)),
+      stdin_(ex),
+      control_(ex),
+      out_(ex),
+      err_(ex),
+      pidfd_(ex),
+      mutex_(ex) {}
+
+Session::~Session() {
+    if (alive_) destroy();
+}
+
+std::shared_ptr<Session> Session::spawn(net::any_io_executor ex, Options opts) {
+    if (!isDirectory(opts.cwd)) {
+        const char* home = std::getenv("HOME");
+        opts.cwd = home && isDirectory(home) ? home : "/";
+    }
+    auto s = std::shared_ptr<Session>(new Session(ex, std::move(opts)));
+    Pipe in = Pipe::make(false), control = Pipe::make(), out = Pipe::make(), err = Pipe::make();
+    Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+
+    std::vector<std::pair<std::string, std::optional<std::string>>> overrides;
+    for (const auto& [k, v] : s->opts_.env) overrides.emplace_back(k, v);
+    overrides.emplace_back("LANG", "C.UTF-8");
+    overrides.emplace_back("LC_ALL", "C.UTF-8");
+
+    SpawnOptions so;
+    so.argv = {"/bin/bash", "--norc", "--noprofile"};
+    so.env = environWith(overrides);
+    so.cwd = s->opts_.cwd;
+    so.fds = {{0, in.read.get()},
+              {1, devnull.get()},
+              {2, devnull.get()},
+              {kControlFd, control.write.get()},
+              {kOutFd, out.write.get()},
+              {kErrFd, err.write.get()}};
+    so.newProcessGroup = true;
+    s->pid_ = spawnProcess(so);
+    s->pidfd_ = net::posix::stream_descriptor(ex, openPidFd(s->pid_).release());
+    s->stdin_ = adopt(ex, std::move(in.write));
+    s->control_ = adopt(ex, std::move(control.read));
+    s->out_ = adopt(ex, std::move(out.read));
+    s->err_ = adopt(ex, std::move(err.read));
+
+    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->controlLoop(); }, net::detached);
+    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->out_, false); }, net::detached);
+    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->err_, true); }, net::detached);
+    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->deathLoop(); }, net::detached);
+    return s;
+}
+
+std::string Session::currentDir() const {
+    char buf[4096];
+    std::string link = "/proc/" + std::to_string(pid_) + "/cwd";
+    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n <= 0) return opts_.cwd;
+    std::string dir(buf, static_cast<size_t>(n));
+    // A deleted directory reads as "/path (deleted)".
+    if (dir.ends_with(" (deleted)")) dir.resize(dir.size() - 10);
+    return dir;
+}
+
+awaitable<void> Session::controlLoop() {
+    char buf[256];
+    for (;;) {
+        boost::system::error_code ec;
+        std::size_t n = co_await control_.async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
+        if (ec) break;
+        controlBuf_.append(buf, n);
+        std::size_t nl;
+        while ((nl = controlBuf_.find('\n')) != std::string::npos) {
+            std::string line = controlBuf_.substr(0, nl);
+            controlBuf_.erase(0, nl + 1);
+            if (line.size() < 3 || !pending_) continue;
+            long value = std::strtol(line.c_str() + 2, nullptr, 10);
+            if (line[0] == 'S') {
+                // All output the command wrote is in the pipes now: take it before completing.
+                if (captureOut_) droppedOut_ += drainFd(out_.native_handle(), *captureOut_, kMaxForegroundOutput).second;
+                if (captureErr_) droppedErr_ += drainFd(err_.native_handle(), *captureErr_, kMaxForegroundOutput).second;
+                pending_->status = static_cast<int>(value);
+                pending_->done.set();
+            } else if (line[0] == 'B') {
+                pending_->bgPid = static_cast<pid_t>(value);
+                pending_->done.set();
+            }
+        }
+    }
+}
+
+awaitable<void> Session::outputLoop(net::posix::stream_descriptor& d, bool isStderr) {
+    for (;;) {
+        std::string* target = isStderr ? captureErr_ : captureOut_;
+        std::string scratch;
+        auto [eof, dropped] = drainFd(d.native_handle(), target ? *target : scratch, target ? kMaxForegroundOutput : 0);
+        (isStderr ? droppedErr_ : droppedOut_) += target ? dropped : 0;
+        if (eof) break;
+        boost::system::error_code ec;
+        co_await d.async_wait(net::posix::descriptor_base::wait_read, net::redirect_error(use_awaitable, ec));
+        if (ec && ec != net::error::operation_aborted) break;
+        if (!alive_) break;
+    }
+}
+
+awaitable<void> Session::deathLoop() {
+    for (;;) {
+        boost::system::error_code ec;
+        co_await pidfd_.async_wait(net::posix::descriptor_base::wait_read, net::redirect_error(use_awaitable, ec));
+        if (auto code = reapExitCode(pid_)) {
+            onShellGone(*code);
+            co_return;
+        }
+        if (ec && ec != net::error::operation_aborted) co_return;
+    }
+}
+
+void Session::onShellGone(int code) {
+    if (!alive_ && shellExit_) return;
+    alive_ = false;
+    shellExit_ = code;
+    if (captureOut_) drainFd(out_.native_handle(), *captureOut_, kMaxForegroundOutput);
+    if (captureErr_) drainFd(err_.native_handle(), *captureErr_, kMaxForegroundOutput);
+    if (pending_) pending_->done.set();
+    boost::system::error_code ec;
+    stdin_.close(ec);
+}
+
+awaitable<bool> Session::writeToShell(const std::string& text) {
+    boost::system::error_code ec;
+    co_await net::async_write(stdin_, net::buffer(text), net::redirect_error(use_awaitable, ec));
+    co_return !ec;
+}
+
+std::string Session::envPrologue(const core::wire::EnvMap& env, std::string& epilogue) {
+    std::string pro;
+    int i = 0;
+    for (const auto& [k, v] : env) {
+        if (!v) continue;
+        std::string save = "__sb_o" + std::to_string(i), had = "__sb_h" + std::to_string(i);
+        ++i;
+        pro += "if [[ -v " + k + " ]]; then " + save + "=\"$" + k + "\"; " + had + "=1; else " + had +
+               "=; fi; export " + k + "=" + core::shellQuote(*v) + "; ";
+        epilogue += "if [[ -n $" + had + " ]]; then export " + k + "=\"$" + save + "\"; else unset " + k +
+                    "; fi; unset " + save + " " + had + "; ";
+    }
+    return pro;
+}
+
+awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
+                                          std::optional<std::chrono::milliseconds> timeout) {
+    ForegroundResult result;
+    if (!alive_) {
+        result.outcome = destroyed_ ? ForegroundResult::Outcome::Destroyed : ForegroundResult::Outcome::ShellExited;
+        result.exitCode = shellExit_.value_or(-1);
+        co_return result;
+    }
+    std::string epilogue;
+    std::string line = "IFS= read -r -d '' __sb_c; ";
+    std::string run = envPrologue(spec.env, epilogue) + "eval \"$__sb_c\" </dev/null >&61 2>&62" +
+                      kCloseOurs + "; __sb_s=$?; " + epilogue;
+    if (spec.cwd) {
+        std::string msg = "Failed to change directory to '" + *spec.cwd + "'";
+        line += "__sb_d=\"$PWD\"; if builtin cd -- " + core::shellQuote(*spec.cwd) + " 2>/dev/null; then " +
+                run + "builtin cd -- \"$__sb_d\" 2>/dev/null; else printf '%s\\n' " + core::shellQuote(msg) +
+                " >&62; __sb_s=1; fi; ";
+    } else {
+        line += run;
+    }
+    line += "printf 'S %d\\n' \"$__sb_s\" >&60\n";
+    line += spec.command;
+    line.push_back('\0');
+
+    auto pending = std::make_shared<Pending>(ex_);
+    pending_ = pending;
+    captureOut_ = &result.stdoutRaw;
+    captureErr_ = &result.stderrRaw;
+    droppedOut_ = droppedErr_ = 0;
+    struct Reset {
+        Session* s;
+        ~Reset() {
+            s->pending_.reset();
+            s->captureOut_ = s->captureErr_ = nullptr;
+        }
+    } reset{this};
+
+    bool written = co_await writeToShell(line);
+    auto self = shared_from_this();
+    if (written) {
+        auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
+                                : std::chrono::steady_clock::time_point::max();
+        if (!co_await pending->done.waitUntil(deadline)) {
+            // Timed out: stop what the command started; if the shell itself is busy (a builtin
+            // loop), the shell has to go too.
+            result.outcome = ForegroundResult::Outcome::TimedOut;
+            signalTree(pid_, SIGTERM, false);
+            if (!co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(2))) {
+                signalTree(pid_, SIGKILL, false);
+                if (!co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::milliseconds(500))) {
+                    signalTree(pid_, SIGKILL, true);
+                    co_await pending->done.wait();
+                }
+            }
+        }
+    } else {
+        co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    }
+    if (result.outcome != ForegroundResult::Outcome::TimedOut) {
+        if (pending->status) {
+            result.exitCode = *pending->status;
+        } else {
+            result.outcome = destroyed_ ? ForegroundResult::Outcome::Destroyed : ForegroundResult::Outcome::ShellExited;
+            result.exitCode = shellExit_.value_or(-1);
+        }
+    }
+    if (droppedOut_) result.stdoutRaw += "\n[output truncated: " + std::to_string(droppedOut_) + " bytes dropped]\n";
+    if (droppedErr_) result.stderrRaw += "\n[output truncated: " + std::to_string(droppedErr_) + " bytes dropped]\n";
+    co_return result;
+}
+
+awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const CommandSpec& spec) {
+    if (!alive_) co_return nullptr;
+    Pipe out = Pipe::make(), err = Pipe::make(), status = Pipe::make();
+    std::string pre;
+    if (spec.cwd) {
+        std::string msg = "Failed to change directory to '" + *spec.cwd + "'";
+        pre += "builtin cd -- " + core::shellQuote(*spec.cwd) + " 2>/dev/null || { printf '%s\\n' " +
+               core::shellQuote(msg) + " >&2; printf '1\\n' >&63; exit 1; }; ";
+    }
+    for (const auto& [k, v] : spec.env)
+        if (v) pre += "export " + k + "=" + core::shellQuote(*v) + "; ";
+    std::string line = "IFS= read -r -d '' __sb_c; { printf 'B %d\\n' \"$BASHPID\" >&60; exec" +
+                       std::string(kCloseOurs) + "; " + pre + "(eval \"$__sb_c\") 63>&-; printf '%d\\n' \"$?\" >&63; } </dev/null >" +
+                       procFd(out.write.get()) + " 2>" + procFd(err.write.get()) + " 63>" +
+                       procFd(status.write.get()) + " &\n";
+    line += spec.command;
+    line.push_back('\0');
+
+    auto pending = std::make_shared<Pending>(ex_);
+    pending_ = pending;
+    bool written = co_await writeToShell(line);
+    if (written) co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    pending_.reset();
+    if (!pending->bgPid) co_return nullptr;
+    // The subshell has opened its ends; ours close with the Pipe objects at scope exit.
+    auto rc = std::make_shared<RunningCommand>(ex_, *pending->bgPid, std::move(out.read), std::move(err.read),
+                                               std::move(status.read), RunningCommand::ExitSource::StatusPipe);
+    rc->start();
+    background_.push_back(rc);
+    co_return rc;
+}
+
+void Session::destroy() {
+    if (destroyed_) return;
+    destroyed_ = true;
+    for (auto& w : background_)
+        if (auto rc = w.lock()) rc->kill(std::chrono::milliseconds(0));
+    background_.clear();
+    if (alive_) {
+        signalTree(pid_, SIGKILL, true);
+        alive_ = false;
+    }
+    if (pending_) pending_->done.set();
+}
+
+}  // namespace sandbox::agent

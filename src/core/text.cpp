@@ -1,0 +1,59 @@
+#include "core/text.hpp"
+
+#include <vector>
+
+#include "core/utf8.hpp"
+
+namespace sandbox::core {
+
+std::string normalizeSessionOutput(std::string_view raw) {
+    if (raw.empty()) return {};
+    std::string cleaned;
+    cleaned.reserve(raw.size());
+    for (char c : raw)
+        if (c != '\0') cleaned.push_back(c);
+    // Drop the one newline that terminates the final line; every other newline separates lines.
+    if (!cleaned.empty() && cleaned.back() == '\n') cleaned.pop_back();
+    return sanitizeUtf8(cleaned);
+}
+
+std::string resolvePath(std::string_view base, std::string_view path) {
+    std::vector<std::string_view> parts;
+    auto push = [&](std::string_view s) {
+        size_t i = 0;
+        while (i <= s.size()) {
+            size_t j = s.find('/', i);
+            if (j == std::string_view::npos) j = s.size();
+            std::string_view seg = s.substr(i, j - i);
+            if (seg.empty() || seg == ".") {
+            } else if (seg == "..") {
+                if (!parts.empty()) parts.pop_back();
+            } else {
+                parts.push_back(seg);
+            }
+            i = j + 1;
+        }
+    };
+    if (path.empty() || path.front() != '/') push(base);
+    push(path);
+    std::string out;
+    for (auto seg : parts) {
+        out.push_back('/');
+        out.append(seg);
+    }
+    return out.empty() ? "/" : out;
+}
+
+std::string pathProblems(std::string_view path) {
+    std::string out;
+    auto add = [&](std::string_view s) {
+        if (!out.empty()) out.append(", ");
+        out.append(s);
+    };
+    if (path.empty()) add("Path must be a non-empty string");
+    if (path.find('\0') != std::string_view::npos) add("Path contains null bytes");
+    if (path.size() > 4096) add("Path too long (max 4096 characters)");
+    return out;
+}
+
+}  // namespace sandbox::core

@@ -1,0 +1,23 @@
+#pragma once
+// Text rules of the container API that both sides must agree on.
+#include <string>
+#include <string_view>
+
+namespace sandbox::core {
+
+/// Session-mode foreground output normalisation (container-api §9.3): the captured bytes are
+/// split into lines (a final unterminated line counts as a line), NUL bytes dropped, invalid
+/// UTF-8 replaced by U+FFFD, and the lines joined with "\n" — so the single trailing newline
+/// disappears ("hi\n" -> "hi"), while "a\n\n" keeps one ("a\n").
+std::string normalizeSessionOutput(std::string_view raw);
+
+/// POSIX path resolution of `path` against `base` (an absolute directory): relative paths are
+/// joined, "." and ".." segments and duplicate slashes collapsed, a trailing slash removed.
+/// An absolute `path` ignores `base`. The result is always absolute.
+std::string resolvePath(std::string_view base, std::string_view path);
+
+/// Validation of a container-API path: non-empty, no NUL, at most 4096 characters. Returns
+/// the list of reasons joined by ", " (empty when the path is valid).
+std::string pathProblems(std::string_view path);
+
+}  // namespace sandbox::core

@@ -1,0 +1,32 @@
+#include "core/time.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+namespace sandbox::core {
+
+std::string isoTimestamp(std::chrono::system_clock::time_point t) {
+    using namespace std::chrono;
+    auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    int millis = static_cast<int>(ms % 1000);
+    if (millis < 0) {
+        millis += 1000;
+        --secs;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    return buf;
+}
+
+std::string isoTimestampNow() { return isoTimestamp(std::chrono::system_clock::now()); }
+
+long long epochMillisNow() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace sandbox::core

@@ -1,0 +1,379 @@
+#include "server/http_server.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <iostream>
+
+#include "core/errors.hpp"
+
+namespace sandbox::server {
+namespace beast = boost::beast;
+namespace http = beast::http;
+using net::awaitable;
+using net::use_awaitable;
+using tcp = net::ip::tcp;
+using unix_sock = net::local::stream_protocol;
+
+std::optional<std::string_view> Request::header(std::string_view name) const {
+    for (const auto& [k, v] : headers)
+        if (k == name) return std::string_view(v);
+    return std::nullopt;
+}
+
+std::optional<std::string> percentDecode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out.push_back(s[i]);
+            continue;
+        }
+        if (i + 2 >= s.size()) return std::nullopt;
+        auto hex = [](char c) -> int {
+            if (c >= '0' && c <= '9') return c - '0';
+            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+            return -1;
+        };
+        int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return out;
+}
+
+std::optional<std::string> Request::queryParam(std::string_view name) const {
+    std::string_view q = query;
+    while (!q.empty()) {
+        auto amp = q.find('&');
+        std::string_view kv = q.substr(0, amp);
+        auto eq = kv.find('=');
+        std::string_view k = kv.substr(0, eq);
+        if (k == name) {
+            std::string_view v = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+            std::string plus(v);
+            for (auto& c : plus)
+                if (c == '+') c = ' ';
+            return percentDecode(plus);
+        }
+        if (amp == std::string_view::npos) break;
+        q.remove_prefix(amp + 1);
+    }
+    return std::nullopt;
+}
+
+awaitable<void> Responder::sendJson(int status, const nlohmann::json& body) {
+    co_await send(status, "application/json",
+                  body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+namespace {
+
+template <class Socket>
+class Connection : public Responder, public std::enable_shared_from_this<Connection<Socket>> {
+public:
+    Connection(Socket socket, std::shared_ptr<const Handler> handler, const ServerOptions& opts)
+        : socket_(std::move(socket)), handler_(std::move(handler)), opts_(opts),
+          watchDone_(socket_.get_executor()) {}
+
+    awaitable<void> run() {
+        auto self = this->shared_from_this();
+        for (;;) {
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(opts_.maxBodyBytes);
+            parser.header_limit(64 * 1024);
+            beast::error_code ec;
+            co_await http::async_read(socket_, buffer_, parser,
+                                      net::redirect_error(use_awaitable, ec));
+            if (ec == http::error::body_limit) {
+                core::ApiError err("FILE_TOO_LARGE",
+                                   "Request body exceeds the limit of " +
+                                       std::to_string(opts_.maxBodyBytes) + " bytes",
+                                   {{"maxSize", opts_.maxBodyBytes}});
+                keepAlive_ = false;
+                co_await sendJson(413, err.envelope());
+                break;
+            }
+            if (ec) break;  // EOF, reset, malformed request: close the connection
+            auto msg = parser.release();
+            resetState(msg.keep_alive(), msg.version());
+
+            Request req;
+            req.method = std::string(msg.method_string());
+            req.target = std::string(msg.target());
+            auto qpos = req.target.find('?');
+            req.path = req.target.substr(0, qpos);
+            if (qpos != std::string::npos) req.query = req.target.substr(qpos + 1);
+            for (const auto& f : msg) {
+                std::string name(f.name_string());
+                for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                req.headers.emplace_back(std::move(name), std::string(f.value()));
+            }
+            req.body = std::move(msg.body());
+
+            std::optional<std::string> failure;
+            try {
+                co_await (*handler_)(req, *this);
+            } catch (const std::exception& e) {
+                failure = e.what();
+            }
+            if (failure) {
+                if (!started_ && !gone_) {
+                    core::ApiError err("INTERNAL_ERROR", *failure);
+                    co_await sendJson(500, err.envelope());
+                } else {
+                    keepAlive_ = false;
+                }
+            }
+            if (!started_ && !gone_) {
+                core::ApiError err("INTERNAL_ERROR", "handler produced no response");
+                co_await sendJson(500, err.envelope());
+            }
+            if (sse_ && !sseEnded_) co_await endSse();
+            co_await stopWatching();
+            if (gone_ || !keepAlive_) break;
+        }
+        beast::error_code ignored;
+        socket_.shutdown(Socket::shutdown_send, ignored);
+        socket_.close(ignored);
+    }
+
+    awaitable<void> send(int status, std::string_view contentType, std::string&& body,
+                         const Headers& extra) override {
+        started_ = true;
+        http::response<http::string_body> res{static_cast<http::status>(status), version_};
+        res.set(http::field::server, opts_.serverName);
+        res.set(http::field::content_type, contentType);
+        for (const auto& [k, v] : extra) res.set(k, v);
+        res.body() = std::move(body);
+        res.keep_alive(keepAlive_);
+        res.prepare_payload();
+        beast::error_code ec;
+        co_await http::async_write(socket_, res, net::redirect_error(use_awaitable, ec));
+        if (ec) markGone();
+    }
+
+    awaitable<void> beginSse() override {
+        started_ = true;
+        sse_ = true;
+        http::response<http::empty_body> res{http::status::ok, version_};
+        res.set(http::field::server, opts_.serverName);
+        res.set(http::field::content_type, "text/event-stream");
+        res.set(http::field::cache_control, "no-cache");
+        res.set(http::field::connection, keepAlive_ ? "keep-alive" : "close");
+        res.chunked(true);
+        http::response_serializer<http::empty_body> sr{res};
+        beast::error_code ec;
+        co_await http::async_write_header(socket_, sr, net::redirect_error(use_awaitable, ec));
+        if (ec) {
+            markGone();
+            co_return;
+        }
+        startWatching();
+    }
+
+    void queueEvent(std::string_view json) override {
+        pending_.append("data: ");
+        pending_.append(json);
+        pending_.append("\n\n");
+    }
+
+    void queueComment(std::string_view text) override {
+        pending_.append(": ");
+        pending_.append(text);
+        pending_.append("\n\n");
+    }
+
+    std::size_t queued() const override { return pending_.size(); }
+
+    awaitable<bool> flush() override {
+        if (gone_) co_return false;
+        if (pending_.empty()) co_return true;
+        writing_.swap(pending_);
+        pending_.clear();
+        beast::error_code ec;
+        co_await net::async_write(socket_, http::make_chunk(net::buffer(writing_)),
+                                  net::redirect_error(use_awaitable, ec));
+        writing_.clear();
+        if (ec) {
+            markGone();
+            co_return false;
+        }
+        co_return true;
+    }
+
+    awaitable<void> endSse() override {
+        if (sseEnded_) co_return;
+        sseEnded_ = true;
+        co_await flush();
+        if (gone_) co_return;
+        beast::error_code ec;
+        co_await net::async_write(socket_, http::make_chunk_last(),
+                                  net::redirect_error(use_awaitable, ec));
+        if (ec) markGone();
+    }
+
+    bool clientGone() const override { return gone_; }
+    bool started() const override { return started_; }
+    void onClientGone(std::function<void()> cb) override {
+        onGone_ = std::move(cb);
+        if (gone_ && onGone_) std::exchange(onGone_, nullptr)();
+    }
+
+private:
+    void resetState(bool keepAlive, unsigned version) {
+        keepAlive_ = keepAlive;
+        version_ = version;
+        started_ = sse_ = sseEnded_ = false;
+        pending_.clear();
+        onGone_ = nullptr;
+    }
+
+    void markGone() {
+        if (gone_) return;
+        gone_ = true;
+        if (onGone_) std::exchange(onGone_, nullptr)();
+    }
+
+    // While a stream is open, read from the socket so a disconnect is noticed even when no
+    // output is being written. Bytes that arrive (a pipelined request) stay in buffer_.
+    void startWatching() {
+        watching_ = true;
+        watchDone_.expires_at(net::steady_timer::time_point::max());
+        net::co_spawn(
+            socket_.get_executor(),
+            [self = this->shared_from_this()]() -> awaitable<void> {
+                for (;;) {
+                    beast::error_code ec;
+                    if (self->buffer_.size() > 64 * 1024) break;  // keep what is there, stop
+                    auto n = co_await self->socket_.async_read_some(
+                        self->buffer_.prepare(4096), net::redirect_error(use_awaitable, ec));
+                    self->buffer_.commit(n);
+                    if (ec == net::error::operation_aborted && !self->watching_) break;
+                    if (ec) {
+                        self->markGone();
+                        break;
+                    }
+                }
+                self->watchRunning_ = false;
+                self->watchDone_.cancel();
+            },
+            net::detached);
+        watchRunning_ = true;
+    }
+
+    awaitable<void> stopWatching() {
+        if (!watchRunning_) co_return;
+        watching_ = false;
+        beast::error_code ec;
+        socket_.cancel(ec);
+        while (watchRunning_) {
+            co_await watchDone_.async_wait(net::redirect_error(use_awaitable, ec));
+        }
+    }
+
+    Socket socket_;
+    std::shared_ptr<const Handler> handler_;
+    ServerOptions opts_;
+    beast::flat_buffer buffer_;
+    net::steady_timer watchDone_;
+    std::string pending_, writing_;
+    std::function<void()> onGone_;
+    unsigned version_ = 11;
+    bool keepAlive_ = true, started_ = false, sse_ = false, sseEnded_ = false, gone_ = false;
+    bool watching_ = false, watchRunning_ = false;
+};
+
+}  // namespace
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+    Impl(net::io_context& io, Handler h, ServerOptions o)
+        : io(io), handler(std::make_shared<const Handler>(std::move(h))), opts(std::move(o)) {}
+    net::io_context& io;
+    std::shared_ptr<const Handler> handler;
+    ServerOptions opts;
+    std::optional<tcp::acceptor> tcpAcceptor;
+    std::optional<unix_sock::acceptor> unixAcceptor;
+    std::string unixPath;
+    std::uint16_t port = 0;
+
+    template <class Acceptor, class Socket>
+    awaitable<void> acceptLoop(Acceptor& acceptor) {
+        auto self = shared_from_this();
+        for (;;) {
+            beast::error_code ec;
+            Socket sock(io);
+            co_await acceptor.async_accept(sock, net::redirect_error(use_awaitable, ec));
+            if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+            if (ec) continue;  // e.g. EMFILE: keep serving the open connections
+            if constexpr (std::is_same_v<Socket, tcp::socket>) sock.set_option(tcp::no_delay(true), ec);
+            auto conn = std::make_shared<Connection<Socket>>(std::move(sock), handler, opts);
+            net::co_spawn(io, [conn]() -> awaitable<void> { co_await conn->run(); }, net::detached);
+        }
+    }
+};
+
+Server::Server(net::io_context& io, Handler handler, ServerOptions options)
+    : impl_(std::make_shared<Impl>(io, std::move(handler), std::move(options))) {}
+
+Server::~Server() { stop(); }
+
+void Server::listen(const std::string& spec) {
+    if (spec.rfind("unix:", 0) == 0) {
+        std::string path = spec.substr(5);
+        if (path.empty()) throw std::runtime_error("--listen unix: needs a socket path");
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+        impl_->unixAcceptor.emplace(impl_->io);
+        auto& a = *impl_->unixAcceptor;
+        a.open();
+        a.bind(unix_sock::endpoint(path));
+        a.listen(net::socket_base::max_listen_connections);
+        impl_->unixPath = path;
+        net::co_spawn(impl_->io, impl_->acceptLoop<unix_sock::acceptor, unix_sock::socket>(a),
+                      net::detached);
+        return;
+    }
+    auto colon = spec.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("--listen expects HOST:PORT or unix:PATH, got '" + spec + "'");
+    std::string host = spec.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    int port = 0;
+    try {
+        port = std::stoi(spec.substr(colon + 1));
+    } catch (...) {
+        throw std::runtime_error("invalid port in '" + spec + "'");
+    }
+    if (port < 0 || port > 65535) throw std::runtime_error("invalid port in '" + spec + "'");
+    tcp::resolver resolver(impl_->io);
+    auto results = resolver.resolve(host, std::to_string(port));
+    if (results.empty()) throw std::runtime_error("cannot resolve '" + host + "'");
+    tcp::endpoint ep = results.begin()->endpoint();
+    impl_->tcpAcceptor.emplace(impl_->io);
+    auto& a = *impl_->tcpAcceptor;
+    a.open(ep.protocol());
+    a.set_option(net::socket_base::reuse_address(true));
+    a.bind(ep);
+    a.listen(net::socket_base::max_listen_connections);
+    impl_->port = a.local_endpoint().port();
+    net::co_spawn(impl_->io, impl_->acceptLoop<tcp::acceptor, tcp::socket>(a), net::detached);
+}
+
+std::uint16_t Server::port() const { return impl_->port; }
+
+void Server::stop() {
+    beast::error_code ec;
+    if (impl_->tcpAcceptor && impl_->tcpAcceptor->is_open()) impl_->tcpAcceptor->close(ec);
+    if (impl_->unixAcceptor && impl_->unixAcceptor->is_open()) {
+        impl_->unixAcceptor->close(ec);
+        if (!impl_->unixPath.empty()) ::unlink(impl_->unixPath.c_str());
+    }
+}
+
+}  // namespace sandbox::server

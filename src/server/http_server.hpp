@@ -1,0 +1,101 @@
+#pragma once
+// A small asynchronous HTTP/1.1 server on Boost.Beast (C++20 coroutines), shared by
+// sandbox-agent and sandboxd. Listens on TCP (HOST:PORT) or a unix socket (unix:PATH); keeps
+// connections alive; streams Server-Sent Events with chunked encoding.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sandbox::server {
+
+namespace net = boost::asio;
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+/// A parsed request. Header names are lower-case.
+struct Request {
+    std::string method;
+    std::string target;  ///< as received, with the query string
+    std::string path;    ///< target without the query string (not percent-decoded)
+    std::string query;   ///< after '?', without it
+    Headers headers;
+    std::string body;
+
+    /// First header with this (lower-case) name.
+    std::optional<std::string_view> header(std::string_view name) const;
+    /// First query parameter with this name, percent-decoded.
+    std::optional<std::string> queryParam(std::string_view name) const;
+};
+
+/// Percent-decoding of a URL component ('+' is kept as is). Returns nullopt on a bad escape.
+std::optional<std::string> percentDecode(std::string_view s);
+
+/// How a handler answers. Exactly one of: send()/sendJson(), or beginSse() ... endSse().
+class Responder {
+public:
+    virtual ~Responder() = default;
+
+    /// A complete response with a body.
+    virtual net::awaitable<void> send(int status, std::string_view contentType, std::string&& body,
+                                      const Headers& extra = {}) = 0;
+    net::awaitable<void> sendJson(int status, const nlohmann::json& body);
+
+    /// Starts a 200 text/event-stream response (chunked, no-cache).
+    virtual net::awaitable<void> beginSse() = 0;
+    /// Queues one event `data: <json>\n\n` (json must be a single line).
+    virtual void queueEvent(std::string_view json) = 0;
+    /// Queues a comment line (keep-alive).
+    virtual void queueComment(std::string_view text) = 0;
+    /// Bytes queued and not yet written.
+    virtual std::size_t queued() const = 0;
+    /// Writes what is queued. Returns false when the client is gone.
+    virtual net::awaitable<bool> flush() = 0;
+    /// Flushes and terminates the stream.
+    virtual net::awaitable<void> endSse() = 0;
+
+    /// True once the peer closed its side or a write failed.
+    virtual bool clientGone() const = 0;
+    /// Registers what to do when the peer goes away during a stream (watched from beginSse()
+    /// until endSse(); also called when a write fails). Used to stop work nobody reads.
+    virtual void onClientGone(std::function<void()> callback) = 0;
+    /// Whether a response has been started (so an error can no longer be sent as JSON).
+    virtual bool started() const = 0;
+};
+
+using Handler = std::function<net::awaitable<void>(Request&, Responder&)>;
+
+struct ServerOptions {
+    std::size_t maxBodyBytes = 128ull * 1024 * 1024;
+    std::string serverName = "sandbox";
+};
+
+/// The listening server. Handlers run on the io_context given at construction.
+class Server {
+public:
+    Server(net::io_context& io, Handler handler, ServerOptions options = {});
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    /// Binds and starts accepting: "HOST:PORT" (PORT may be 0 for an ephemeral port) or
+    /// "unix:PATH" (an existing socket file is replaced). Throws std::runtime_error.
+    void listen(const std::string& spec);
+    /// The bound TCP port (0 for unix sockets).
+    std::uint16_t port() const;
+    /// Stops accepting (open connections finish their current request).
+    void stop();
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sandbox::server
