@@ -28,7 +28,8 @@ std::string newProcessId() {
 }
 
 std::string newSessionId() {
-    return "session_" + std::to_string(core::epochMillisNow()) + "_" + randomChars("0123456789abcdef", 12);
+    return "session_" + std::to_string(core::epochMillisNow()) + "_" +
+           randomChars("0123456789abcdef", 12);
 }
 
 void BoundedLog::append(std::string_view s, std::size_t limit) {
@@ -62,7 +63,9 @@ void ProcessRecord::finish(std::optional<int> code) {
 
 Agent::Agent(net::any_io_executor ex, AgentConfig cfg) : ex_(ex), cfg_(std::move(cfg)) {}
 
-Agent::~Agent() { shutdown(); }
+Agent::~Agent() {
+    shutdown();
+}
 
 std::shared_ptr<Session> Agent::createSession(const core::wire::SessionCreateRequest& req) {
     std::string id = req.id.value_or(newSessionId());
@@ -71,7 +74,8 @@ std::shared_ptr<Session> Agent::createSession(const core::wire::SessionCreateReq
             const char* placement = std::getenv("CLOUDFLARE_PLACEMENT_ID");
             throw core::ApiError("SESSION_ALREADY_EXISTS", "Session '" + id + "' already exists",
                                  {{"sessionId", id},
-                                  {"containerPlacementId", placement ? nlohmann::json(placement) : nlohmann::json(nullptr)}});
+                                  {"containerPlacementId", placement ? nlohmann::json(placement)
+                                                                     : nlohmann::json(nullptr)}});
         }
         evictIfDead(id);
     }
@@ -83,7 +87,8 @@ std::shared_ptr<Session> Agent::createSession(const core::wire::SessionCreateReq
     return s;
 }
 
-std::shared_ptr<Session> Agent::session(const std::string& id, const std::optional<std::string>& cwdHint,
+std::shared_ptr<Session> Agent::session(const std::string& id,
+                                        const std::optional<std::string>& cwdHint,
                                         std::optional<std::int64_t> timeoutHint) {
     if (auto it = sessions_.find(id); it != sessions_.end()) {
         if (it->second->alive()) return it->second;
@@ -96,7 +101,9 @@ std::shared_ptr<Session> Agent::session(const std::string& id, const std::option
     return createSession(req);
 }
 
-std::vector<std::string> Agent::sessionIds() const { return sessionOrder_; }
+std::vector<std::string> Agent::sessionIds() const {
+    return sessionOrder_;
+}
 
 void Agent::evictIfDead(const std::string& id) {
     auto it = sessions_.find(id);
@@ -109,7 +116,8 @@ void Agent::evictIfDead(const std::string& id) {
 awaitable<void> Agent::deleteSession(const std::string& id) {
     auto it = sessions_.find(id);
     if (it == sessions_.end())
-        throw core::ApiError("SESSION_NOT_FOUND", "Session '" + id + "' not found", {{"sessionId", id}})
+        throw core::ApiError("SESSION_NOT_FOUND", "Session '" + id + "' not found",
+                             {{"sessionId", id}})
             .withStatus(404);
     auto s = it->second;
     sessions_.erase(it);
@@ -141,7 +149,8 @@ std::shared_ptr<ProcessRecord> Agent::process(const std::string& id) const {
 
 std::vector<std::shared_ptr<ProcessRecord>> Agent::processes() const {
     std::vector<std::shared_ptr<ProcessRecord>> running, done;
-    for (const auto& [id, rec] : processes_) (rec->status == "running" ? running : done).push_back(rec);
+    for (const auto& [id, rec] : processes_)
+        (rec->status == "running" ? running : done).push_back(rec);
     auto byStart = [](const auto& a, const auto& b) { return a->startTime < b->startTime; };
     std::sort(running.begin(), running.end(), byStart);
     std::sort(done.begin(), done.end(), byStart);
@@ -155,9 +164,9 @@ void Agent::pump(std::shared_ptr<ProcessRecord> rec) {
         [this, rec]() -> awaitable<void> {
             OutputChunk chunk_;
             for (;;) {
-            bool more = co_await rec->run->next(chunk_);
-            if (!more) break;
-            OutputChunk* chunk = &chunk_;
+                bool more = co_await rec->run->next(chunk_);
+                if (!more) break;
+                OutputChunk* chunk = &chunk_;
                 if (chunk->kind == OutputChunk::Stdout)
                     rec->out.append(chunk->data);
                 else if (chunk->kind == OutputChunk::Stderr)

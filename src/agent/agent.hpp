@@ -53,12 +53,12 @@ struct ProcessRecord {
 /// A command to run, with the execution mode resolved.
 struct ExecTarget {
     bool sessionless = false;
-    std::string sessionId;        ///< effective id (kNoSession when sessionless)
-    bool implicitDefault = false; ///< no id was given and "default" was used
+    std::string sessionId;         ///< effective id (kNoSession when sessionless)
+    bool implicitDefault = false;  ///< no id was given and "default" was used
 };
 
 class Agent {
-public:
+  public:
     Agent(net::any_io_executor ex, AgentConfig cfg);
     ~Agent();
 
@@ -69,7 +69,8 @@ public:
     /// Explicit creation; throws ApiError SESSION_ALREADY_EXISTS for a live id.
     std::shared_ptr<Session> createSession(const core::wire::SessionCreateRequest& req);
     /// The live session with this id, creating it (cwd hint, timeout hint) when absent or dead.
-    std::shared_ptr<Session> session(const std::string& id, const std::optional<std::string>& cwdHint = {},
+    std::shared_ptr<Session> session(const std::string& id,
+                                     const std::optional<std::string>& cwdHint = {},
                                      std::optional<std::int64_t> timeoutHint = {});
     std::vector<std::string> sessionIds() const;
     /// Deletes after in-flight work on it; throws ApiError (404 SESSION_NOT_FOUND-like) if unknown.
@@ -92,7 +93,7 @@ public:
     /// Kills every session and process (shutdown).
     void shutdown();
 
-private:
+  private:
     net::any_io_executor ex_;
     AgentConfig cfg_;
     std::map<std::string, std::shared_ptr<Session>> sessions_;

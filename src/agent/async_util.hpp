@@ -14,7 +14,7 @@ using net::use_awaitable;
 
 /// A one-shot event: wait() suspends until set() (or a deadline).
 class Event {
-public:
+  public:
     explicit Event(net::any_io_executor ex) : timer_(ex, net::steady_timer::time_point::max()) {}
     void set() {
         set_ = true;
@@ -39,14 +39,14 @@ public:
         co_return true;
     }
 
-private:
+  private:
     net::steady_timer timer_;
     bool set_ = false;
 };
 
 /// A fair asynchronous mutex.
 class AsyncMutex {
-public:
+  public:
     explicit AsyncMutex(net::any_io_executor ex) : ex_(ex) {}
     awaitable<void> lock() {
         if (!locked_) {
@@ -68,7 +68,7 @@ public:
     }
     bool locked() const noexcept { return locked_; }
 
-private:
+  private:
     net::any_io_executor ex_;
     std::deque<std::shared_ptr<Event>> waiters_;
     bool locked_ = false;
@@ -76,7 +76,7 @@ private:
 
 /// RAII ownership of an AsyncMutex acquired with `co_await LockGuard::acquire(m)`.
 class LockGuard {
-public:
+  public:
     static awaitable<LockGuard> acquire(AsyncMutex& m) {
         co_await m.lock();
         co_return LockGuard(&m);
@@ -90,7 +90,7 @@ public:
         if (m_) std::exchange(m_, nullptr)->unlock();
     }
 
-private:
+  private:
     explicit LockGuard(AsyncMutex* m) : m_(m) {}
     AsyncMutex* m_;
 };

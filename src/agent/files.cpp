@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <algorithm>
 #include <mutex>
 
 #include "core/base64.hpp"
@@ -26,29 +26,43 @@ namespace {
 
 std::string codeForErrno(int err) {
     switch (err) {
-        case ENOENT: return "FILE_NOT_FOUND";
+        case ENOENT:
+            return "FILE_NOT_FOUND";
         case EACCES:
-        case EPERM: return "PERMISSION_DENIED";
-        case EISDIR: return "IS_DIRECTORY";
-        case ENOTDIR: return "NOT_DIRECTORY";
+        case EPERM:
+            return "PERMISSION_DENIED";
+        case EISDIR:
+            return "IS_DIRECTORY";
+        case ENOTDIR:
+            return "NOT_DIRECTORY";
         case ENOSPC:
-        case EDQUOT: return "NO_SPACE";
-        case EROFS: return "READ_ONLY";
-        case ENAMETOOLONG: return "NAME_TOO_LONG";
+        case EDQUOT:
+            return "NO_SPACE";
+        case EROFS:
+            return "READ_ONLY";
+        case ENAMETOOLONG:
+            return "NAME_TOO_LONG";
         case EEXIST:
-        case ENOTEMPTY: return "FILE_EXISTS";
-        case EBUSY: return "RESOURCE_BUSY";
+        case ENOTEMPTY:
+            return "FILE_EXISTS";
+        case EBUSY:
+            return "RESOURCE_BUSY";
         case EMFILE:
-        case ENFILE: return "TOO_MANY_FILES";
+        case ENFILE:
+            return "TOO_MANY_FILES";
         case ELOOP:
-        case EMLINK: return "TOO_MANY_LINKS";
-        default: return "FILESYSTEM_ERROR";
+        case EMLINK:
+            return "TOO_MANY_LINKS";
+        default:
+            return "FILESYSTEM_ERROR";
     }
 }
 
-[[noreturn]] void fail(int err, const std::string& what, const std::string& path, const std::string& op) {
+[[noreturn]] void fail(int err, const std::string& what, const std::string& path,
+                       const std::string& op) {
     std::string code = codeForErrno(err);
-    std::string msg = code == "FILE_NOT_FOUND" ? "File not found: " + path : what + ": " + std::strerror(err);
+    std::string msg =
+        code == "FILE_NOT_FOUND" ? "File not found: " + path : what + ": " + std::strerror(err);
     throw ApiError(code, msg, {{"path", path}, {"operation", op}, {"stderr", std::strerror(err)}});
 }
 
@@ -88,8 +102,9 @@ std::string findTime(const struct timespec& ts) {
     std::tm tm{};
     localtime_r(&ts.tv_sec, &tm);
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ld0", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(ts.tv_nsec));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ld0", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<long>(ts.tv_nsec));
     return buf;
 }
 
@@ -118,15 +133,19 @@ core::wire::ReadResponse read(const std::string& path, const std::string& displa
     ::fstat(fd, &st);
     if (S_ISDIR(st.st_mode)) {
         ::close(fd);
-        throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}, {"operation", "file.read"}});
+        throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath,
+                       {{"path", displayPath}, {"operation", "file.read"}});
     }
     if (static_cast<std::uint64_t>(st.st_size) > core::wire::kMaxReadSize) {
         ::close(fd);
-        throw ApiError("FILE_TOO_LARGE",
-                       "File too large: " + displayPath + " is " + std::to_string(st.st_size) +
-                           " bytes; the limit is 33554432 bytes (use readFileStream for larger files)",
-                       {{"path", displayPath}, {"operation", "file.read"}, {"actualSize", st.st_size},
-                        {"maxSize", core::wire::kMaxReadSize}});
+        throw ApiError(
+            "FILE_TOO_LARGE",
+            "File too large: " + displayPath + " is " + std::to_string(st.st_size) +
+                " bytes; the limit is 33554432 bytes (use readFileStream for larger files)",
+            {{"path", displayPath},
+             {"operation", "file.read"},
+             {"actualSize", st.st_size},
+             {"maxSize", core::wire::kMaxReadSize}});
     }
     std::string bytes;
     bytes.resize(static_cast<size_t>(st.st_size));
@@ -165,7 +184,8 @@ ReadStream::ReadStream(const std::string& path, const std::string& displayPath) 
     if (fd_ < 0) fail(errno, "Cannot read " + displayPath, displayPath, "file.read");
     struct stat st {};
     ::fstat(fd_, &st);
-    if (S_ISDIR(st.st_mode)) throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}});
+    if (S_ISDIR(st.st_mode))
+        throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}});
     size_ = static_cast<std::uint64_t>(st.st_size);
     mime_ = detectMimeType(path);
     binary_ = !core::isTextMimeType(mime_);
@@ -221,7 +241,8 @@ bool ReadStream::next(std::string& encoded) {
 void write(const std::string& path, const std::string& displayPath, std::string_view bytes) {
     auto slash = path.rfind('/');
     if (slash != std::string::npos && slash > 0)
-        if (int e = mkdirs(path.substr(0, slash))) fail(e, "Cannot create parent directory of " + displayPath, displayPath, "file.write");
+        if (int e = mkdirs(path.substr(0, slash)))
+            fail(e, "Cannot create parent directory of " + displayPath, displayPath, "file.write");
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) fail(errno, "Cannot write " + displayPath, displayPath, "file.write");
     size_t off = 0;
@@ -242,29 +263,35 @@ void remove(const std::string& path, const std::string& displayPath) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
         if (errno == ENOENT)
-            throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}, {"operation", "file.delete"}});
+            throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath,
+                           {{"path", displayPath}, {"operation", "file.delete"}});
         fail(errno, "Cannot delete " + displayPath, displayPath, "file.delete");
     }
     if (S_ISDIR(st.st_mode))
         throw ApiError("IS_DIRECTORY",
-                       "Cannot delete directory with deleteFile() at '" + displayPath + "'. Use exec('rm -rf <path>') instead.",
+                       "Cannot delete directory with deleteFile() at '" + displayPath +
+                           "'. Use exec('rm -rf <path>') instead.",
                        {{"path", displayPath}, {"operation", "file.delete"}});
-    if (::unlink(path.c_str()) != 0) fail(errno, "Cannot delete " + displayPath, displayPath, "file.delete");
+    if (::unlink(path.c_str()) != 0)
+        fail(errno, "Cannot delete " + displayPath, displayPath, "file.delete");
 }
 
-void move(const std::string& from, const std::string& to, const std::string& displayFrom, const std::string& operation) {
+void move(const std::string& from, const std::string& to, const std::string& displayFrom,
+          const std::string& operation) {
     struct stat st {};
     if (::lstat(from.c_str(), &st) != 0)
-        throw ApiError("FILE_NOT_FOUND", "Source file not found: " + displayFrom, {{"path", displayFrom}, {"operation", operation}});
+        throw ApiError("FILE_NOT_FOUND", "Source file not found: " + displayFrom,
+                       {{"path", displayFrom}, {"operation", operation}});
     std::string dest = to;
     struct stat dt {};
     if (::stat(to.c_str(), &dt) == 0 && S_ISDIR(dt.st_mode)) dest = to + "/" + baseName(from);
     if (::rename(from.c_str(), dest.c_str()) != 0) {
         int e = errno;
         std::string kind = operation == "file.move" ? "Move" : "Rename";
-        throw ApiError(codeForErrno(e) == "FILESYSTEM_ERROR" ? "FILESYSTEM_ERROR" : codeForErrno(e),
-                       kind + " operation failed: " + std::strerror(e),
-                       {{"path", displayFrom}, {"operation", operation}, {"stderr", std::strerror(e)}});
+        throw ApiError(
+            codeForErrno(e) == "FILESYSTEM_ERROR" ? "FILESYSTEM_ERROR" : codeForErrno(e),
+            kind + " operation failed: " + std::strerror(e),
+            {{"path", displayFrom}, {"operation", operation}, {"stderr", std::strerror(e)}});
     }
 }
 
@@ -275,24 +302,32 @@ void mkdir(const std::string& path, const std::string& displayPath, bool recursi
     else if (::mkdir(path.c_str(), 0777) != 0)
         e = errno;
     if (e) {
-        std::string err = std::string("mkdir: cannot create directory '") + displayPath + "': " + std::strerror(e);
+        std::string err = std::string("mkdir: cannot create directory '") + displayPath +
+                          "': " + std::strerror(e);
         std::string code = codeForErrno(e);
-        throw ApiError(code, code == "FILE_EXISTS" ? "Directory already exists: " + displayPath : err,
-                       {{"path", displayPath}, {"operation", "file.mkdir"},
-                        {"options", {{"recursive", recursive}}}, {"stderr", err}});
+        throw ApiError(code,
+                       code == "FILE_EXISTS" ? "Directory already exists: " + displayPath : err,
+                       {{"path", displayPath},
+                        {"operation", "file.mkdir"},
+                        {"options", {{"recursive", recursive}}},
+                        {"stderr", err}});
     }
 }
 
-std::vector<core::wire::FileInfo> list(const std::string& path, const std::string& displayPath, bool recursive,
-                                       bool includeHidden) {
+std::vector<core::wire::FileInfo> list(const std::string& path, const std::string& displayPath,
+                                       bool recursive, bool includeHidden) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
-        throw ApiError("FILE_NOT_FOUND", "Directory not found: " + displayPath, {{"path", displayPath}, {"operation", "file.list"}});
+        throw ApiError("FILE_NOT_FOUND", "Directory not found: " + displayPath,
+                       {{"path", displayPath}, {"operation", "file.list"}});
     if (!S_ISDIR(st.st_mode))
-        throw ApiError("NOT_DIRECTORY", "Path is not a directory: " + displayPath, {{"path", displayPath}, {"operation", "file.list"}});
+        throw ApiError("NOT_DIRECTORY", "Path is not a directory: " + displayPath,
+                       {{"path", displayPath}, {"operation", "file.list"}});
     std::vector<core::wire::FileInfo> out;
-    std::string root = path.size() > 1 && path.back() == '/' ? path.substr(0, path.size() - 1) : path;
-    std::function<void(const std::string&, const std::string&)> walk = [&](const std::string& dir, const std::string& rel) {
+    std::string root =
+        path.size() > 1 && path.back() == '/' ? path.substr(0, path.size() - 1) : path;
+    std::function<void(const std::string&, const std::string&)> walk = [&](const std::string& dir,
+                                                                           const std::string& rel) {
         DIR* d = ::opendir(dir.c_str());
         if (!d) return;
         std::vector<std::string> names;
@@ -312,7 +347,10 @@ std::vector<core::wire::FileInfo> list(const std::string& path, const std::strin
             fi.name = n;
             fi.absolutePath = full;
             fi.relativePath = rel.empty() ? n : rel + "/" + n;
-            fi.type = S_ISREG(s.st_mode) ? "file" : S_ISDIR(s.st_mode) ? "directory" : S_ISLNK(s.st_mode) ? "symlink" : "other";
+            fi.type = S_ISREG(s.st_mode)   ? "file"
+                      : S_ISDIR(s.st_mode) ? "directory"
+                      : S_ISLNK(s.st_mode) ? "symlink"
+                                           : "other";
             fi.size = static_cast<std::uint64_t>(s.st_size);
             fi.modifiedAt = findTime(s.st_mtim);
             fi.mode = modeString(s.st_mode);

@@ -20,7 +20,7 @@ core::wire::ReadResponse read(const std::string& path, const std::string& displa
 
 /// POST /api/read/stream: opens and classifies; then chunks are pulled with next().
 class ReadStream {
-public:
+  public:
     ReadStream(const std::string& path, const std::string& displayPath);  // throws ApiError
     ~ReadStream();
     const std::string& mimeType() const { return mime_; }
@@ -30,7 +30,7 @@ public:
     bool next(std::string& encoded);
     std::uint64_t bytesRead() const { return bytesRead_; }
 
-private:
+  private:
     int fd_ = -1;
     std::string mime_;
     bool binary_ = false;

@@ -38,10 +38,14 @@ int main(int argc, char** argv) {
             }
             return argv[++i];
         };
-        if (a == "--listen") listen = value("--listen");
-        else if (a.rfind("--listen=", 0) == 0) listen = a.substr(9);
-        else if (a == "--workspace") workspace = value("--workspace");
-        else if (a.rfind("--workspace=", 0) == 0) workspace = a.substr(12);
+        if (a == "--listen")
+            listen = value("--listen");
+        else if (a.rfind("--listen=", 0) == 0)
+            listen = a.substr(9);
+        else if (a == "--workspace")
+            workspace = value("--workspace");
+        else if (a.rfind("--workspace=", 0) == 0)
+            workspace = a.substr(12);
         else if (a == "-h" || a == "--help") {
             usage(std::cout);
             return 0;
@@ -68,7 +72,8 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context io(1);
     sandbox::agent::Agent agent(io.get_executor(), cfg);
-    sandbox::server::Server server(io, sandbox::agent::makeRouter(agent), {.serverName = "sandbox-agent"});
+    sandbox::server::Server server(io, sandbox::agent::makeRouter(agent),
+                                   {.serverName = "sandbox-agent"});
     try {
         server.listen(listen);
     } catch (const std::exception& e) {

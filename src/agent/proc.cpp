@@ -26,7 +26,8 @@ void Fd::reset() noexcept {
 
 Pipe Pipe::make(bool nonBlockingRead) {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe2");
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        throw std::system_error(errno, std::generic_category(), "pipe2");
     Pipe p{Fd(fds[0]), Fd(fds[1])};
     if (nonBlockingRead) ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
     return p;
@@ -172,7 +173,8 @@ bool isAlive(pid_t pid) {
     std::string line;
     std::getline(f, line);
     auto rp = line.rfind(')');
-    return rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] != 'Z' && line[rp + 2] != 'X';
+    return rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] != 'Z' &&
+           line[rp + 2] != 'X';
 }
 
 std::pair<bool, std::size_t> drainFd(int fd, std::string& out, std::size_t limit) {
@@ -181,7 +183,8 @@ std::pair<bool, std::size_t> drainFd(int fd, std::string& out, std::size_t limit
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n > 0) {
-            std::size_t keep = out.size() < limit ? std::min<std::size_t>(n, limit - out.size()) : 0;
+            std::size_t keep =
+                out.size() < limit ? std::min<std::size_t>(n, limit - out.size()) : 0;
             out.append(buf, keep);
             dropped += static_cast<std::size_t>(n) - keep;
             continue;

@@ -12,7 +12,7 @@ namespace sandbox::agent {
 
 /// An owned file descriptor.
 class Fd {
-public:
+  public:
     Fd() = default;
     explicit Fd(int fd) : fd_(fd) {}
     Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
@@ -29,7 +29,7 @@ public:
     explicit operator bool() const noexcept { return fd_ >= 0; }
     void reset() noexcept;
 
-private:
+  private:
     int fd_ = -1;
 };
 

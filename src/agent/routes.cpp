@@ -34,7 +34,8 @@ std::string trim(std::string_view s) {
 
 // The context session id (§2.2): Authorization: Bearer, X-Session-Id, ?session=, ?sessionId=.
 std::optional<std::string> contextSessionId(const Request& req) {
-    if (auto auth = req.header("authorization"); auth && auth->rfind("Bearer ", 0) == 0 && auth->size() > 7)
+    if (auto auth = req.header("authorization");
+        auth && auth->rfind("Bearer ", 0) == 0 && auth->size() > 7)
         return std::string(auth->substr(7));
     if (auto h = req.header("x-session-id"); h && !h->empty()) return std::string(*h);
     if (auto q = req.queryParam("session"); q && !q->empty()) return q;
@@ -43,12 +44,13 @@ std::optional<std::string> contextSessionId(const Request& req) {
 }
 
 // Resolves which session (or none) a request runs in.
-ExecTarget resolveTarget(const std::optional<std::string>& bodyId, const std::optional<std::string>& ctxId) {
+ExecTarget resolveTarget(const std::optional<std::string>& bodyId,
+                         const std::optional<std::string>& ctxId) {
     ExecTarget t;
     std::optional<std::string> id = bodyId && !bodyId->empty() ? bodyId : ctxId;
     if (id && trim(*id).empty())
-        throw core::validationError("sessionId must not be empty or whitespace", "sessionId", "INVALID_SESSION_ID",
-                                    "must not be empty or whitespace");
+        throw core::validationError("sessionId must not be empty or whitespace", "sessionId",
+                                    "INVALID_SESSION_ID", "must not be empty or whitespace");
     if (!id) {
         t.sessionId = std::string(wire::kDefaultSession);
         t.implicitDefault = true;
@@ -61,32 +63,40 @@ ExecTarget resolveTarget(const std::optional<std::string>& bodyId, const std::op
 
 void checkPath(const std::string& path) {
     if (auto problems = core::pathProblems(path); !problems.empty())
-        throw ApiError("VALIDATION_FAILED", "Invalid path format for '" + path + "': " + problems,
-                       {{"validationErrors", json::array({{{"field", "path"}, {"message", problems}, {"code", "INVALID_PATH"}}})}});
+        throw ApiError(
+            "VALIDATION_FAILED", "Invalid path format for '" + path + "': " + problems,
+            {{"validationErrors",
+              json::array(
+                  {{{"field", "path"}, {"message", problems}, {"code", "INVALID_PATH"}}})}});
 }
 
 void checkCommand(const std::string& command) {
     if (command.find('\0') != std::string::npos)
-        throw core::validationError("Invalid command: contains null bytes", "command", "INVALID_COMMAND", "contains null bytes");
+        throw core::validationError("Invalid command: contains null bytes", "command",
+                                    "INVALID_COMMAND", "contains null bytes");
 }
 
 void checkEnv(const wire::EnvMap& env) {
     for (const auto& [k, v] : env)
         if (!core::isValidEnvName(k))
-            throw core::validationError("Invalid environment variable name: " + k, "env", "INVALID_ENV_NAME",
-                                        "invalid variable name '" + k + "'");
+            throw core::validationError("Invalid environment variable name: " + k, "env",
+                                        "INVALID_ENV_NAME", "invalid variable name '" + k + "'");
 }
 
 // Absolute path for a file route: relative paths against the session's current directory.
-std::string resolveFilePath(Agent& agent, const std::string& path, const std::optional<std::string>& sessionId) {
+std::string resolveFilePath(Agent& agent, const std::string& path,
+                            const std::optional<std::string>& sessionId) {
     if (!path.empty() && path[0] == '/') return core::resolvePath("/", path);
     std::string base = agent.config().workspace;
-    std::string sid = sessionId && !sessionId->empty() ? *sessionId : std::string(wire::kDefaultSession);
+    std::string sid =
+        sessionId && !sessionId->empty() ? *sessionId : std::string(wire::kDefaultSession);
     if (sid != wire::kNoSession) base = agent.session(sid)->currentDir();
     return core::resolvePath(base, path);
 }
 
-CommandSpec specFrom(const wire::ExecuteRequest& r) { return CommandSpec{r.command, r.env, r.cwd}; }
+CommandSpec specFrom(const wire::ExecuteRequest& r) {
+    return CommandSpec{r.command, r.env, r.cwd};
+}
 
 bool isDir(const std::string& p) {
     struct stat st {};
@@ -94,11 +104,16 @@ bool isDir(const std::string& p) {
 }
 
 // Throws the 410 for a session whose shell is gone.
-[[noreturn]] void throwSessionGone(Agent& agent, const std::string& sid, const ForegroundResult& r) {
+[[noreturn]] void throwSessionGone(Agent& agent, const std::string& sid,
+                                   const ForegroundResult& r) {
     agent.evictIfDead(sid);
     if (r.outcome == ForegroundResult::Outcome::Destroyed)
-        throw ApiError("SESSION_DESTROYED", "Session '" + sid + "' was destroyed while the command ran", {{"sessionId", sid}});
-    throw ApiError("SESSION_TERMINATED", "Session '" + sid + "' terminated: the shell exited with code " + std::to_string(r.exitCode),
+        throw ApiError("SESSION_DESTROYED",
+                       "Session '" + sid + "' was destroyed while the command ran",
+                       {{"sessionId", sid}});
+    throw ApiError("SESSION_TERMINATED",
+                   "Session '" + sid + "' terminated: the shell exited with code " +
+                       std::to_string(r.exitCode),
                    {{"sessionId", sid}, {"exitCode", r.exitCode}});
 }
 
@@ -106,12 +121,14 @@ bool isDir(const std::string& p) {
 
 awaitable<void> sessionCreate(Agent& agent, Request& req, Responder& res) {
     json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) body = json::object();  // as the reference: defaults
+    if (body.is_discarded() || !body.is_object())
+        body = json::object();  // as the reference: defaults
     auto r = wire::SessionCreateRequest::fromJson(body);
     auto s = agent.createSession(r);
     const char* placement = std::getenv("CLOUDFLARE_PLACEMENT_ID");
-    json reply = wire::success({{"data", {{"id", s->id()}}},
-                                              {"containerPlacementId", placement ? json(placement) : json(nullptr)}});
+    json reply =
+        wire::success({{"data", {{"id", s->id()}}},
+                       {"containerPlacementId", placement ? json(placement) : json(nullptr)}});
     co_await res.sendJson(200, reply);
 }
 
@@ -129,19 +146,24 @@ awaitable<void> sessionDelete(Agent& agent, Request& req, Responder& res) {
 
 // ---- exec ----------------------------------------------------------------------------------
 
-awaitable<void> startBackground(Agent& agent, const wire::ExecuteRequest& r, const ExecTarget& t, Responder& res,
-                                const std::optional<std::string>& processId = {}) {
+awaitable<void> startBackground(Agent& agent, const wire::ExecuteRequest& r, const ExecTarget& t,
+                                Responder& res, const std::optional<std::string>& processId = {}) {
     std::shared_ptr<RunningCommand> run;
     if (t.sessionless) {
         if (r.cwd && !isDir(*r.cwd))
-            throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'", {{"command", r.command}});
+            throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'",
+                           {{"command", r.command}});
         run = agent.spawnSessionless(specFrom(r));
-        if (r.timeoutMs && *r.timeoutMs > 0) run->setTimeout(std::chrono::milliseconds(*r.timeoutMs), agent.config().killGrace);
+        if (r.timeoutMs && *r.timeoutMs > 0)
+            run->setTimeout(std::chrono::milliseconds(*r.timeoutMs), agent.config().killGrace);
     } else {
         auto s = agent.session(t.sessionId, r.cwd);
         auto guard = co_await LockGuard::acquire(s->mutex());
         run = co_await s->startBackground(specFrom(r));
-        if (!run) throw ApiError("STREAM_START_ERROR", "Failed to start command in session '" + t.sessionId + "'", {{"command", r.command}});
+        if (!run)
+            throw ApiError("STREAM_START_ERROR",
+                           "Failed to start command in session '" + t.sessionId + "'",
+                           {{"command", r.command}});
     }
     auto rec = agent.addProcess(r.command, t.sessionId, run, processId);
     agent.pump(rec);
@@ -156,7 +178,8 @@ awaitable<void> execute(Agent& agent, Request& req, Responder& res) {
     auto t = resolveTarget(r.sessionId, contextSessionId(req));
     if (r.background) {
         if (trim(r.command).empty())
-            throw ApiError("INVALID_COMMAND", "Invalid command: empty command provided", {{"command", r.command}});
+            throw ApiError("INVALID_COMMAND", "Invalid command: empty command provided",
+                           {{"command", r.command}});
         co_await startBackground(agent, r, t, res);
         co_return;
     }
@@ -171,16 +194,20 @@ awaitable<void> execute(Agent& agent, Request& req, Responder& res) {
             se = "Failed to change directory to '" + *r.cwd + "'";
         } else {
             auto run = agent.spawnSessionless(specFrom(r));
-            if (r.timeoutMs && *r.timeoutMs > 0) run->setTimeout(std::chrono::milliseconds(*r.timeoutMs), agent.config().killGrace);
+            if (r.timeoutMs && *r.timeoutMs > 0)
+                run->setTimeout(std::chrono::milliseconds(*r.timeoutMs), agent.config().killGrace);
             std::optional<int> exit;
             OutputChunk c_;
             for (;;) {
-            bool more = co_await run->next(c_);
-            if (!more) break;
-            OutputChunk* c = &c_;
-                if (c->kind == OutputChunk::Stdout && so.size() < kMaxForegroundOutput) so += c->data;
-                else if (c->kind == OutputChunk::Stderr && se.size() < kMaxForegroundOutput) se += c->data;
-                else if (c->kind == OutputChunk::Exit) exit = c->exitCode;
+                bool more = co_await run->next(c_);
+                if (!more) break;
+                OutputChunk* c = &c_;
+                if (c->kind == OutputChunk::Stdout && so.size() < kMaxForegroundOutput)
+                    so += c->data;
+                else if (c->kind == OutputChunk::Stderr && se.size() < kMaxForegroundOutput)
+                    se += c->data;
+                else if (c->kind == OutputChunk::Exit)
+                    exit = c->exitCode;
             }
             code = exit.value_or(1);
             if (run->timedOut()) {
@@ -196,17 +223,20 @@ awaitable<void> execute(Agent& agent, Request& req, Responder& res) {
         auto s = agent.session(t.sessionId, r.cwd, r.timeoutMs);
         auto guard = co_await LockGuard::acquire(s->mutex());
         std::optional<std::chrono::milliseconds> timeout;
-        if (auto ms = r.timeoutMs ? r.timeoutMs : s->commandTimeoutMs(); ms && *ms > 0) timeout = std::chrono::milliseconds(*ms);
+        if (auto ms = r.timeoutMs ? r.timeoutMs : s->commandTimeoutMs(); ms && *ms > 0)
+            timeout = std::chrono::milliseconds(*ms);
         auto fr = co_await s->exec(specFrom(r), timeout);
         if (fr.outcome == ForegroundResult::Outcome::TimedOut) {
             guard.release();
             agent.evictIfDead(t.sessionId);
             std::string msg = "Command timeout after " + std::to_string(timeout->count()) + "ms";
             throw ApiError("COMMAND_EXECUTION_ERROR",
-                           "Failed to execute command '" + r.command + "' in session '" + t.sessionId + "': " + msg,
+                           "Failed to execute command '" + r.command + "' in session '" +
+                               t.sessionId + "': " + msg,
                            {{"command", r.command}, {"stderr", msg}});
         }
-        if (fr.outcome != ForegroundResult::Outcome::Exited) throwSessionGone(agent, t.sessionId, fr);
+        if (fr.outcome != ForegroundResult::Outcome::Exited)
+            throwSessionGone(agent, t.sessionId, fr);
         out.exitCode = fr.exitCode;
         out.stdoutText = core::normalizeSessionOutput(fr.stdoutRaw);
         out.stderrText = core::normalizeSessionOutput(fr.stderrRaw);
@@ -247,7 +277,9 @@ struct LineSplitter {
 
 awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
     auto r = wire::ExecuteRequest::fromJson(core::parseJsonObject(req.body));
-    if (trim(r.command).empty()) throw ApiError("INVALID_COMMAND", "Invalid command: empty command provided", {{"command", r.command}});
+    if (trim(r.command).empty())
+        throw ApiError("INVALID_COMMAND", "Invalid command: empty command provided",
+                       {{"command", r.command}});
     checkCommand(r.command);
     checkEnv(r.env);
     auto t = resolveTarget(r.sessionId, contextSessionId(req));
@@ -256,15 +288,19 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
     std::optional<LockGuard> guard;
     if (t.sessionless) {
         if (r.cwd && !isDir(*r.cwd))
-            throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'", {{"command", r.command}});
+            throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'",
+                           {{"command", r.command}});
         run = agent.spawnSessionless(specFrom(r));
     } else {
         auto s = agent.session(t.sessionId, r.cwd);
-        guard.emplace(co_await LockGuard::acquire(s->mutex()));  // a foreground stream holds the session
+        guard.emplace(
+            co_await LockGuard::acquire(s->mutex()));  // a foreground stream holds the session
         run = co_await s->startBackground(specFrom(r));
         if (!run) {
             agent.evictIfDead(t.sessionId);
-            throw ApiError("STREAM_START_ERROR", "Failed to start command in session '" + t.sessionId + "'", {{"command", r.command}});
+            throw ApiError("STREAM_START_ERROR",
+                           "Failed to start command in session '" + t.sessionId + "'",
+                           {{"command", r.command}});
         }
     }
     auto rec = agent.addProcess(r.command, t.sessionId, run);
@@ -281,10 +317,10 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
         res.queueEvent(wire::exec_event::output(which == 0 ? "stdout" : "stderr", data, ts));
     };
     OutputChunk c_;
-            for (;;) {
-            bool more = co_await run->next(c_);
-            if (!more) break;
-            OutputChunk* c = &c_;
+    for (;;) {
+        bool more = co_await run->next(c_);
+        if (!more) break;
+        OutputChunk* c = &c_;
         ts = core::isoTimestampNow();
         if (c->kind == OutputChunk::Exit) {
             for (int i = 0; i < 2; ++i) {
@@ -304,12 +340,16 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
             if (!text.empty()) emit(i, text);
         } else {
             lines[i].feed(c->data, [&](std::string_view l) {
-                if (core::isValidUtf8(l)) emit(i, l);
-                else emit(i, core::sanitizeUtf8(l));
+                if (core::isValidUtf8(l))
+                    emit(i, l);
+                else
+                    emit(i, core::sanitizeUtf8(l));
             });
         }
-        if (res.queued() >= 32 * 1024) co_await res.flush();
-        else if (!res.clientGone()) co_await res.flush();
+        if (res.queued() >= 32 * 1024)
+            co_await res.flush();
+        else if (!res.clientGone())
+            co_await res.flush();
     }
     co_await res.endSse();
 }
@@ -341,7 +381,8 @@ awaitable<void> fileReadStream(Agent& agent, Request& req, Responder& res) {
         co_await res.endSse();
         co_return;
     }
-    res.queueEvent(wire::read_event::metadata(stream->mimeType(), stream->size(), stream->isBinary()));
+    res.queueEvent(
+        wire::read_event::metadata(stream->mimeType(), stream->size(), stream->isBinary()));
     std::string chunk;
     while (stream->next(chunk)) {
         res.queueEvent(wire::read_event::chunk(chunk));
@@ -357,11 +398,15 @@ awaitable<void> fileWrite(Agent& agent, Request& req, Responder& res) {
     std::string decoded;
     if (r.isBase64()) {
         if (!core::isBase64Charset(r.content) || !core::base64Decode(r.content, decoded))
-            throw ApiError("VALIDATION_FAILED", "Invalid base64 content for '" + r.path + "'",
-                           {{"validationErrors", json::array({{{"field", "content"}, {"message", "Invalid base64 characters"}, {"code", "INVALID_BASE64"}}})}});
+            throw ApiError(
+                "VALIDATION_FAILED", "Invalid base64 content for '" + r.path + "'",
+                {{"validationErrors", json::array({{{"field", "content"},
+                                                    {"message", "Invalid base64 characters"},
+                                                    {"code", "INVALID_BASE64"}}})}});
     }
     auto abs = resolveFilePath(agent, r.path, r.sessionId);
-    files::write(abs, r.path, r.isBase64() ? std::string_view(decoded) : std::string_view(r.content));
+    files::write(abs, r.path,
+                 r.isBase64() ? std::string_view(decoded) : std::string_view(r.content));
     json reply = wire::success({{"path", r.path}});
     co_await res.sendJson(200, reply);
 }
@@ -376,10 +421,12 @@ awaitable<void> fileDelete(Agent& agent, Request& req, Responder& res) {
 
 awaitable<void> fileMove(Agent& agent, Request& req, Responder& res, bool isRename) {
     json body = core::parseJsonObject(req.body);
-    auto r = isRename ? wire::MoveRequest::fromRenameJson(body) : wire::MoveRequest::fromMoveJson(body);
+    auto r =
+        isRename ? wire::MoveRequest::fromRenameJson(body) : wire::MoveRequest::fromMoveJson(body);
     checkPath(r.from);
     checkPath(r.to);
-    files::move(resolveFilePath(agent, r.from, r.sessionId), resolveFilePath(agent, r.to, r.sessionId), r.from,
+    files::move(resolveFilePath(agent, r.from, r.sessionId),
+                resolveFilePath(agent, r.to, r.sessionId), r.from,
                 isRename ? "file.rename" : "file.move");
     json reply = wire::success({{"path", r.from}, {"newPath", r.to}});
     co_await res.sendJson(200, reply);
@@ -396,7 +443,8 @@ awaitable<void> fileMkdir(Agent& agent, Request& req, Responder& res) {
 awaitable<void> fileList(Agent& agent, Request& req, Responder& res) {
     auto r = wire::ListFilesRequest::fromJson(core::parseJsonObject(req.body));
     checkPath(r.path);
-    auto entries = files::list(resolveFilePath(agent, r.path, r.sessionId), r.path, r.recursive, r.includeHidden);
+    auto entries = files::list(resolveFilePath(agent, r.path, r.sessionId), r.path, r.recursive,
+                               r.includeHidden);
     json arr = json::array();
     for (const auto& e : entries) arr.push_back(e.toJson());
     auto n = arr.size();
@@ -429,10 +477,10 @@ awaitable<void> version(Agent& agent, Request&, Responder& res) {
 }
 
 awaitable<void> commands(Agent&, Request&, Responder& res) {
-    static const std::vector<std::string> kCommands = {"exec", "execStream", "readFile", "readFileStream",
-                                                       "writeFile", "deleteFile", "renameFile", "moveFile",
-                                                       "mkdir", "listFiles", "exists", "createSession",
-                                                       "deleteSession", "listSessions", "ping", "getVersion"};
+    static const std::vector<std::string> kCommands = {
+        "exec",          "execStream",   "readFile", "readFileStream", "writeFile", "deleteFile",
+        "renameFile",    "moveFile",     "mkdir",    "listFiles",      "exists",    "createSession",
+        "deleteSession", "listSessions", "ping",     "getVersion"};
     json reply = wire::success({{"availableCommands", kCommands}, {"count", kCommands.size()}});
     co_await res.sendJson(200, reply);
 }
@@ -443,7 +491,9 @@ struct RouteTable {
 
 RouteTable buildRoutes() {
     RouteTable t;
-    auto add = [&](const char* method, const char* path, Route r) { t.exact[std::string(method) + " " + path] = std::move(r); };
+    auto add = [&](const char* method, const char* path, Route r) {
+        t.exact[std::string(method) + " " + path] = std::move(r);
+    };
     add("GET", "/", root);
     add("GET", "/api/ping", ping);
     add("GET", "/api/version", version);
@@ -457,17 +507,21 @@ RouteTable buildRoutes() {
     add("POST", "/api/read/stream", fileReadStream);
     add("POST", "/api/write", fileWrite);
     add("POST", "/api/delete", fileDelete);
-    add("POST", "/api/rename", [](Agent& a, Request& q, Responder& s) { return fileMove(a, q, s, true); });
-    add("POST", "/api/move", [](Agent& a, Request& q, Responder& s) { return fileMove(a, q, s, false); });
+    add("POST", "/api/rename",
+        [](Agent& a, Request& q, Responder& s) { return fileMove(a, q, s, true); });
+    add("POST", "/api/move",
+        [](Agent& a, Request& q, Responder& s) { return fileMove(a, q, s, false); });
     add("POST", "/api/mkdir", fileMkdir);
     add("POST", "/api/list-files", fileList);
     add("POST", "/api/exists", fileExists);
     return t;
 }
 
-const server::Headers kCors = {{"Access-Control-Allow-Origin", "*"},
-                       {"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"},
-                       {"Access-Control-Allow-Headers", "Content-Type, Authorization, X-Session-Id, X-Sandbox-Id, X-Trace-Id"}};
+const server::Headers kCors = {
+    {"Access-Control-Allow-Origin", "*"},
+    {"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"},
+    {"Access-Control-Allow-Headers",
+     "Content-Type, Authorization, X-Session-Id, X-Sandbox-Id, X-Trace-Id"}};
 
 }  // namespace
 
@@ -481,7 +535,8 @@ server::Handler makeRouter(Agent& agent) {
                 co_await res.send(204, "text/plain", "", kCors);
                 co_return;
             }
-            error = ApiError("UNKNOWN_ERROR", "The requested endpoint was not found").withStatus(404);
+            error =
+                ApiError("UNKNOWN_ERROR", "The requested endpoint was not found").withStatus(404);
         } else {
             try {
                 co_await it->second(agent, req, res);

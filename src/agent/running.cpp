@@ -27,9 +27,16 @@ RunningCommand::~RunningCommand() {
 
 void RunningCommand::start() {
     auto self = shared_from_this();
-    net::co_spawn(ex_, [self]() -> awaitable<void> { co_await self->readLoop(self->out_, OutputChunk::Stdout); }, net::detached);
-    net::co_spawn(ex_, [self]() -> awaitable<void> { co_await self->readLoop(self->err_, OutputChunk::Stderr); }, net::detached);
-    net::co_spawn(ex_, [self]() -> awaitable<void> { co_await self->exitLoop(); }, net::detached);
+    net::co_spawn(
+        ex_,
+        [self]() -> awaitable<void> { co_await self->readLoop(self->out_, OutputChunk::Stdout); },
+        net::detached);
+    net::co_spawn(
+        ex_,
+        [self]() -> awaitable<void> { co_await self->readLoop(self->err_, OutputChunk::Stderr); },
+        net::detached);
+    net::co_spawn(
+        ex_, [self]() -> awaitable<void> { co_await self->exitLoop(); }, net::detached);
 }
 
 awaitable<void> RunningCommand::deliver(OutputChunk&& chunk) {
@@ -137,7 +144,8 @@ void RunningCommand::kill(std::chrono::milliseconds grace) {
     });
 }
 
-void RunningCommand::setTimeout(std::chrono::milliseconds timeout, std::chrono::milliseconds grace) {
+void RunningCommand::setTimeout(std::chrono::milliseconds timeout,
+                                std::chrono::milliseconds grace) {
     timeoutTimer_.expires_after(timeout);
     timeoutTimer_.async_wait([self = shared_from_this(), grace](boost::system::error_code ec) {
         if (ec || self->exited_) return;

@@ -16,12 +16,12 @@ namespace sandbox::agent {
 /// One item of a running command's output, in arrival order. The last item is Exit.
 struct OutputChunk {
     enum Kind { Stdout, Stderr, Exit } kind = Stdout;
-    std::string data;                 ///< raw bytes (Stdout/Stderr)
-    std::optional<int> exitCode;      ///< Exit: the exit code; nullopt when it is unknown
+    std::string data;             ///< raw bytes (Stdout/Stderr)
+    std::optional<int> exitCode;  ///< Exit: the exit code; nullopt when it is unknown
 };
 
 class RunningCommand : public std::enable_shared_from_this<RunningCommand> {
-public:
+  public:
     /// How the end of the command is learned.
     enum class ExitSource { StatusPipe, PidFd };
 
@@ -45,7 +45,7 @@ public:
     pid_t pid() const noexcept { return pid_; }
     bool finished() const noexcept { return finished_; }
 
-private:
+  private:
     awaitable<void> readLoop(net::posix::stream_descriptor& d, OutputChunk::Kind kind);
     awaitable<void> exitLoop();
     awaitable<void> deliver(OutputChunk&& chunk);

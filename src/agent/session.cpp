@@ -27,7 +27,9 @@ net::posix::stream_descriptor adopt(net::any_io_executor ex, Fd fd) {
     return net::posix::stream_descriptor(ex, fd.release());
 }
 
-std::string procFd(int fd) { return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd); }
+std::string procFd(int fd) {
+    return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
+}
 
 }  // namespace
 
@@ -63,12 +65,9 @@ std::shared_ptr<Session> Session::spawn(net::any_io_executor ex, Options opts) {
     so.argv = {"/bin/bash", "--norc", "--noprofile"};
     so.env = environWith(overrides);
     so.cwd = s->opts_.cwd;
-    so.fds = {{0, in.read.get()},
-              {1, devnull.get()},
-              {2, devnull.get()},
-              {kControlFd, control.write.get()},
-              {kOutFd, out.write.get()},
-              {kErrFd, err.write.get()}};
+    so.fds = {{0, in.read.get()},        {1, devnull.get()},
+              {2, devnull.get()},        {kControlFd, control.write.get()},
+              {kOutFd, out.write.get()}, {kErrFd, err.write.get()}};
     so.newProcessGroup = true;
     s->pid_ = spawnProcess(so);
     s->pidfd_ = net::posix::stream_descriptor(ex, openPidFd(s->pid_).release());
@@ -77,10 +76,14 @@ std::shared_ptr<Session> Session::spawn(net::any_io_executor ex, Options opts) {
     s->out_ = adopt(ex, std::move(out.read));
     s->err_ = adopt(ex, std::move(err.read));
 
-    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->controlLoop(); }, net::detached);
-    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->out_, false); }, net::detached);
-    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->err_, true); }, net::detached);
-    net::co_spawn(ex, [s]() -> awaitable<void> { co_await s->deathLoop(); }, net::detached);
+    net::co_spawn(
+        ex, [s]() -> awaitable<void> { co_await s->controlLoop(); }, net::detached);
+    net::co_spawn(
+        ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->out_, false); }, net::detached);
+    net::co_spawn(
+        ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->err_, true); }, net::detached);
+    net::co_spawn(
+        ex, [s]() -> awaitable<void> { co_await s->deathLoop(); }, net::detached);
     return s;
 }
 
@@ -99,7 +102,8 @@ awaitable<void> Session::controlLoop() {
     char buf[256];
     for (;;) {
         boost::system::error_code ec;
-        std::size_t n = co_await control_.async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
+        std::size_t n = co_await control_.async_read_some(net::buffer(buf),
+                                                          net::redirect_error(use_awaitable, ec));
         if (ec) break;
         controlBuf_.append(buf, n);
         std::size_t nl;
@@ -110,8 +114,12 @@ awaitable<void> Session::controlLoop() {
             long value = std::strtol(line.c_str() + 2, nullptr, 10);
             if (line[0] == 'S') {
                 // All output the command wrote is in the pipes now: take it before completing.
-                if (captureOut_) droppedOut_ += drainFd(out_.native_handle(), *captureOut_, kMaxForegroundOutput).second;
-                if (captureErr_) droppedErr_ += drainFd(err_.native_handle(), *captureErr_, kMaxForegroundOutput).second;
+                if (captureOut_)
+                    droppedOut_ +=
+                        drainFd(out_.native_handle(), *captureOut_, kMaxForegroundOutput).second;
+                if (captureErr_)
+                    droppedErr_ +=
+                        drainFd(err_.native_handle(), *captureErr_, kMaxForegroundOutput).second;
                 pending_->status = static_cast<int>(value);
                 pending_->done.set();
             } else if (line[0] == 'B') {
@@ -126,11 +134,13 @@ awaitable<void> Session::outputLoop(net::posix::stream_descriptor& d, bool isStd
     for (;;) {
         std::string* target = isStderr ? captureErr_ : captureOut_;
         std::string scratch;
-        auto [eof, dropped] = drainFd(d.native_handle(), target ? *target : scratch, target ? kMaxForegroundOutput : 0);
+        auto [eof, dropped] = drainFd(d.native_handle(), target ? *target : scratch,
+                                      target ? kMaxForegroundOutput : 0);
         (isStderr ? droppedErr_ : droppedOut_) += target ? dropped : 0;
         if (eof) break;
         boost::system::error_code ec;
-        co_await d.async_wait(net::posix::descriptor_base::wait_read, net::redirect_error(use_awaitable, ec));
+        co_await d.async_wait(net::posix::descriptor_base::wait_read,
+                              net::redirect_error(use_awaitable, ec));
         if (ec && ec != net::error::operation_aborted) break;
         if (!alive_) break;
     }
@@ -139,7 +149,8 @@ awaitable<void> Session::outputLoop(net::posix::stream_descriptor& d, bool isStd
 awaitable<void> Session::deathLoop() {
     for (;;) {
         boost::system::error_code ec;
-        co_await pidfd_.async_wait(net::posix::descriptor_base::wait_read, net::redirect_error(use_awaitable, ec));
+        co_await pidfd_.async_wait(net::posix::descriptor_base::wait_read,
+                                   net::redirect_error(use_awaitable, ec));
         if (auto code = reapExitCode(pid_)) {
             onShellGone(*code);
             co_return;
@@ -172,10 +183,10 @@ std::string Session::envPrologue(const core::wire::EnvMap& env, std::string& epi
         if (!v) continue;
         std::string save = "__sb_o" + std::to_string(i), had = "__sb_h" + std::to_string(i);
         ++i;
-        pro += "if [[ -v " + k + " ]]; then " + save + "=\"$" + k + "\"; " + had + "=1; else " + had +
-               "=; fi; export " + k + "=" + core::shellQuote(*v) + "; ";
-        epilogue += "if [[ -n $" + had + " ]]; then export " + k + "=\"$" + save + "\"; else unset " + k +
-                    "; fi; unset " + save + " " + had + "; ";
+        pro += "if [[ -v " + k + " ]]; then " + save + "=\"$" + k + "\"; " + had + "=1; else " +
+               had + "=; fi; export " + k + "=" + core::shellQuote(*v) + "; ";
+        epilogue += "if [[ -n $" + had + " ]]; then export " + k + "=\"$" + save +
+                    "\"; else unset " + k + "; fi; unset " + save + " " + had + "; ";
     }
     return pro;
 }
@@ -184,7 +195,8 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
                                           std::optional<std::chrono::milliseconds> timeout) {
     ForegroundResult result;
     if (!alive_) {
-        result.outcome = destroyed_ ? ForegroundResult::Outcome::Destroyed : ForegroundResult::Outcome::ShellExited;
+        result.outcome = destroyed_ ? ForegroundResult::Outcome::Destroyed
+                                    : ForegroundResult::Outcome::ShellExited;
         result.exitCode = shellExit_.value_or(-1);
         co_return result;
     }
@@ -194,9 +206,10 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
                       kCloseOurs + "; __sb_s=$?; " + epilogue;
     if (spec.cwd) {
         std::string msg = "Failed to change directory to '" + *spec.cwd + "'";
-        line += "__sb_d=\"$PWD\"; if builtin cd -- " + core::shellQuote(*spec.cwd) + " 2>/dev/null; then " +
-                run + "builtin cd -- \"$__sb_d\" 2>/dev/null; else printf '%s\\n' " + core::shellQuote(msg) +
-                " >&62; __sb_s=1; fi; ";
+        line += "__sb_d=\"$PWD\"; if builtin cd -- " + core::shellQuote(*spec.cwd) +
+                " 2>/dev/null; then " + run +
+                "builtin cd -- \"$__sb_d\" 2>/dev/null; else printf '%s\\n' " +
+                core::shellQuote(msg) + " >&62; __sb_s=1; fi; ";
     } else {
         line += run;
     }
@@ -227,27 +240,35 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
             // loop), the shell has to go too.
             result.outcome = ForegroundResult::Outcome::TimedOut;
             signalTree(pid_, SIGTERM, false);
-            if (!co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(2))) {
+            if (!co_await pending->done.waitUntil(std::chrono::steady_clock::now() +
+                                                  std::chrono::seconds(2))) {
                 signalTree(pid_, SIGKILL, false);
-                if (!co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::milliseconds(500))) {
+                if (!co_await pending->done.waitUntil(std::chrono::steady_clock::now() +
+                                                      std::chrono::milliseconds(500))) {
                     signalTree(pid_, SIGKILL, true);
                     co_await pending->done.wait();
                 }
             }
         }
     } else {
-        co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        co_await pending->done.waitUntil(std::chrono::steady_clock::now() +
+                                         std::chrono::seconds(5));
     }
     if (result.outcome != ForegroundResult::Outcome::TimedOut) {
         if (pending->status) {
             result.exitCode = *pending->status;
         } else {
-            result.outcome = destroyed_ ? ForegroundResult::Outcome::Destroyed : ForegroundResult::Outcome::ShellExited;
+            result.outcome = destroyed_ ? ForegroundResult::Outcome::Destroyed
+                                        : ForegroundResult::Outcome::ShellExited;
             result.exitCode = shellExit_.value_or(-1);
         }
     }
-    if (droppedOut_) result.stdoutRaw += "\n[output truncated: " + std::to_string(droppedOut_) + " bytes dropped]\n";
-    if (droppedErr_) result.stderrRaw += "\n[output truncated: " + std::to_string(droppedErr_) + " bytes dropped]\n";
+    if (droppedOut_)
+        result.stdoutRaw +=
+            "\n[output truncated: " + std::to_string(droppedOut_) + " bytes dropped]\n";
+    if (droppedErr_)
+        result.stderrRaw +=
+            "\n[output truncated: " + std::to_string(droppedErr_) + " bytes dropped]\n";
     co_return result;
 }
 
@@ -257,13 +278,15 @@ awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const Comman
     std::string pre;
     if (spec.cwd) {
         std::string msg = "Failed to change directory to '" + *spec.cwd + "'";
-        pre += "builtin cd -- " + core::shellQuote(*spec.cwd) + " 2>/dev/null || { printf '%s\\n' " +
-               core::shellQuote(msg) + " >&2; printf '1\\n' >&63; exit 1; }; ";
+        pre += "builtin cd -- " + core::shellQuote(*spec.cwd) +
+               " 2>/dev/null || { printf '%s\\n' " + core::shellQuote(msg) +
+               " >&2; printf '1\\n' >&63; exit 1; }; ";
     }
     for (const auto& [k, v] : spec.env)
         if (v) pre += "export " + k + "=" + core::shellQuote(*v) + "; ";
     std::string line = "IFS= read -r -d '' __sb_c; { printf 'B %d\\n' \"$BASHPID\" >&60; exec" +
-                       std::string(kCloseOurs) + "; " + pre + "(eval \"$__sb_c\") 63>&-; printf '%d\\n' \"$?\" >&63; } </dev/null >" +
+                       std::string(kCloseOurs) + "; " + pre +
+                       "(eval \"$__sb_c\") 63>&-; printf '%d\\n' \"$?\" >&63; } </dev/null >" +
                        procFd(out.write.get()) + " 2>" + procFd(err.write.get()) + " 63>" +
                        procFd(status.write.get()) + " &\n";
     line += spec.command;
@@ -272,12 +295,15 @@ awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const Comman
     auto pending = std::make_shared<Pending>(ex_);
     pending_ = pending;
     bool written = co_await writeToShell(line);
-    if (written) co_await pending->done.waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    if (written)
+        co_await pending->done.waitUntil(std::chrono::steady_clock::now() +
+                                         std::chrono::seconds(10));
     pending_.reset();
     if (!pending->bgPid) co_return nullptr;
     // The subshell has opened its ends; ours close with the Pipe objects at scope exit.
-    auto rc = std::make_shared<RunningCommand>(ex_, *pending->bgPid, std::move(out.read), std::move(err.read),
-                                               std::move(status.read), RunningCommand::ExitSource::StatusPipe);
+    auto rc = std::make_shared<RunningCommand>(ex_, *pending->bgPid, std::move(out.read),
+                                               std::move(err.read), std::move(status.read),
+                                               RunningCommand::ExitSource::StatusPipe);
     rc->start();
     background_.push_back(rc);
     co_return rc;

@@ -38,7 +38,7 @@ struct ForegroundResult {
 inline constexpr std::size_t kMaxForegroundOutput = 64ull * 1024 * 1024;
 
 class Session : public std::enable_shared_from_this<Session> {
-public:
+  public:
     struct Options {
         std::string id;
         std::map<std::string, std::string> env;
@@ -69,7 +69,7 @@ public:
     /// Kills the shell, everything it started, and fails an in-flight command with Destroyed.
     void destroy();
 
-private:
+  private:
     explicit Session(net::any_io_executor ex, Options opts);
     awaitable<void> controlLoop();
     awaitable<void> outputLoop(net::posix::stream_descriptor& d, bool isStderr);
@@ -81,8 +81,8 @@ private:
     struct Pending {
         explicit Pending(net::any_io_executor ex) : done(ex) {}
         Event done;
-        std::optional<int> status;    // "S n"
-        std::optional<pid_t> bgPid;   // "B n"
+        std::optional<int> status;   // "S n"
+        std::optional<pid_t> bgPid;  // "B n"
     };
 
     net::any_io_executor ex_;

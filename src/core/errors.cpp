@@ -40,7 +40,9 @@ int httpStatusForCode(std::string_view code) noexcept {
     return row ? row->status : 500;
 }
 
-bool isRegistryCode(std::string_view code) noexcept { return findCode(code) != nullptr; }
+bool isRegistryCode(std::string_view code) noexcept {
+    return findCode(code) != nullptr;
+}
 
 std::string suggestionFor(std::string_view code, const nlohmann::json& context) {
     const CodeRow* row = findCode(code);

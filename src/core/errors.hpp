@@ -22,8 +22,9 @@ std::string suggestionFor(std::string_view code, const nlohmann::json& context);
 /// A failure on the container API: everything needed to render the standard envelope.
 /// Thrown by services, rendered by the HTTP layer.
 class ApiError : public std::runtime_error {
-public:
-    ApiError(std::string code, std::string message, nlohmann::json context = nlohmann::json::object(),
+  public:
+    ApiError(std::string code, std::string message,
+             nlohmann::json context = nlohmann::json::object(),
              std::optional<std::string> operation = std::nullopt);
 
     const std::string& code() const noexcept { return code_; }
@@ -40,7 +41,7 @@ public:
     /// The standard envelope {code,message,context,operation?,httpStatus,timestamp,suggestion?}.
     nlohmann::json envelope() const;
 
-private:
+  private:
     std::string code_;
     nlohmann::json context_;
     std::optional<std::string> operation_;

@@ -28,10 +28,13 @@ const nlohmann::json* Fields::get(std::string_view key) const {
     return &*it;
 }
 
-bool Fields::has(std::string_view key) const { return get(key) != nullptr; }
+bool Fields::has(std::string_view key) const {
+    return get(key) != nullptr;
+}
 
 void Fields::typeError(std::string_view key, std::string_view expected) const {
-    std::string msg = "Invalid request: '" + std::string(key) + "' must be " + std::string(expected);
+    std::string msg =
+        "Invalid request: '" + std::string(key) + "' must be " + std::string(expected);
     throw validationError(msg, key, "INVALID_TYPE", "must be " + std::string(expected));
 }
 
@@ -64,12 +67,14 @@ std::optional<std::int64_t> Fields::optInt(std::string_view key, std::int64_t mi
     if (!v) return std::nullopt;
     std::int64_t value = 0;
     if (v->is_number_integer()) {
-        if (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+        if (v->is_number_unsigned() &&
+            v->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
             typeError(key, "an integer in range");
         value = v->get<std::int64_t>();
     } else if (v->is_number_float()) {
         double d = v->get<double>();
-        if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 9.0e15) typeError(key, "an integer");
+        if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 9.0e15)
+            typeError(key, "an integer");
         value = static_cast<std::int64_t>(d);
     } else {
         typeError(key, "an integer");

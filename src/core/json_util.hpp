@@ -18,7 +18,7 @@ nlohmann::json parseJsonObject(std::string_view body, bool emptyIsObject = false
 
 /// Field accessors over a JSON object. `null` counts as absent everywhere.
 class Fields {
-public:
+  public:
     explicit Fields(const nlohmann::json& obj) : obj_(obj) {}
 
     std::optional<std::string> optString(std::string_view key) const;
@@ -33,7 +33,7 @@ public:
     const nlohmann::json* optObject(std::string_view key) const;
     bool has(std::string_view key) const;
 
-private:
+  private:
     const nlohmann::json* get(std::string_view key) const;
     [[noreturn]] void typeError(std::string_view key, std::string_view expected) const;
     const nlohmann::json& obj_;

@@ -133,10 +133,13 @@ static_assert(std::is_sorted(kByExtension.begin(), kByExtension.end(),
                              [](const auto& a, const auto& b) { return a.first < b.first; }));
 
 constexpr std::array<std::string_view, 19> kTextApplicationTypes{
-    "ecmascript", "javascript",         "json",       "json-seq",      "rtf",
-    "sql",        "toml",               "typescript", "x-empty",       "x-httpd-php",
-    "x-javascript", "x-sh",             "x-shellscript", "x-typescript", "x-yaml",
-    "xml",        "xml-dtd",            "xml-external-parsed-entity", "yaml"};
+    "ecmascript",    "javascript",   "json",
+    "json-seq",      "rtf",          "sql",
+    "toml",          "typescript",   "x-empty",
+    "x-httpd-php",   "x-javascript", "x-sh",
+    "x-shellscript", "x-typescript", "x-yaml",
+    "xml",           "xml-dtd",      "xml-external-parsed-entity",
+    "yaml"};
 
 }  // namespace
 
@@ -144,13 +147,13 @@ std::string mimeTypeForPath(std::string_view path) {
     auto slash = path.rfind('/');
     std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
     auto dot = base.rfind('.');
-    if (dot == std::string_view::npos || dot + 1 == base.size())
-        return "application/octet-stream";
+    if (dot == std::string_view::npos || dot + 1 == base.size()) return "application/octet-stream";
     std::string ext(base.substr(dot + 1));
     std::transform(ext.begin(), ext.end(), ext.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    auto it = std::lower_bound(kByExtension.begin(), kByExtension.end(), std::string_view(ext),
-                               [](const auto& row, std::string_view key) { return row.first < key; });
+    auto it =
+        std::lower_bound(kByExtension.begin(), kByExtension.end(), std::string_view(ext),
+                         [](const auto& row, std::string_view key) { return row.first < key; });
     if (it != kByExtension.end() && it->first == ext) return std::string(it->second);
     return "application/octet-stream";
 }

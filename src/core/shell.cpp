@@ -18,7 +18,9 @@ std::string shellQuote(std::string_view value) {
 
 bool isValidEnvName(std::string_view name) noexcept {
     if (name.empty()) return false;
-    auto alpha = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+    auto alpha = [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    };
     if (!alpha(name[0])) return false;
     for (char c : name.substr(1))
         if (!alpha(c) && !(c >= '0' && c <= '9')) return false;

@@ -22,7 +22,9 @@ std::string isoTimestamp(std::chrono::system_clock::time_point t) {
     return buf;
 }
 
-std::string isoTimestampNow() { return isoTimestamp(std::chrono::system_clock::now()); }
+std::string isoTimestampNow() {
+    return isoTimestamp(std::chrono::system_clock::now());
+}
 
 long long epochMillisNow() {
     using namespace std::chrono;

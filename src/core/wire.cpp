@@ -89,7 +89,9 @@ SessionDeleteRequest SessionDeleteRequest::fromJson(const json& j) {
     return {*id};
 }
 
-json SessionDeleteRequest::toJson() const { return {{"sessionId", sessionId}}; }
+json SessionDeleteRequest::toJson() const {
+    return {{"sessionId", sessionId}};
+}
 
 // ---- exec ---------------------------------------------------------------------------------
 
@@ -135,8 +137,8 @@ ExecuteResponse ExecuteResponse::fromJson(const json& j) {
 }
 
 json ExecuteResponse::toJson() const {
-    json j = {{"success", success},   {"exitCode", exitCode},   {"stdout", stdoutText},
-              {"stderr", stderrText}, {"command", command},     {"duration", duration},
+    json j = {{"success", success},    {"exitCode", exitCode}, {"stdout", stdoutText},
+              {"stderr", stderrText},  {"command", command},   {"duration", duration},
               {"timestamp", timestamp}};
     putOpt(j, "sessionId", sessionId);
     return j;
@@ -228,9 +230,9 @@ ReadResponse ReadResponse::fromJson(const json& j) {
 }
 
 json ReadResponse::toJson() const {
-    return {{"success", true},      {"path", path},         {"content", content},
+    return {{"success", true},        {"path", path},         {"content", content},
             {"timestamp", timestamp}, {"encoding", encoding}, {"isBinary", isBinary},
-            {"mimeType", mimeType}, {"size", size}};
+            {"mimeType", mimeType},   {"size", size}};
 }
 
 WriteRequest WriteRequest::fromJson(const json& j) {

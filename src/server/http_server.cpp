@@ -56,7 +56,8 @@ std::optional<std::string> Request::queryParam(std::string_view name) const {
         auto eq = kv.find('=');
         std::string_view k = kv.substr(0, eq);
         if (k == name) {
-            std::string_view v = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+            std::string_view v =
+                eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
             std::string plus(v);
             for (auto& c : plus)
                 if (c == '+') c = ' ';
@@ -77,9 +78,11 @@ namespace {
 
 template <class Socket>
 class Connection : public Responder, public std::enable_shared_from_this<Connection<Socket>> {
-public:
+  public:
     Connection(Socket socket, std::shared_ptr<const Handler> handler, const ServerOptions& opts)
-        : socket_(std::move(socket)), handler_(std::move(handler)), opts_(opts),
+        : socket_(std::move(socket)),
+          handler_(std::move(handler)),
+          opts_(opts),
           watchDone_(socket_.get_executor()) {}
 
     awaitable<void> run() {
@@ -112,7 +115,8 @@ public:
             if (qpos != std::string::npos) req.query = req.target.substr(qpos + 1);
             for (const auto& f : msg) {
                 std::string name(f.name_string());
-                for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                for (auto& c : name)
+                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
                 req.headers.emplace_back(std::move(name), std::string(f.value()));
             }
             req.body = std::move(msg.body());
@@ -226,7 +230,7 @@ public:
         if (gone_ && onGone_) std::exchange(onGone_, nullptr)();
     }
 
-private:
+  private:
     void resetState(bool keepAlive, unsigned version) {
         keepAlive_ = keepAlive;
         version_ = version;
@@ -312,9 +316,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
             co_await acceptor.async_accept(sock, net::redirect_error(use_awaitable, ec));
             if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
             if (ec) continue;  // e.g. EMFILE: keep serving the open connections
-            if constexpr (std::is_same_v<Socket, tcp::socket>) sock.set_option(tcp::no_delay(true), ec);
+            if constexpr (std::is_same_v<Socket, tcp::socket>)
+                sock.set_option(tcp::no_delay(true), ec);
             auto conn = std::make_shared<Connection<Socket>>(std::move(sock), handler, opts);
-            net::co_spawn(io, [conn]() -> awaitable<void> { co_await conn->run(); }, net::detached);
+            net::co_spawn(
+                io, [conn]() -> awaitable<void> { co_await conn->run(); }, net::detached);
         }
     }
 };
@@ -322,7 +328,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 Server::Server(net::io_context& io, Handler handler, ServerOptions options)
     : impl_(std::make_shared<Impl>(io, std::move(handler), std::move(options))) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+    stop();
+}
 
 void Server::listen(const std::string& spec) {
     if (spec.rfind("unix:", 0) == 0) {
@@ -341,9 +349,11 @@ void Server::listen(const std::string& spec) {
         return;
     }
     auto colon = spec.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("--listen expects HOST:PORT or unix:PATH, got '" + spec + "'");
+    if (colon == std::string::npos)
+        throw std::runtime_error("--listen expects HOST:PORT or unix:PATH, got '" + spec + "'");
     std::string host = spec.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
     int port = 0;
     try {
         port = std::stoi(spec.substr(colon + 1));
@@ -365,7 +375,9 @@ void Server::listen(const std::string& spec) {
     net::co_spawn(impl_->io, impl_->acceptLoop<tcp::acceptor, tcp::socket>(a), net::detached);
 }
 
-std::uint16_t Server::port() const { return impl_->port; }
+std::uint16_t Server::port() const {
+    return impl_->port;
+}
 
 void Server::stop() {
     beast::error_code ec;

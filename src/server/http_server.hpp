@@ -40,7 +40,7 @@ std::optional<std::string> percentDecode(std::string_view s);
 
 /// How a handler answers. Exactly one of: send()/sendJson(), or beginSse() ... endSse().
 class Responder {
-public:
+  public:
     virtual ~Responder() = default;
 
     /// A complete response with a body.
@@ -79,7 +79,7 @@ struct ServerOptions {
 
 /// The listening server. Handlers run on the io_context given at construction.
 class Server {
-public:
+  public:
     Server(net::io_context& io, Handler handler, ServerOptions options = {});
     ~Server();
     Server(const Server&) = delete;
@@ -93,7 +93,7 @@ public:
     /// Stops accepting (open connections finish their current request).
     void stop();
 
-private:
+  private:
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };

@@ -1,0 +1,62 @@
+#include <doctest/doctest.h>
+
+#include "core/errors.hpp"
+#include "core/wire.hpp"
+
+using namespace sandbox::core;
+using nlohmann::json;
+
+TEST_CASE("ExecuteRequest round trip and validation") {
+    wire::ExecuteRequest r;
+    r.command = "echo hi";
+    r.sessionId = "s1";
+    r.timeoutMs = 500;
+    r.env = {{"A", "1"}, {"B", std::nullopt}};
+    r.cwd = "/tmp";
+    auto back = wire::ExecuteRequest::fromJson(r.toJson());
+    CHECK(back.command == "echo hi");
+    CHECK(back.sessionId == "s1");
+    CHECK(back.timeoutMs == 500);
+    CHECK(back.env.at("A") == "1");
+    CHECK_FALSE(back.env.at("B"));
+    CHECK(back.cwd == "/tmp");
+    CHECK_THROWS_AS(wire::ExecuteRequest::fromJson(json::object()), ApiError);
+    CHECK_THROWS_AS(wire::ExecuteRequest::fromJson(json{{"command", "x"}, {"timeoutMs", -1}}),
+                    ApiError);
+    CHECK_THROWS_AS(wire::ExecuteRequest::fromJson(json{{"command", "x"}, {"background", "yes"}}),
+                    ApiError);
+}
+
+TEST_CASE("stream events are single-line JSON with the spec's fields") {
+    auto s = wire::exec_event::output("stdout", "a\n\"b\"", "T");
+    CHECK(s.find('\n') == std::string::npos);
+    auto j = json::parse(s);
+    CHECK(j["type"] == "stdout");
+    CHECK(j["data"] == "a\n\"b\"");
+    CHECK(j["timestamp"] == "T");
+    CHECK_FALSE(json::parse(wire::exec_event::complete(std::nullopt, "T")).contains("exitCode"));
+    CHECK(json::parse(wire::exec_event::complete(3, "T"))["exitCode"] == 3);
+    CHECK(json::parse(wire::read_event::metadata("image/png", 10, true))["encoding"] == "base64");
+    CHECK(json::parse(wire::read_event::complete(7))["bytesRead"] == 7);
+}
+
+TEST_CASE("file requests") {
+    auto m = wire::MoveRequest::fromMoveJson(json{{"sourcePath", "a"}, {"destinationPath", "b"}});
+    CHECK(m.from == "a");
+    CHECK(m.toMoveJson()["destinationPath"] == "b");
+    CHECK_THROWS_AS(wire::MoveRequest::fromRenameJson(json{{"oldPath", "a"}}), ApiError);
+    auto l =
+        wire::ListFilesRequest::fromJson(json{{"path", "/w"}, {"options", {{"recursive", true}}}});
+    CHECK(l.recursive);
+    CHECK_FALSE(l.includeHidden);
+    CHECK_THROWS_AS(wire::ListFilesRequest::fromJson(json{{"path", "/w"}, {"options", 3}}),
+                    ApiError);
+    auto rr = wire::ReadRequest::fromJson(json{{"path", "/x"}, {"encoding", "utf8"}});
+    CHECK(rr.encoding == wire::ReadEncoding::Utf8);
+    wire::FileInfo fi;
+    fi.name = "n";
+    fi.readable = true;
+    auto fj = fi.toJson();
+    CHECK(fj["permissions"]["readable"] == true);
+    CHECK(wire::FileInfo::fromJson(fj).readable);
+}

@@ -1,0 +1,104 @@
+#include "support/server_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace sandbox::testing {
+
+std::string binPath(const std::string& name) {
+    return std::string(SANDBOX_BIN_DIR) + "/" + name;
+}
+
+TempDir::TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/sandbox-test-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string> args,
+                             std::vector<std::string> extraEnv) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    args.insert(args.begin(), binary);
+    args.push_back("--listen");
+    args.push_back("127.0.0.1:0");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> envStore;
+    for (char** e = environ; *e; ++e) envStore.emplace_back(*e);
+    for (auto& e : extraEnv) envStore.push_back(e);
+    std::vector<char*> envp;
+    for (auto& e : envStore) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    int rc = posix_spawn(&pid_, binary.c_str(), &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fds[1]);
+    if (rc != 0) {
+        ::close(fds[0]);
+        throw std::runtime_error("cannot start " + binary);
+    }
+    std::string line;
+    char c;
+    while (::read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+    ::close(fds[0]);
+    auto pos = line.rfind("port ");
+    if (pos == std::string::npos) {
+        kill();
+        throw std::runtime_error(binary + " did not report its port: '" + line + "'");
+    }
+    port_ = std::atoi(line.c_str() + pos + 5);
+}
+
+void ServerProcess::kill() {
+    if (pid_ > 0) ::kill(pid_, SIGKILL);
+}
+
+ServerProcess::~ServerProcess() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    // Wait (bounded) for the exit through a pidfd, then force.
+    int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (pfd >= 0) {
+        pollfd p{pfd, POLLIN, 0};
+        ::poll(&p, 1, 10000);
+        ::close(pfd);
+    }
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+}
+
+client::HttpConnection ServerProcess::connect() const {
+    return client::HttpConnection(client::Endpoint::parse(url()));
+}
+
+AgentFixture::AgentFixture()
+    : server(binPath("sandbox-agent"), {"--workspace", dir.path()}), http(server.connect()) {}
+
+client::HttpResponse AgentFixture::post(const std::string& target, const std::string& body) {
+    return http.request("POST", target, body);
+}
+
+}  // namespace sandbox::testing
