@@ -33,17 +33,22 @@ std::string newSessionId() {
 }
 
 void BoundedLog::append(std::string_view s, std::size_t limit) {
-    if (s.size() >= limit) {
-        dropped += data.size() + s.size() - limit;
-        data.assign(s.substr(s.size() - limit));
-        return;
-    }
-    if (data.size() + s.size() > limit) {
-        std::size_t cut = data.size() + s.size() - limit;
+    data.append(s);
+    // Trim in amortised steps: let the buffer reach twice the limit, then keep the newest part.
+    if (data.size() > 2 * limit) {
+        std::size_t cut = data.size() - limit;
         data.erase(0, cut);
         dropped += cut;
     }
-    data.append(s);
+}
+
+std::string_view BoundedLog::view(std::size_t limit) const {
+    std::string_view v(data);
+    return v.size() > limit ? v.substr(v.size() - limit) : v;
+}
+
+std::size_t BoundedLog::droppedBytes(std::size_t limit) const {
+    return dropped + (data.size() > limit ? data.size() - limit : 0);
 }
 
 void ProcessRecord::finish(std::optional<int> code) {

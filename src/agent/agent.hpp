@@ -26,11 +26,15 @@ struct AgentConfig {
 /// Output kept per stream of a process record; older bytes are dropped first.
 inline constexpr std::size_t kProcessLogLimit = 1024 * 1024;
 
-/// A bounded log: keeps the last `limit` bytes and counts what was dropped.
+/// A bounded log: keeps (at least) the last `limit` bytes; view() returns exactly those.
 struct BoundedLog {
     std::string data;
     std::size_t dropped = 0;
     void append(std::string_view s, std::size_t limit = kProcessLogLimit);
+    /// The newest `limit` bytes.
+    std::string_view view(std::size_t limit = kProcessLogLimit) const;
+    /// Bytes no longer available through view().
+    std::size_t droppedBytes(std::size_t limit = kProcessLogLimit) const;
 };
 
 /// A background process or exec stream, as listed by the process API.

@@ -111,13 +111,15 @@ awaitable<void> RunningCommand::exitLoop() {
     killTimer_.cancel();
     OutputChunk last{OutputChunk::Exit, {}, code};
     co_await deliver(std::move(last));
-    channel_.close();
 }
 
 awaitable<bool> RunningCommand::next(OutputChunk& out) {
+    if (exitTaken_) co_return false;
     boost::system::error_code ec;
     out = co_await channel_.async_receive(net::redirect_error(use_awaitable, ec));
-    co_return !ec;
+    if (ec) co_return false;
+    if (out.kind == OutputChunk::Exit) exitTaken_ = true;
+    co_return true;
 }
 
 void RunningCommand::discard() {

@@ -1,0 +1,222 @@
+// sandbox-bench: the project's speed measurements. One JSON object per line:
+//   {"name": "...", "value": <number>, "unit": "..."}
+// Run from the build tree (it starts build/bin/sandbox-agent, found next to itself).
+// Usage: sandbox-bench [--quick] [--only NAME[,NAME...]]
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <set>
+#include <simdjson.h>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "client/http_client.hpp"
+#include "sandbox/sse.hpp"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+bool gQuick = false;
+std::set<std::string> gOnly;
+
+bool wanted(const std::string& name) { return gOnly.empty() || gOnly.count(name); }
+
+void emit(const std::string& name, double value, const std::string& unit) {
+    std::printf("{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}\n", name.c_str(), value, unit.c_str());
+    std::fflush(stdout);
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    size_t idx = static_cast<size_t>(p * (v.size() - 1) + 0.5);
+    return v[idx];
+}
+
+double usSince(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
+
+std::string selfDir() {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return ".";
+    return std::filesystem::path(std::string(buf, static_cast<size_t>(n))).parent_path();
+}
+
+// A sandbox-agent child on an ephemeral loopback port with a temp workspace.
+struct Agent {
+    pid_t pid = -1;
+    int port = 0;
+    std::string dir;
+    Agent() {
+        char tmpl[] = "/tmp/sandbox-bench-XXXXXX";
+        dir = ::mkdtemp(tmpl);
+        std::string bin = selfDir() + "/sandbox-agent";
+        int fds[2];
+        if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+        std::vector<std::string> args = {bin, "--listen", "127.0.0.1:0", "--workspace", dir};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+        posix_spawn_file_actions_addclose(&fa, fds[0]);
+        if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0)
+            throw std::runtime_error("cannot start " + bin);
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(fds[1]);
+        std::string line;
+        char c;
+        while (::read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+        ::close(fds[0]);
+        auto p = line.rfind("port ");
+        if (p == std::string::npos) throw std::runtime_error("agent did not start: " + line);
+        port = std::atoi(line.c_str() + p + 5);
+    }
+    ~Agent() {
+        ::kill(pid, SIGTERM);
+        int st;
+        ::waitpid(pid, &st, 0);
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    sandbox::client::HttpConnection connect() const {
+        return sandbox::client::HttpConnection(sandbox::client::Endpoint::parse("http://127.0.0.1:" + std::to_string(port)));
+    }
+};
+
+void benchSpawn() {
+    int n = gQuick ? 100 : 500;
+    std::vector<double> samples;
+    char arg0[] = "/bin/true";
+    char* argv[] = {arg0, nullptr};
+    for (int i = 0; i < n + 20; ++i) {
+        auto t = Clock::now();
+        pid_t pid;
+        posix_spawn(&pid, "/bin/true", nullptr, nullptr, argv, environ);
+        int st;
+        ::waitpid(pid, &st, 0);
+        if (i >= 20) samples.push_back(usSince(t));
+    }
+    emit("spawn_true_p50_us", percentile(samples, 0.5), "us");
+}
+
+void benchExec(Agent& agent, const std::string& name, const std::string& body) {
+    auto http = agent.connect();
+    int n = gQuick ? 200 : 1000;
+    std::vector<double> samples;
+    for (int i = 0; i < n + 50; ++i) {
+        auto t = Clock::now();
+        auto r = http.request("POST", "/api/execute", body);
+        double us = usSince(t);
+        if (r.status != 200 || r.body.find("\"exitCode\":0") == std::string::npos)
+            throw std::runtime_error(name + ": unexpected response " + r.body);
+        if (i >= 50) samples.push_back(us);
+    }
+    emit(name, percentile(samples, 0.5), "us");
+}
+
+void benchStream(Agent& agent) {
+    auto http = agent.connect();
+    // The producer is a file of 1000-character lines (made once, untimed) so that the number
+    // measures the agent and the client, not the speed of a base64 encoder on a shared core.
+    std::string mb = gQuick ? "64M" : "256M";
+    auto made = http.request("POST", "/api/execute",
+                             R"({"command":"head -c )" + mb + R"( /dev/zero | base64 -w 999 > stream.txt"})");
+    if (made.status != 200) throw std::runtime_error("cannot prepare stream input: " + made.body);
+    std::string body = R"({"command":"cat stream.txt"})";
+    sandbox::SseParser parser;
+    simdjson::ondemand::parser json;
+    std::size_t bytes = 0;
+    bool complete = false;
+    auto t = Clock::now();
+    auto onEvent = [&](sandbox::SseEvent&& ev) {
+        ev.data.reserve(ev.data.size() + simdjson::SIMDJSON_PADDING);
+        auto doc = json.iterate(ev.data.data(), ev.data.size(), ev.data.capacity());
+        std::string_view type = doc["type"].get_string().value();
+        if (type == "stdout") bytes += doc["data"].get_string().value().size();
+        else if (type == "complete") complete = true;
+    };
+    auto r = http.stream("POST", "/api/execute/stream", body, {}, [&](std::string_view chunk) {
+        parser.feed(chunk, onEvent);
+        return true;
+    });
+    if (auto last = parser.finish()) onEvent(std::move(*last));
+    double secs = std::chrono::duration<double>(Clock::now() - t).count();
+    if (r.status != 200 || !complete) throw std::runtime_error("stream did not complete");
+    emit("agent_stream_mb_s", bytes / 1e6 / secs, "MB/s");
+}
+
+void benchSseParse() {
+    std::string payload(900, 'x');
+    std::string one = "data: {\"type\":\"stdout\",\"data\":\"" + payload + "\",\"timestamp\":\"2026-11-22T03:35:05.187Z\"}\n\n";
+    std::string stream;
+    std::size_t target = gQuick ? (16u << 20) : (128u << 20);
+    while (stream.size() < target) stream += one;
+    std::size_t events = 0, data = 0;
+    double best = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+        sandbox::SseParser parser;
+        auto t = Clock::now();
+        for (std::size_t off = 0; off < stream.size(); off += 1024)
+            parser.feed(std::string_view(stream).substr(off, 1024), [&](const sandbox::SseEvent& ev) {
+                ++events;
+                data += ev.data.size();
+            });
+        double secs = std::chrono::duration<double>(Clock::now() - t).count();
+        best = std::max(best, stream.size() / 1e6 / secs);
+    }
+    if (events == 0 || data == 0) throw std::runtime_error("parser produced nothing");
+    emit("sse_parse_mb_s", best, "MB/s");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--quick") gQuick = true;
+        else if (a == "--only" && i + 1 < argc) {
+            std::stringstream ss(argv[++i]);
+            std::string item;
+            while (std::getline(ss, item, ',')) gOnly.insert(item);
+        } else if (a == "-h" || a == "--help") {
+            std::cout << "usage: sandbox-bench [--quick] [--only NAME[,NAME...]]\n"
+                         "Prints one JSON object per line: {\"name\", \"value\", \"unit\"}.\n";
+            return 0;
+        } else {
+            std::cerr << "sandbox-bench: unknown argument " << a << "\n";
+            return 2;
+        }
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+    try {
+        if (wanted("spawn_true_p50_us")) benchSpawn();
+        if (wanted("sse_parse_mb_s")) benchSseParse();
+        bool needAgent = wanted("agent_exec_true_p50_us") || wanted("agent_exec_sessionless_true_p50_us") ||
+                         wanted("agent_stream_mb_s");
+        if (needAgent) {
+            Agent agent;
+            if (wanted("agent_exec_true_p50_us")) benchExec(agent, "agent_exec_true_p50_us", R"({"command":"true"})");
+            if (wanted("agent_exec_sessionless_true_p50_us"))
+                benchExec(agent, "agent_exec_sessionless_true_p50_us", R"({"command":"true","sessionId":"__DISABLE_SESSION__"})");
+            if (wanted("agent_stream_mb_s")) benchStream(agent);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "sandbox-bench: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,748 @@
+#!/usr/bin/env node
+// Compatibility test: the published TypeScript SDK (@cloudflare/sandbox) talks
+// to our C++ sandbox-agent through the SDK's own route clients (SandboxClient
+// -> utils / commands / files), its own SSE parser (parseSSEStream) and its
+// own file-stream helpers (streamFile / collectFile). Every request body, every
+// response parse and every error mapping below is the SDK's code, not ours.
+//
+// Usage: node run.mjs /path/to/sandbox-agent
+// Output: one `ok - <name>` / `not ok - <name>: <reason>` line per check, then
+// `N passed, M failed`. Exit status 0 only when everything passed.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+// hard bound on the whole run (COMPAT_RUN_TIMEOUT_MS overrides, for testing the bound itself)
+const RUN_TIMEOUT_MS = Number(process.env.COMPAT_RUN_TIMEOUT_MS) || 60_000;
+const START_TIMEOUT_MS = 10_000; // agent must print its port within this
+const CHECK_TIMEOUT_MS = 15_000; // bound on a single check
+const MAX_READ_BYTES = 33_554_432; // 32 MiB, container read limit (spec §3.3)
+
+let agent = null; // ChildProcess
+let workspace = null; // temp dir
+let agentStderr = '';
+let passed = 0;
+let failed = 0;
+let finished = false;
+
+// ---------------------------------------------------------------------------
+// cleanup / bounding
+
+function killAgentSync() {
+  if (!agent || agent.exitCode !== null || agent.signalCode !== null) return;
+  const pid = agent.pid;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {}
+  // The agent runs in its own process group (detached), so the group kill
+  // also reaches session shells it may have left behind.
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {}
+}
+
+async function stopAgent() {
+  if (!agent) return;
+  const pid = agent.pid;
+  if (agent.exitCode === null && agent.signalCode === null) {
+    const exited = new Promise((resolve) => agent.once('exit', resolve));
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {}
+    const timer = new Promise((resolve) => setTimeout(resolve, 3000, 'timeout'));
+    if ((await Promise.race([exited, timer])) === 'timeout') {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+  }
+  // Anything left in the agent's process group (shells, background commands).
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {}
+}
+
+function removeWorkspace() {
+  if (!workspace) return;
+  try {
+    fs.rmSync(workspace, { recursive: true, force: true });
+  } catch {}
+  workspace = null;
+}
+
+async function finish(code) {
+  if (finished) return;
+  finished = true;
+  await stopAgent();
+  removeWorkspace();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(code);
+}
+
+process.on('exit', () => {
+  killAgentSync();
+  removeWorkspace();
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    console.log(`not ok - run: interrupted by ${sig}`);
+    failed++;
+    finish(1);
+  });
+}
+
+const watchdog = setTimeout(() => {
+  console.log(`not ok - run: exceeded ${RUN_TIMEOUT_MS / 1000} s bound`);
+  failed++;
+  finish(1);
+}, RUN_TIMEOUT_MS);
+
+// ---------------------------------------------------------------------------
+// tiny harness
+
+function oneLine(s) {
+  return String(s).replace(/\s+/g, ' ').trim().slice(0, 600);
+}
+
+function describeError(err) {
+  if (err instanceof assert.AssertionError) {
+    const exp = JSON.stringify(err.expected);
+    const act = JSON.stringify(err.actual);
+    const msg = err.generatedMessage ? err.operator : err.message.split('\n')[0];
+    if (err.operator === 'fail') return oneLine(msg);
+    return oneLine(`${msg} (expected ${exp?.slice(0, 200)}, got ${act?.slice(0, 200)})`);
+  }
+  if (err && typeof err === 'object' && 'code' in err && err.name) {
+    return oneLine(`${err.name} [${err.code}${err.httpStatus ? ` ${err.httpStatus}` : ''}]: ${err.message}`);
+  }
+  if (err instanceof Error) return oneLine(`${err.name}: ${err.message}${err.cause ? ` (cause: ${err.cause?.message ?? err.cause})` : ''}`);
+  return oneLine(String(err));
+}
+
+async function check(name, fn) {
+  if (finished) return;
+  let timer;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`check timed out after ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      })
+    ]);
+    if (finished) return; // the run bound fired meanwhile; the summary is already out
+    passed++;
+    console.log(`ok - ${name}`);
+  } catch (err) {
+    if (finished) return;
+    failed++;
+    console.log(`not ok - ${name}: ${describeError(err)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs fn, which must throw; returns the error. */
+async function rejects(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected the SDK call to throw, it resolved');
+}
+
+async function collectEvents(iterable) {
+  const events = [];
+  for await (const ev of iterable) events.push(ev);
+  return events;
+}
+
+// ---------------------------------------------------------------------------
+// agent start-up
+
+function startAgent(binary) {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let settled = false;
+    const child = spawn(binary, ['--listen', '127.0.0.1:0', '--workspace', workspace], {
+      cwd: workspace,
+      detached: true, // own process group: lets us reap its shells by group id
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SANDBOX_VERSION: 'compat-test-9.9.9' }
+    });
+    agent = child;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      reject(new Error(`no "listening on port" line within ${START_TIMEOUT_MS} ms; stdout=${JSON.stringify(out)}`));
+    }, START_TIMEOUT_MS);
+    child.on('error', (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('exit', (code, signal) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new Error(`agent exited before listening (code ${code}, signal ${signal}); stderr=${oneLine(agentStderr)}`));
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      agentStderr = (agentStderr + d).slice(-8192);
+    });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      if (settled) return; // keep draining so the agent never blocks on a full pipe
+      out += d;
+      const firstLine = out.split('\n')[0];
+      if (!out.includes('\n')) return;
+      settled = true;
+      clearTimeout(timer);
+      const m = /^sandbox-agent listening on port (\d+)\s*$/.exec(firstLine);
+      if (m) resolve(Number(m[1]));
+      else reject(new Error(`unexpected first stdout line ${JSON.stringify(firstLine)}`));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// main
+
+async function main() {
+  const binary = process.argv[2];
+  if (!binary) {
+    console.log('not ok - usage: node run.mjs /path/to/sandbox-agent');
+    failed++;
+    return finish(2);
+  }
+
+  // The SDK imports `cloudflare:workers`; install the stub before loading it.
+  let sdk;
+  try {
+    await import('./register.mjs');
+    sdk = await import('@cloudflare/sandbox');
+  } catch (err) {
+    console.log(`not ok - load @cloudflare/sandbox: ${describeError(err)}`);
+    failed++;
+    return finish(1);
+  }
+  const { SandboxClient, parseSSEStream, streamFile, collectFile, SessionTerminatedError } = sdk;
+  // Only a few error classes are exported from the package root; the base
+  // class is reachable through any exported subclass.
+  const SandboxError = Object.getPrototypeOf(SessionTerminatedError);
+
+  workspace = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'sandbox-compat-')));
+  let port;
+  try {
+    port = await startAgent(path.resolve(binary));
+    console.log(`ok - agent started on 127.0.0.1:${port}`);
+    passed++;
+  } catch (err) {
+    console.log(`not ok - agent start: ${describeError(err)}`);
+    failed++;
+    return finish(1);
+  }
+
+  const client = new SandboxClient({
+    baseUrl: `http://127.0.0.1:${port}`,
+    retryTimeoutMs: 2000 // a 503 must not make the SDK back off for minutes
+  });
+  const { utils, commands, files } = client;
+
+  const ws = workspace;
+  const SID = 'compat-s1';
+  const sessionCwd = path.join(ws, 'home');
+  fs.mkdirSync(sessionCwd);
+
+  /** Asserts err is the SDK's typed error `className` for wire code `code`. */
+  function assertTyped(err, className, code, httpStatus) {
+    assert.ok(err instanceof SandboxError, `expected a SandboxError, got ${err?.name}: ${err?.message}`);
+    assert.equal(err.name, className, 'error class name');
+    assert.equal(err.constructor.name, className, 'error constructor');
+    assert.equal(err.code, code, 'error code');
+    if (httpStatus !== undefined) assert.equal(err.httpStatus, httpStatus, 'httpStatus');
+    assert.equal(typeof err.message, 'string');
+    assert.ok(err.context && typeof err.context === 'object', 'context is an object');
+  }
+
+  // ---- sanity of the SDK exports we rely on ----------------------------------
+  await check('sdk exports SandboxClient, parseSSEStream, streamFile, collectFile', async () => {
+    assert.equal(typeof SandboxClient, 'function');
+    assert.equal(typeof parseSSEStream, 'function');
+    assert.equal(typeof streamFile, 'function');
+    assert.equal(typeof collectFile, 'function');
+    assert.equal(SandboxError.name, 'SandboxError');
+  });
+
+  // ---- utils ---------------------------------------------------------------
+  await check('utils.ping resolves (SDK returns body.message: string or undefined)', async () => {
+    const r = await utils.ping();
+    assert.ok(r === undefined || typeof r === 'string', `ping returned ${typeof r}`);
+  });
+
+  await check('utils.getVersion returns SANDBOX_VERSION', async () => {
+    // The SDK maps any failure to 'unknown', so compare with the real value.
+    assert.equal(await utils.getVersion(), 'compat-test-9.9.9');
+  });
+
+  await check('utils.createSession with id/env/cwd', async () => {
+    const r = await utils.createSession({ id: SID, env: { COMPAT_SESSION_VAR: 'from-session' }, cwd: sessionCwd });
+    assert.equal(r.success, true);
+    // The DO stores response.containerPlacementId (string or null); undefined
+    // would mean "field missing" to the SDK.
+    assert.ok(r.containerPlacementId === null || typeof r.containerPlacementId === 'string',
+      `containerPlacementId is ${JSON.stringify(r.containerPlacementId)}`);
+  });
+
+  await check('utils.createSession duplicate -> SessionAlreadyExistsError that the SDK accepts as success', async () => {
+    const err = await rejects(() => utils.createSession({ id: SID }));
+    assertTyped(err, 'SessionAlreadyExistsError', 'SESSION_ALREADY_EXISTS', 409);
+    assert.equal(err.sessionId, SID);
+    // Sandbox.initializeDefaultSession() catches exactly this error and reads
+    // error.containerPlacementId (from context) as the placement id.
+    assert.ok(err.containerPlacementId === null || typeof err.containerPlacementId === 'string',
+      `context.containerPlacementId is ${JSON.stringify(err.containerPlacementId)}`);
+  });
+
+  await check('session env and cwd apply to commands', async () => {
+    const r = await commands.execute('echo "$COMPAT_SESSION_VAR"; pwd', SID);
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, `from-session\n${sessionCwd}`);
+  });
+
+  await check('utils.deleteSession', async () => {
+    await utils.createSession({ id: 'compat-s2' });
+    const r = await utils.deleteSession('compat-s2');
+    assert.equal(r.success, true);
+    assert.equal(r.sessionId, 'compat-s2');
+    assert.equal(typeof r.timestamp, 'string');
+  });
+
+  await check('utils.deleteSession of an unknown id -> SandboxError INTERNAL_ERROR 500 [spec 3.1]', async () => {
+    const err = await rejects(() => utils.deleteSession('compat-no-such-session'));
+    assertTyped(err, 'SandboxError', 'INTERNAL_ERROR', 500);
+    assert.equal(err.context.sessionId, 'compat-no-such-session');
+  });
+
+  // ---- commands.execute ----------------------------------------------------
+  await check('commands.execute stdout/exitCode/success', async () => {
+    const r = await commands.execute('echo hello', SID);
+    assert.equal(r.success, true);
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, 'hello');
+    assert.equal(r.stderr, '');
+    assert.equal(r.command, 'echo hello');
+    assert.equal(typeof r.timestamp, 'string');
+  });
+
+  await check('commands.execute non-zero exit -> success:false, stderr', async () => {
+    const r = await commands.execute('echo oops >&2; (exit 3)', SID);
+    assert.equal(r.success, false);
+    assert.equal(r.exitCode, 3);
+    assert.equal(r.stderr, 'oops');
+  });
+
+  await check('commands.execute env and cwd options are per-command', async () => {
+    const sub = path.join(ws, 'cwd-opt');
+    fs.mkdirSync(sub);
+    const r = await commands.execute('echo "$FOO:$BAR"; pwd', SID, { env: { FOO: 'foo val', BAR: 'b' }, cwd: sub });
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, `foo val:b\n${sub}`);
+    const after = await commands.execute('echo "[$FOO]"; pwd', SID);
+    assert.equal(after.stdout, `[]\n${sessionCwd}`);
+  });
+
+  await check('commands.execute sessionless (__DISABLE_SESSION__) returns raw output', async () => {
+    const r = await commands.execute('echo sessionless; echo err >&2', '__DISABLE_SESSION__');
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.success, true);
+    assert.equal(r.stdout, 'sessionless\n');
+    assert.equal(r.stderr, 'err\n');
+  });
+
+  await check('commands.execute without sessionId uses the default session', async () => {
+    await commands.execute('export COMPAT_DEFAULT=kept', undefined);
+    const r = await commands.execute('echo "$COMPAT_DEFAULT"', undefined);
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, 'kept');
+  });
+
+  await check('commands.execute timeoutMs -> CommandError COMMAND_EXECUTION_ERROR 500', async () => {
+    await utils.createSession({ id: 'compat-timeout' });
+    const err = await rejects(() => commands.execute('sleep 5', 'compat-timeout', { timeoutMs: 300 }));
+    assertTyped(err, 'CommandError', 'COMMAND_EXECUTION_ERROR', 500);
+    assert.match(err.message, /timeout/i);
+  });
+
+  await check('commands.execute cwd that does not exist -> exitCode 1 + stderr', async () => {
+    const r = await commands.execute('echo never', SID, { cwd: path.join(ws, 'no-such-dir') });
+    assert.equal(r.success, false);
+    assert.equal(r.exitCode, 1);
+    assert.equal(r.stderr, `Failed to change directory to '${path.join(ws, 'no-such-dir')}'`);
+  });
+
+  await check('commands.execute invalid env name -> CommandError COMMAND_EXECUTION_ERROR 500 [spec 3.2]', async () => {
+    const err = await rejects(() => commands.execute('echo x', SID, { env: { '1BAD': 'v' } }));
+    assertTyped(err, 'CommandError', 'COMMAND_EXECUTION_ERROR', 500);
+  });
+
+  await check('commands.execute whitespace sessionId -> CommandError COMMAND_EXECUTION_ERROR 500 [spec 3.2]', async () => {
+    const err = await rejects(() => commands.execute('echo x', '   '));
+    assertTyped(err, 'CommandError', 'COMMAND_EXECUTION_ERROR', 500);
+  });
+
+  await check('commands.execute "exit 7" -> SessionTerminatedError 410', async () => {
+    const err = await rejects(() => commands.execute('exit 7', 'compat-term'));
+    assert.ok(err instanceof SessionTerminatedError, `got ${err?.name}`);
+    assertTyped(err, 'SessionTerminatedError', 'SESSION_TERMINATED', 410);
+    assert.equal(err.exitCode, 7);
+    // next call on that id transparently gets a fresh shell
+    const r = await commands.execute('echo again', 'compat-term');
+    assert.equal(r.stdout, 'again');
+  });
+
+  // ---- commands.executeStream + parseSSEStream ----------------------------
+  await check('commands.executeStream events via parseSSEStream (start/stdout/stderr/complete)', async () => {
+    const cmd = 'echo one; echo two >&2; printf partial';
+    const stream = await commands.executeStream(cmd, SID);
+    const events = await collectEvents(parseSSEStream(stream));
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'start', `event types ${types.join(',')}`);
+    assert.equal(events[0].command, cmd);
+    assert.equal(types.at(-1), 'complete', `event types ${types.join(',')}`);
+    assert.equal(events.at(-1).exitCode, 0);
+    assert.equal(types.filter((t) => t === 'complete').length, 1);
+    const stdout = events.filter((e) => e.type === 'stdout').map((e) => e.data).join('');
+    const stderr = events.filter((e) => e.type === 'stderr').map((e) => e.data).join('');
+    assert.equal(stdout, 'one\npartial\n');
+    assert.equal(stderr, 'two\n');
+    for (const e of events) assert.equal(typeof e.timestamp, 'string', `timestamp on ${e.type}`);
+  });
+
+  await check('commands.executeStream non-zero exit, env and cwd options', async () => {
+    const sub = path.join(ws, 'cwd-stream');
+    fs.mkdirSync(sub);
+    const stream = await commands.executeStream('echo "$SVAR"; pwd; (exit 4)', SID, { env: { SVAR: 'sv' }, cwd: sub });
+    const events = await collectEvents(parseSSEStream(stream));
+    const stdout = events.filter((e) => e.type === 'stdout').map((e) => e.data).join('');
+    assert.equal(stdout, `sv\n${sub}\n`);
+    assert.equal(events.at(-1).type, 'complete');
+    assert.equal(events.at(-1).exitCode, 4);
+  });
+
+  await check('commands.executeStream sessionless', async () => {
+    const stream = await commands.executeStream('echo raw', '__DISABLE_SESSION__');
+    const events = await collectEvents(parseSSEStream(stream));
+    assert.equal(events[0].type, 'start');
+    assert.equal(events.filter((e) => e.type === 'stdout').map((e) => e.data).join(''), 'raw\n');
+    assert.equal(events.at(-1).type, 'complete');
+    assert.equal(events.at(-1).exitCode, 0);
+  });
+
+  await check('commands.executeStream empty command -> CommandError INVALID_COMMAND 400', async () => {
+    const err = await rejects(() => commands.executeStream('   ', SID));
+    assertTyped(err, 'CommandError', 'INVALID_COMMAND', 400);
+  });
+
+  // ---- files ---------------------------------------------------------------
+  const textPath = path.join(ws, 'dir1', 'a.txt');
+  const textContent = 'hello\nworld — ünïcødé ✓';
+  const binPath = path.join(ws, 'bytes.bin');
+  const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+  await check('files.writeFile utf-8 (creates parent dirs)', async () => {
+    const r = await files.writeFile(textPath, textContent, SID, { encoding: 'utf-8' });
+    assert.equal(r.success, true);
+    assert.equal(r.path, textPath);
+    assert.equal(fs.readFileSync(textPath, 'utf8'), textContent);
+  });
+
+  await check('files.readFile utf-8', async () => {
+    const r = await files.readFile(textPath, SID, { encoding: 'utf-8' });
+    assert.equal(r.success, true);
+    assert.equal(r.path, textPath);
+    assert.equal(r.content, textContent);
+    assert.equal(r.encoding, 'utf-8');
+    assert.equal(r.isBinary, false);
+    assert.equal(r.size, Buffer.byteLength(textContent));
+    assert.equal(r.mimeType, 'text/plain');
+  });
+
+  await check('files.readFile without encoding auto-detects text', async () => {
+    const r = await files.readFile(textPath, SID);
+    assert.equal(r.encoding, 'utf-8');
+    assert.equal(r.content, textContent);
+  });
+
+  await check('files.readFile base64 of a text file', async () => {
+    const r = await files.readFile(textPath, SID, { encoding: 'base64' });
+    assert.equal(r.encoding, 'base64');
+    assert.equal(r.isBinary, true);
+    assert.equal(Buffer.from(r.content, 'base64').toString('utf8'), textContent);
+  });
+
+  await check('files.writeFile base64 -> all 256 byte values round trip', async () => {
+    const r = await files.writeFile(binPath, allBytes.toString('base64'), SID, { encoding: 'base64' });
+    assert.equal(r.success, true);
+    assert.deepEqual(fs.readFileSync(binPath), allBytes);
+    const back = await files.readFile(binPath, SID, { encoding: 'base64' });
+    assert.equal(back.encoding, 'base64');
+    assert.equal(back.size, 256);
+    assert.deepEqual(Buffer.from(back.content, 'base64'), allBytes);
+  });
+
+  await check('files.readFile auto-detects binary (.bin) as base64', async () => {
+    const r = await files.readFile(binPath, SID);
+    assert.equal(r.encoding, 'base64');
+    assert.equal(r.isBinary, true);
+    assert.deepEqual(Buffer.from(r.content, 'base64'), allBytes);
+  });
+
+  await check('files.writeFile invalid base64 -> ValidationFailedError 400', async () => {
+    const err = await rejects(() => files.writeFile(path.join(ws, 'bad.bin'), 'not base64!', SID, { encoding: 'base64' }));
+    assertTyped(err, 'ValidationFailedError', 'VALIDATION_FAILED', 400);
+  });
+
+  await check('files.writeFile below a regular file -> FileSystemError', async () => {
+    // spec 3.3 says 500 FILESYSTEM_ERROR; only the SDK class is asserted here
+    const err = await rejects(() => files.writeFile(path.join(binPath, 'sub'), 'x', SID));
+    assert.ok(err instanceof SandboxError, `got ${err?.name}: ${err?.message}`);
+    assert.equal(err.name, 'FileSystemError');
+  });
+
+  await check('files.readFile of a directory -> FileNotFoundError 404', async () => {
+    const err = await rejects(() => files.readFile(ws, SID));
+    assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
+  });
+
+  await check('files.readFile empty path -> ValidationFailedError 400', async () => {
+    const err = await rejects(() => files.readFile('', SID));
+    assertTyped(err, 'ValidationFailedError', 'VALIDATION_FAILED', 400);
+  });
+
+  await check('files.writeFile relative path resolves against the session cwd', async () => {
+    await files.writeFile('rel.txt', 'relative', SID);
+    assert.equal(fs.readFileSync(path.join(sessionCwd, 'rel.txt'), 'utf8'), 'relative');
+  });
+
+  await check('files.readFileStream raw events via parseSSEStream (metadata/chunk/complete)', async () => {
+    const stream = await files.readFileStream(textPath, SID);
+    const events = await collectEvents(parseSSEStream(stream));
+    assert.equal(events[0].type, 'metadata');
+    assert.equal(events[0].mimeType, 'text/plain');
+    assert.equal(events[0].isBinary, false);
+    assert.equal(events[0].encoding, 'utf-8');
+    assert.equal(events[0].size, Buffer.byteLength(textContent));
+    assert.equal(events.at(-1).type, 'complete');
+    assert.equal(events.at(-1).bytesRead, Buffer.byteLength(textContent));
+    assert.equal(events.filter((e) => e.type === 'chunk').map((e) => e.data).join(''), textContent);
+  });
+
+  await check('collectFile(readFileStream) text', async () => {
+    const { content, metadata } = await collectFile(await files.readFileStream(textPath, SID));
+    assert.equal(content, textContent);
+    assert.equal(metadata.isBinary, false);
+    assert.equal(metadata.mimeType, 'text/plain');
+  });
+
+  await check('streamFile(readFileStream) binary, 200 KiB in several chunks', async () => {
+    const big = randomBytes(200 * 1024);
+    const p = path.join(ws, 'big-random.bin');
+    fs.writeFileSync(p, big);
+    const gen = streamFile(await files.readFileStream(p, SID));
+    const parts = [];
+    let step = await gen.next();
+    while (!step.done) {
+      assert.ok(step.value instanceof Uint8Array, 'binary chunks are Uint8Array');
+      parts.push(step.value);
+      step = await gen.next();
+    }
+    assert.ok(parts.length >= 2, `expected several chunks, got ${parts.length}`);
+    assert.deepEqual(Buffer.concat(parts), big);
+    assert.equal(step.value.isBinary, true);
+    assert.equal(step.value.encoding, 'base64');
+    assert.equal(step.value.size, big.length);
+  });
+
+  await check('collectFile(readFileStream) binary 256 bytes', async () => {
+    const { content, metadata } = await collectFile(await files.readFileStream(binPath, SID));
+    assert.ok(content instanceof Uint8Array);
+    assert.deepEqual(Buffer.from(content), allBytes);
+    assert.equal(metadata.size, 256);
+  });
+
+  await check('readFileStream of a missing file -> streamFile throws "File streaming error"', async () => {
+    const stream = await files.readFileStream(path.join(ws, 'missing.txt'), SID);
+    const err = await rejects(() => collectFile(stream));
+    assert.match(err.message, /^File streaming error: .*missing\.txt/);
+  });
+
+  const dirA = path.join(ws, 'tree', 'a', 'b');
+  await check('files.mkdir recursive', async () => {
+    const r = await files.mkdir(dirA, SID, { recursive: true });
+    assert.equal(r.success, true);
+    assert.equal(r.path, dirA);
+    assert.equal(r.recursive, true);
+    assert.ok(fs.statSync(dirA).isDirectory());
+  });
+
+  await check('files.mkdir existing dir, non-recursive -> FileSystemError FILESYSTEM_ERROR 500 [spec 3.3]', async () => {
+    const err = await rejects(() => files.mkdir(dirA, SID));
+    assertTyped(err, 'FileSystemError', 'FILESYSTEM_ERROR', 500);
+    assert.equal(err.path, dirA);
+  });
+
+  await check('files.listFiles returns FileInfo entries', async () => {
+    const root = path.join(ws, 'tree');
+    fs.writeFileSync(path.join(root, 'f.txt'), '12345');
+    fs.writeFileSync(path.join(root, '.hidden'), 'h');
+    const r = await files.listFiles(root, SID);
+    assert.equal(r.success, true);
+    assert.equal(r.path, root);
+    assert.ok(Array.isArray(r.files));
+    assert.equal(r.count, r.files.length);
+    const names = r.files.map((f) => f.name).sort();
+    assert.deepEqual(names, ['a', 'f.txt']);
+    const f = r.files.find((x) => x.name === 'f.txt');
+    assert.equal(f.absolutePath, path.join(root, 'f.txt'));
+    assert.equal(f.relativePath, 'f.txt');
+    assert.equal(f.type, 'file');
+    assert.equal(f.size, 5);
+    assert.equal(typeof f.modifiedAt, 'string');
+    assert.ok(!Number.isNaN(Date.parse(f.modifiedAt)), `modifiedAt ${f.modifiedAt} parses as a date`);
+    assert.match(f.mode, /^[r-][w-][x-][r-][w-][x-][r-][w-][x-]$/);
+    assert.deepEqual(Object.keys(f.permissions).sort(), ['executable', 'readable', 'writable']);
+    assert.equal(f.permissions.readable, true);
+    assert.equal(f.permissions.executable, false);
+    const d = r.files.find((x) => x.name === 'a');
+    assert.equal(d.type, 'directory');
+  });
+
+  await check('files.listFiles recursive + includeHidden', async () => {
+    const root = path.join(ws, 'tree');
+    const r = await files.listFiles(root, SID, { recursive: true, includeHidden: true });
+    const rel = r.files.map((f) => f.relativePath).sort();
+    assert.deepEqual(rel, ['.hidden', 'a', 'a/b', 'f.txt']);
+  });
+
+  await check('files.listFiles on a file -> FileSystemError NOT_DIRECTORY 400', async () => {
+    const err = await rejects(() => files.listFiles(textPath, SID));
+    assertTyped(err, 'FileSystemError', 'NOT_DIRECTORY', 400);
+  });
+
+  await check('files.listFiles on a missing dir -> FileNotFoundError 404', async () => {
+    const err = await rejects(() => files.listFiles(path.join(ws, 'nope'), SID));
+    assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
+  });
+
+  await check('files.exists true / false', async () => {
+    const yes = await files.exists(textPath, SID);
+    assert.equal(yes.success, true);
+    assert.equal(yes.exists, true);
+    const no = await files.exists(path.join(ws, 'nope'), SID);
+    assert.equal(no.success, true);
+    assert.equal(no.exists, false);
+  });
+
+  const renamed = path.join(ws, 'dir1', 'renamed.txt');
+  await check('files.renameFile', async () => {
+    const r = await files.renameFile(textPath, renamed, SID);
+    assert.equal(r.success, true);
+    assert.equal(r.path, textPath);
+    assert.equal(r.newPath, renamed);
+    assert.equal((await files.exists(textPath, SID)).exists, false);
+    assert.equal((await files.exists(renamed, SID)).exists, true);
+  });
+
+  await check('files.renameFile missing source -> FileNotFoundError 404', async () => {
+    const err = await rejects(() => files.renameFile(path.join(ws, 'ghost'), path.join(ws, 'ghost2'), SID));
+    assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
+  });
+
+  await check('files.renameFile into a missing directory -> FileSystemError FILESYSTEM_ERROR 500 [spec 3.3]', async () => {
+    // source exists, destination's parent does not: `mv` fails (not a 404 for the source)
+    const err = await rejects(() => files.renameFile(renamed, path.join(ws, 'no-dir', 'x.txt'), SID));
+    assertTyped(err, 'FileSystemError', 'FILESYSTEM_ERROR', 500);
+    assert.equal(fs.existsSync(renamed), true);
+  });
+
+  const moved = path.join(ws, 'tree', 'a', 'moved.txt');
+  await check('files.moveFile', async () => {
+    const r = await files.moveFile(renamed, moved, SID);
+    assert.equal(r.success, true);
+    assert.equal(r.path, renamed);
+    assert.equal(r.newPath, moved);
+    assert.equal(fs.readFileSync(moved, 'utf8'), textContent);
+    assert.equal(fs.existsSync(renamed), false);
+  });
+
+  await check('files.deleteFile', async () => {
+    const r = await files.deleteFile(moved, SID);
+    assert.equal(r.success, true);
+    assert.equal(r.path, moved);
+    assert.equal((await files.exists(moved, SID)).exists, false);
+  });
+
+  await check('files.deleteFile on a directory -> FileSystemError IS_DIRECTORY 400', async () => {
+    const err = await rejects(() => files.deleteFile(dirA, SID));
+    assertTyped(err, 'FileSystemError', 'IS_DIRECTORY', 400);
+  });
+
+  await check('files.deleteFile missing -> FileNotFoundError 404', async () => {
+    const err = await rejects(() => files.deleteFile(moved, SID));
+    assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
+  });
+
+  // ---- error mapping -------------------------------------------------------
+  await check('files.readFile missing -> FileNotFoundError (code FILE_NOT_FOUND, 404, path)', async () => {
+    const missing = path.join(ws, 'does-not-exist.json');
+    const err = await rejects(() => files.readFile(missing, SID));
+    assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
+    assert.equal(err.path, missing);
+    assert.match(err.message, /does-not-exist\.json/);
+  });
+
+  await check('files.readFile > 32 MiB -> FileTooLargeError FILE_TOO_LARGE 413', async () => {
+    const bigPath = path.join(ws, 'huge.bin');
+    const fd = fs.openSync(bigPath, 'w');
+    fs.ftruncateSync(fd, MAX_READ_BYTES + 1); // sparse: cheap to create
+    fs.closeSync(fd);
+    const err = await rejects(() => files.readFile(bigPath, SID));
+    assertTyped(err, 'FileTooLargeError', 'FILE_TOO_LARGE', 413);
+    assert.equal(err.path, bigPath);
+    assert.equal(err.context.maxSize, MAX_READ_BYTES);
+    assert.equal(err.context.actualSize, MAX_READ_BYTES + 1);
+    fs.rmSync(bigPath);
+  });
+
+  await check('unknown endpoint via the SDK base client -> SandboxError UNKNOWN_ERROR 404', async () => {
+    // BaseHttpClient.get() is the SDK's own request + error-mapping path.
+    const err = await rejects(() => utils.get('/api/no-such-endpoint'));
+    assertTyped(err, 'SandboxError', 'UNKNOWN_ERROR', 404);
+  });
+
+  await check('utils.getCommands -> SandboxError UNKNOWN_ERROR 500 ("Invalid endpoint") [spec 3.10]', async () => {
+    const err = await rejects(() => utils.getCommands());
+    assertTyped(err, 'SandboxError', 'UNKNOWN_ERROR', 500);
+  });
+
+  await check('agent still alive after the run', async () => {
+    assert.equal(agent.exitCode, null, `agent exited: ${oneLine(agentStderr)}`);
+    assert.equal(await utils.getVersion(), 'compat-test-9.9.9');
+  });
+
+  clearTimeout(watchdog);
+  return finish(failed === 0 ? 0 : 1);
+}
+
+main().catch((err) => {
+  console.log(`not ok - run: ${describeError(err)}`);
+  failed++;
+  finish(1);
+});
