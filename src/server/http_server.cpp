@@ -69,6 +69,11 @@ std::optional<std::string> Request::queryParam(std::string_view name) const {
     return std::nullopt;
 }
 
+awaitable<void> Responder::beginSse() {
+    static const Headers kSse = {{"Cache-Control", "no-cache"}};
+    co_await beginStream(200, "text/event-stream", kSse);
+}
+
 awaitable<void> Responder::sendJson(int status, const nlohmann::json& body) {
     co_await send(status, "application/json",
                   body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -163,13 +168,13 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         if (ec) markGone();
     }
 
-    awaitable<void> beginSse() override {
+    awaitable<void> beginStream(int status, std::string_view contentType, const Headers& extra) override {
         started_ = true;
         sse_ = true;
-        http::response<http::empty_body> res{http::status::ok, version_};
+        http::response<http::empty_body> res{static_cast<http::status>(status), version_};
         res.set(http::field::server, opts_.serverName);
-        res.set(http::field::content_type, "text/event-stream");
-        res.set(http::field::cache_control, "no-cache");
+        res.set(http::field::content_type, contentType);
+        for (const auto& [k, v] : extra) res.set(k, v);
         res.set(http::field::connection, keepAlive_ ? "keep-alive" : "close");
         res.chunked(true);
         http::response_serializer<http::empty_body> sr{res};
@@ -188,6 +193,8 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         pending_.append("\n\n");
     }
 
+    void queueRaw(std::string_view bytes) override { pending_.append(bytes); }
+
     void queueComment(std::string_view text) override {
         pending_.append(": ");
         pending_.append(text);
@@ -199,11 +206,22 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     awaitable<bool> flush() override {
         if (gone_) co_return false;
         if (pending_.empty()) co_return true;
+        // Another flush (the keep-alive) may be writing: wait for it, writes must not interleave.
+        while (writingNow_) {
+            beast::error_code ec;
+            co_await writeDone_.async_wait(net::redirect_error(use_awaitable, ec));
+        }
+        if (gone_) co_return false;
+        if (pending_.empty()) co_return true;
         writing_.swap(pending_);
         pending_.clear();
+        writingNow_ = true;
+        lastWrite_ = std::chrono::steady_clock::now();
         beast::error_code ec;
         co_await net::async_write(socket_, http::make_chunk(net::buffer(writing_)),
                                   net::redirect_error(use_awaitable, ec));
+        writingNow_ = false;
+        writeDone_.cancel();
         writing_.clear();
         if (ec) {
             markGone();
@@ -223,6 +241,27 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         if (ec) markGone();
     }
 
+    void enableKeepAlive(std::chrono::milliseconds interval) override {
+        if (!sse_ || keepAliveOn_) return;
+        keepAliveOn_ = true;
+        net::co_spawn(
+            socket_.get_executor(),
+            [self = this->shared_from_this(), interval]() -> awaitable<void> {
+                net::steady_timer timer(self->socket_.get_executor());
+                while (self->sse_ && !self->sseEnded_ && !self->gone_) {
+                    timer.expires_after(interval / 4);
+                    beast::error_code ec;
+                    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+                    if (!self->sse_ || self->sseEnded_ || self->gone_) break;
+                    if (self->writingNow_ || std::chrono::steady_clock::now() - self->lastWrite_ < interval) continue;
+                    self->queueComment("keepalive");
+                    co_await self->flush();
+                }
+                self->keepAliveOn_ = false;
+            },
+            net::detached);
+    }
+
     bool clientGone() const override { return gone_; }
     bool started() const override { return started_; }
     void onClientGone(std::function<void()> cb) override {
@@ -235,6 +274,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         keepAlive_ = keepAlive;
         version_ = version;
         started_ = sse_ = sseEnded_ = false;
+        lastWrite_ = std::chrono::steady_clock::now();
         pending_.clear();
         onGone_ = nullptr;
     }
@@ -291,7 +331,9 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     std::function<void()> onGone_;
     unsigned version_ = 11;
     bool keepAlive_ = true, started_ = false, sse_ = false, sseEnded_ = false, gone_ = false;
-    bool watching_ = false, watchRunning_ = false;
+    bool watching_ = false, watchRunning_ = false, writingNow_ = false, keepAliveOn_ = false;
+    std::chrono::steady_clock::time_point lastWrite_ = std::chrono::steady_clock::now();
+    net::steady_timer writeDone_{socket_.get_executor(), net::steady_timer::time_point::max()};
 };
 
 }  // namespace

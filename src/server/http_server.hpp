@@ -4,6 +4,7 @@
 // connections alive; streams Server-Sent Events with chunked encoding.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -49,7 +50,13 @@ class Responder {
     net::awaitable<void> sendJson(int status, const nlohmann::json& body);
 
     /// Starts a 200 text/event-stream response (chunked, no-cache).
-    virtual net::awaitable<void> beginSse() = 0;
+    net::awaitable<void> beginSse();
+    /// Starts a chunked response with any status and content type; the body is then written
+    /// with queueRaw()/flush() and ended with endSse() (the name is historical: any stream).
+    virtual net::awaitable<void> beginStream(int status, std::string_view contentType,
+                                             const Headers& extra = {}) = 0;
+    /// Queues raw body bytes of a stream started with beginStream().
+    virtual void queueRaw(std::string_view bytes) = 0;
     /// Queues one event `data: <json>\n\n` (json must be a single line).
     virtual void queueEvent(std::string_view json) = 0;
     /// Queues a comment line (keep-alive).
@@ -66,6 +73,9 @@ class Responder {
     /// Registers what to do when the peer goes away during a stream (watched from beginSse()
     /// until endSse(); also called when a write fails). Used to stop work nobody reads.
     virtual void onClientGone(std::function<void()> callback) = 0;
+    /// While a stream is open, writes an SSE comment (": keepalive") whenever nothing else was
+    /// written for `interval`, so proxies do not cut a quiet stream.
+    virtual void enableKeepAlive(std::chrono::milliseconds interval) = 0;
     /// Whether a response has been started (so an error can no longer be sent as JSON).
     virtual bool started() const = 0;
 };

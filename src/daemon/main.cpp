@@ -1,0 +1,150 @@
+// sandboxd: the host daemon. Creates isolated sandboxes on demand (one sandbox-agent per id,
+// inside bubblewrap namespaces) and serves the bridge /v1 API. See docs/sandboxd.md.
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "daemon/bridge_routes.hpp"
+#include "daemon/sandbox_manager.hpp"
+#include "server/http_server.hpp"
+
+namespace {
+
+void usage(std::ostream& os) {
+    os << "usage: sandboxd --listen HOST:PORT|unix:PATH [--api-key KEY] [--state-dir DIR]\n"
+          "                [--isolation bwrap|none] [--agent PATH] [--memory-mb N] [--max-processes N]\n"
+          "                [--max-open-files N] [--max-file-mb N]\n"
+          "\n"
+          "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
+          "  --api-key        bearer token required on /v1 routes (also SANDBOX_API_KEY); none = no auth\n"
+          "  --state-dir      where workspaces and sockets live (default $XDG_RUNTIME_DIR/sandboxd or\n"
+          "                   /tmp/sandboxd-UID)\n"
+          "  --isolation      bwrap (default where it works) or none (no isolation at all)\n"
+          "  --agent          the sandbox-agent binary (default: next to sandboxd)\n"
+          "  --memory-mb      memory per sandbox (default 1024)\n"
+          "  --max-processes  processes per sandbox (default 512)\n"
+          "  --max-open-files open files per process (default 4096)\n"
+          "  --max-file-mb    largest file a sandbox may write (default 4096)\n";
+}
+
+std::string selfDir() {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return ".";
+    return std::filesystem::path(std::string(buf, static_cast<size_t>(n))).parent_path();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace sandbox::daemon;
+    std::string listen, isolation;
+    DaemonConfig cfg;
+    if (const char* k = std::getenv("SANDBOX_API_KEY")) cfg.apiKey = k;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << "sandboxd: " << a << " needs a value\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        auto number = [&]() -> long long {
+            std::string v = value();
+            char* end = nullptr;
+            long long n = std::strtoll(v.c_str(), &end, 10);
+            if (!end || *end || n <= 0) {
+                std::cerr << "sandboxd: " << a << " needs a positive number, got '" << v << "'\n";
+                std::exit(2);
+            }
+            return n;
+        };
+        if (a == "--listen") listen = value();
+        else if (a == "--api-key") cfg.apiKey = value();
+        else if (a == "--state-dir") cfg.stateDir = value();
+        else if (a == "--isolation") isolation = value();
+        else if (a == "--agent") cfg.agentPath = value();
+        else if (a == "--memory-mb") cfg.limits.memoryBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--max-processes") cfg.limits.maxProcesses = static_cast<int>(number());
+        else if (a == "--max-open-files") cfg.limits.maxOpenFiles = static_cast<int>(number());
+        else if (a == "--max-file-mb") cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "-h" || a == "--help") {
+            usage(std::cout);
+            return 0;
+        } else {
+            std::cerr << "sandboxd: unknown argument '" << a << "'\n";
+            usage(std::cerr);
+            return 2;
+        }
+    }
+    if (listen.empty()) {
+        std::cerr << "sandboxd: --listen is required\n";
+        usage(std::cerr);
+        return 2;
+    }
+    if (cfg.stateDir.empty()) {
+        const char* rt = std::getenv("XDG_RUNTIME_DIR");
+        cfg.stateDir = rt && *rt ? std::string(rt) + "/sandboxd" : "/tmp/sandboxd-" + std::to_string(::getuid());
+    }
+    if (cfg.agentPath.empty()) cfg.agentPath = selfDir() + "/sandbox-agent";
+    if (::access(cfg.agentPath.c_str(), X_OK) != 0) {
+        std::cerr << "sandboxd: the sandbox-agent binary is not at " << cfg.agentPath << " (use --agent PATH)\n";
+        return 1;
+    }
+    std::error_code fsErr;
+    cfg.agentPath = std::filesystem::canonical(cfg.agentPath, fsErr).string();
+    if (isolation.empty()) {
+        isolation = bwrapWorks() ? "bwrap" : "none";
+        if (isolation == "none")
+            std::cerr << "sandboxd: bubblewrap cannot create namespaces on this machine; falling back to --isolation none\n";
+    }
+    if (isolation == "bwrap") {
+        if (!bwrapWorks()) {
+            std::cerr << "sandboxd: --isolation bwrap: bubblewrap (/usr/bin/bwrap) cannot create user, pid, mount, net, "
+                         "ipc and uts namespaces here; install bubblewrap or use --isolation none\n";
+            return 1;
+        }
+        cfg.isolation = Isolation::Bwrap;
+    } else if (isolation == "none") {
+        cfg.isolation = Isolation::None;
+        std::cerr << "sandboxd: WARNING: --isolation none: sandboxes are NOT isolated. Commands run as this user, see "
+                     "the host's files and processes, and reach the network.\n";
+    } else {
+        std::cerr << "sandboxd: --isolation must be bwrap or none\n";
+        return 2;
+    }
+    if (cfg.apiKey.empty())
+        std::cerr << "sandboxd: WARNING: no API key (--api-key or SANDBOX_API_KEY): authentication is disabled\n";
+    ::signal(SIGPIPE, SIG_IGN);
+
+    boost::asio::io_context io(1);
+    SandboxManager manager(io.get_executor(), cfg);
+    if (!manager.cgroupsAvailable())
+        std::cerr << "sandboxd: cgroups are not writable here: memory and process limits fall back to rlimits\n";
+    sandbox::server::Server server(io, makeBridgeRouter(manager), {.serverName = "sandboxd"});
+    try {
+        server.listen(listen);
+    } catch (const std::exception& e) {
+        std::cerr << "sandboxd: cannot listen on " << listen << ": " << e.what() << "\n";
+        return 1;
+    }
+    if (listen.rfind("unix:", 0) == 0)
+        std::cout << "sandboxd listening on " << listen << std::endl;
+    else
+        std::cout << "sandboxd listening on port " << server.port() << std::endl;
+
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code&, int) {
+        server.stop();
+        manager.destroyAll();
+        io.stop();
+    });
+    io.run();
+    return 0;
+}

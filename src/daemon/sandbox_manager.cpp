@@ -1,0 +1,306 @@
+#include "daemon/sandbox_manager.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "agent/proc.hpp"
+
+namespace sandbox::daemon {
+namespace fs = std::filesystem;
+using agent::Fd;
+using agent::Pipe;
+using net::use_awaitable;
+
+namespace {
+
+bool writeFile(const std::string& path, const std::string& value) {
+    std::ofstream f(path);
+    if (!f) return false;
+    f << value;
+    f.flush();
+    return static_cast<bool>(f);
+}
+
+// cgroup v1 controllers this daemon uses, at their hierarchy roots.
+const char* kPidsRoot = "/sys/fs/cgroup/pids";
+const char* kMemoryRoot = "/sys/fs/cgroup/memory";
+
+bool isDir(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+std::string newSandboxId() {
+    static const char* alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+    std::random_device rd;
+    unsigned char bytes[16];
+    for (auto& b : bytes) b = static_cast<unsigned char>(rd());
+    std::string out;
+    int bits = 0;
+    unsigned buffer = 0;
+    for (unsigned char b : bytes) {
+        buffer = (buffer << 8) | b;
+        bits += 8;
+        while (bits >= 5) {
+            out.push_back(alphabet[(buffer >> (bits - 5)) & 31]);
+            bits -= 5;
+        }
+    }
+    if (bits > 0) out.push_back(alphabet[(buffer << (5 - bits)) & 31]);
+    return out;
+}
+
+bool isValidSandboxId(std::string_view id) {
+    if (id.empty() || id.size() > 128) return false;
+    for (char c : id)
+        if (!((c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'))) return false;
+    return true;
+}
+
+bool bwrapWorks() {
+    try {
+        Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+        agent::SpawnOptions so;
+        so.argv = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
+                   "--dev", "/dev", "/bin/true"};
+        so.env = {"PATH=/usr/bin:/bin"};
+        so.fds = {{0, devnull.get()}, {1, devnull.get()}, {2, devnull.get()}};
+        pid_t pid = agent::spawnProcess(so);
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    } catch (...) {
+        return false;
+    }
+}
+
+SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg) : ex_(ex), cfg_(std::move(cfg)) {
+    fs::create_directories(cfg_.stateDir + "/sandboxes");
+    cgroupPrefix_ = "sandboxd-" + std::to_string(::getpid());
+    if (isDir(kPidsRoot) && isDir(kMemoryRoot)) {
+        std::string p = std::string(kPidsRoot) + "/" + cgroupPrefix_ + "-probe";
+        if (::mkdir(p.c_str(), 0755) == 0) {
+            cgroupsOk_ = writeFile(p + "/pids.max", "10");
+            ::rmdir(p.c_str());
+        }
+    }
+}
+
+SandboxManager::~SandboxManager() { destroyAll(); }
+
+std::shared_ptr<Sandbox> SandboxManager::find(const std::string& id) const {
+    auto it = sandboxes_.find(id);
+    return it == sandboxes_.end() ? nullptr : it->second;
+}
+
+void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
+    fs::create_directories(sb->workspace);
+    std::string runDir = sb->root + "/run";
+    fs::create_directories(runDir);
+    ::unlink(sb->socket.c_str());
+    sb->ready = sb->dead = false;
+    sb->startError.clear();
+    sb->started = std::make_shared<agent::Event>(ex_);
+
+    std::vector<std::string> argv;
+    if (cfg_.isolation == Isolation::Bwrap) {
+        argv = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+                "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/workspace",
+                "--setenv", "LANG", "C.UTF-8", "--setenv", "TERM", "xterm-256color",
+                "--hostname", "sandbox"};
+        for (const char* dir : {"/usr", "/etc", "/opt", "/srv"}) {
+            if (isDir(dir)) {
+                argv.insert(argv.end(), {"--ro-bind", dir, dir});
+            }
+        }
+        for (const char* link : {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"}) {
+            struct stat st {};
+            if (::lstat(link, &st) != 0) continue;
+            if (S_ISLNK(st.st_mode)) {
+                char target[4096];
+                ssize_t n = ::readlink(link, target, sizeof target - 1);
+                if (n > 0) argv.insert(argv.end(), {"--symlink", std::string(target, static_cast<size_t>(n)), link});
+            } else if (S_ISDIR(st.st_mode)) {
+                argv.insert(argv.end(), {"--ro-bind", link, link});
+            }
+        }
+        argv.insert(argv.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/run",
+                                 "--bind", sb->workspace, "/workspace", "--bind", runDir, "/run/sandbox",
+                                 "--ro-bind", cfg_.agentPath, "/run/sandbox-agent", "--chdir", "/workspace",
+                                 "--", "/run/sandbox-agent", "--listen", "unix:/run/sandbox/agent.sock",
+                                 "--workspace", "/workspace"});
+    } else {
+        argv = {cfg_.agentPath, "--listen", "unix:" + sb->socket, "--workspace", sb->workspace};
+    }
+
+    // The launcher waits on a pipe until it is in its cgroup and has its rlimits, then execs
+    // the real program, so no process of the sandbox ever runs unconfined.
+    Pipe gate = Pipe::make(false), out = Pipe::make();
+    Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    agent::SpawnOptions so;
+    so.argv = {"/bin/sh", "-c", "read _ || exit 111; exec \"$@\"", "sandbox-launcher"};
+    so.argv.insert(so.argv.end(), argv.begin(), argv.end());
+    if (cfg_.isolation == Isolation::Bwrap)
+        so.env = {"PATH=/usr/bin:/bin"};
+    else
+        so.env = agent::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb->workspace}});
+    so.cwd = sb->workspace;
+    so.fds = {{0, gate.read.get()}, {1, out.write.get()}, {2, devnull.get()}};
+    sb->pid = agent::spawnProcess(so);
+
+    const Limits& lim = cfg_.limits;
+    auto setLimit = [&](int resource, rlim_t value) {
+        struct rlimit rl {value, value};
+        ::prlimit(sb->pid, static_cast<__rlimit_resource>(resource), &rl, nullptr);
+    };
+    setLimit(RLIMIT_NOFILE, static_cast<rlim_t>(lim.maxOpenFiles));
+    setLimit(RLIMIT_FSIZE, static_cast<rlim_t>(lim.maxFileBytes));
+    setLimit(RLIMIT_CORE, 0);
+    if (cgroupsOk_) {
+        sb->cgroupName = cgroupPrefix_ + "-" + sb->id;
+        std::string pids = std::string(kPidsRoot) + "/" + sb->cgroupName;
+        std::string mem = std::string(kMemoryRoot) + "/" + sb->cgroupName;
+        ::mkdir(pids.c_str(), 0755);
+        ::mkdir(mem.c_str(), 0755);
+        writeFile(pids + "/pids.max", std::to_string(lim.maxProcesses));
+        writeFile(mem + "/memory.limit_in_bytes", std::to_string(lim.memoryBytes));
+        writeFile(mem + "/memory.memsw.limit_in_bytes", std::to_string(lim.memoryBytes));
+        writeFile(pids + "/cgroup.procs", std::to_string(sb->pid));
+        writeFile(mem + "/cgroup.procs", std::to_string(sb->pid));
+    } else {
+        setLimit(RLIMIT_AS, static_cast<rlim_t>(lim.memoryBytes * 4));
+    }
+    (void)::write(gate.write.get(), "\n", 1);
+
+    sb->pidfd = std::make_unique<net::posix::stream_descriptor>(ex_, agent::openPidFd(sb->pid).release());
+    int outFd = out.read.release();
+    net::co_spawn(ex_, watchStartup(sb, outFd), net::detached);
+    net::co_spawn(ex_, watchExit(sb), net::detached);
+}
+
+awaitable<void> SandboxManager::watchStartup(std::shared_ptr<Sandbox> sb, int stdoutFd) {
+    net::posix::stream_descriptor d(ex_, stdoutFd);
+    std::string line;
+    char buf[256];
+    for (;;) {
+        boost::system::error_code ec;
+        std::size_t n = co_await d.async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
+        line.append(buf, n);
+        if (line.find('\n') != std::string::npos) break;
+        if (ec || line.size() > 4096) break;
+    }
+    if (line.find("listening") != std::string::npos && !sb->dead) {
+        sb->ready = true;
+    } else if (sb->startError.empty()) {
+        sb->startError = "the sandbox agent did not start" + (line.empty() ? std::string() : ": " + line);
+    }
+    sb->started->set();
+    // Keep draining so the agent never blocks on a full pipe.
+    for (;;) {
+        boost::system::error_code ec;
+        co_await d.async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
+        if (ec) break;
+    }
+}
+
+awaitable<void> SandboxManager::watchExit(std::shared_ptr<Sandbox> sb) {
+    auto* pidfd = sb->pidfd.get();
+    for (;;) {
+        boost::system::error_code ec;
+        co_await pidfd->async_wait(net::posix::descriptor_base::wait_read, net::redirect_error(use_awaitable, ec));
+        if (auto code = agent::reapExitCode(sb->pid)) {
+            sb->dead = true;
+            sb->ready = false;
+            if (sb->startError.empty()) sb->startError = "the sandbox agent exited with status " + std::to_string(*code);
+            sb->started->set();
+            co_return;
+        }
+        if (ec && ec != net::error::operation_aborted) co_return;
+    }
+}
+
+awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id) {
+    auto it = sandboxes_.find(id);
+    std::shared_ptr<Sandbox> sb;
+    if (it != sandboxes_.end()) {
+        sb = it->second;
+        if (sb->dead) {
+            killSandbox(*sb);
+            launch(sb);  // the workspace on disk survives
+        }
+    } else {
+        sb = std::make_shared<Sandbox>();
+        sb->id = id;
+        sb->root = cfg_.stateDir + "/sandboxes/" + id;
+        sb->workspace = sb->root + "/workspace";
+        sb->socket = sb->root + "/run/agent.sock";
+        sandboxes_[id] = sb;
+        launch(sb);
+    }
+    if (!sb->ready) {
+        auto started = sb->started;
+        bool ok = co_await started->waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+        if (!ok) throw SandboxStartError("the sandbox agent did not start within 30 s");
+        if (!sb->ready) throw SandboxStartError(sb->startError);
+    }
+    co_return sb;
+}
+
+void SandboxManager::markBroken(const std::string& id) {
+    auto sb = find(id);
+    if (!sb) return;
+    if (!agent::isAlive(sb->pid)) sb->dead = true;
+}
+
+void SandboxManager::killSandbox(Sandbox& sb) {
+    if (sb.pid > 0) {
+        // bwrap's pid namespace dies with its init; --isolation none needs the whole tree.
+        agent::signalTree(sb.pid, SIGKILL, true);
+        if (sb.pidfd) {
+            boost::system::error_code ec;
+            sb.pidfd->cancel(ec);
+        }
+        int st;
+        ::waitpid(sb.pid, &st, 0);
+    }
+    if (!sb.cgroupName.empty()) {
+        for (const char* root : {kPidsRoot, kMemoryRoot}) {
+            std::string dir = std::string(root) + "/" + sb.cgroupName;
+            // Anything left in the cgroup (escaped the tree) is killed too.
+            std::ifstream procs(dir + "/cgroup.procs");
+            pid_t p;
+            while (procs >> p) ::kill(p, SIGKILL);
+            for (int i = 0; i < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(2000);
+        }
+    }
+    sb.pid = -1;
+    sb.dead = true;
+    sb.ready = false;
+}
+
+void SandboxManager::destroy(const std::string& id) {
+    auto it = sandboxes_.find(id);
+    if (it == sandboxes_.end()) return;
+    auto sb = it->second;
+    sandboxes_.erase(it);
+    killSandbox(*sb);
+    if (sb->started) sb->started->set();
+    std::error_code ec;
+    fs::remove_all(sb->root, ec);
+}
+
+void SandboxManager::destroyAll() {
+    while (!sandboxes_.empty()) destroy(sandboxes_.begin()->first);
+}
+
+}  // namespace sandbox::daemon

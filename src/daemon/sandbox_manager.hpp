@@ -1,0 +1,98 @@
+#pragma once
+// Sandboxes: one per id, each an isolated sandbox-agent (bubblewrap namespaces, or a plain
+// child with --isolation none) listening on a unix socket under the sandbox's state directory.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/async_util.hpp"
+
+namespace sandbox::daemon {
+
+using agent::awaitable;
+namespace net = boost::asio;
+
+enum class Isolation { Bwrap, None };
+
+/// Per-sandbox resource limits.
+struct Limits {
+    std::uint64_t memoryBytes = 1024ull * 1024 * 1024;  ///< cgroup memory limit (RLIMIT_AS fallback: 4x)
+    int maxProcesses = 512;                             ///< cgroup pids.max (RLIMIT_NPROC fallback)
+    int maxOpenFiles = 4096;                            ///< RLIMIT_NOFILE
+    std::uint64_t maxFileBytes = 4ull * 1024 * 1024 * 1024;  ///< RLIMIT_FSIZE: largest file a sandbox can write
+};
+
+struct DaemonConfig {
+    std::string stateDir;
+    std::string agentPath;
+    Isolation isolation = Isolation::Bwrap;
+    Limits limits;
+    std::string apiKey;
+};
+
+/// Thrown when a sandbox cannot be started or reached (rendered as 502 pool_error).
+class SandboxStartError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class Sandbox {
+public:
+    std::string id;
+    std::string root;       ///< stateDir/sandboxes/<id>
+    std::string workspace;  ///< root/workspace, mounted at /workspace
+    std::string socket;     ///< the agent's unix socket, as seen from the host
+    pid_t pid = -1;         ///< the launcher (bwrap, or the agent itself)
+    std::string cgroupName; ///< non-empty when cgroup limits are applied
+    bool ready = false;
+    bool dead = false;
+    std::string startError;
+    std::shared_ptr<agent::Event> started;
+    std::unique_ptr<net::posix::stream_descriptor> pidfd;
+};
+
+class SandboxManager {
+public:
+    SandboxManager(net::any_io_executor ex, DaemonConfig cfg);
+    ~SandboxManager();
+
+    const DaemonConfig& config() const { return cfg_; }
+    /// The running sandbox for `id`, starting (or restarting) its agent when needed. Throws
+    /// SandboxStartError.
+    awaitable<std::shared_ptr<Sandbox>> ensure(const std::string& id);
+    /// The sandbox if it is known (running or not).
+    std::shared_ptr<Sandbox> find(const std::string& id) const;
+    /// Kills every process of the sandbox and removes its state. Unknown ids: no-op.
+    void destroy(const std::string& id);
+    /// Destroys every sandbox (shutdown).
+    void destroyAll();
+    /// Marks a sandbox dead after its agent failed mid-request (the next ensure() restarts it).
+    void markBroken(const std::string& id);
+    std::size_t count() const { return sandboxes_.size(); }
+    /// Whether cgroup limits are in effect (else rlimits only).
+    bool cgroupsAvailable() const { return cgroupsOk_; }
+
+private:
+    void launch(const std::shared_ptr<Sandbox>& sb);
+    awaitable<void> watchStartup(std::shared_ptr<Sandbox> sb, int stdoutFd);
+    awaitable<void> watchExit(std::shared_ptr<Sandbox> sb);
+    void killSandbox(Sandbox& sb);
+
+    net::any_io_executor ex_;
+    DaemonConfig cfg_;
+    std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;
+    bool cgroupsOk_ = false;
+    std::string cgroupPrefix_;
+};
+
+/// A new sandbox id: 16 random bytes as unpadded lower-case base32 (26 characters).
+std::string newSandboxId();
+/// ^[a-z2-7]{1,128}$
+bool isValidSandboxId(std::string_view id);
+/// Whether bubblewrap can create all namespaces on this machine.
+bool bwrapWorks();
+
+}  // namespace sandbox::daemon

@@ -1,0 +1,116 @@
+#include "daemon/upstream.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+namespace sandbox::daemon {
+namespace beast = boost::beast;
+namespace http = beast::http;
+using unix_sock = net::local::stream_protocol;
+using net::use_awaitable;
+
+struct UpstreamCall::Impl {
+    explicit Impl(net::any_io_executor ex, std::string path) : socket(ex), path(std::move(path)) {}
+    unix_sock::socket socket;
+    std::string path;
+    beast::flat_buffer buffer;
+    std::optional<http::response_parser<http::buffer_body>> parser;
+    HeaderPairs headers;
+    std::string error;
+    std::string chunk;
+    int status = 0;
+    bool cancelled = false;
+};
+
+UpstreamCall::UpstreamCall(net::any_io_executor ex, std::string socketPath)
+    : impl_(std::make_shared<Impl>(ex, std::move(socketPath))) {}
+
+UpstreamCall::~UpstreamCall() { cancel(); }
+
+int UpstreamCall::status() const { return impl_->status; }
+const HeaderPairs& UpstreamCall::headers() const { return impl_->headers; }
+const std::string& UpstreamCall::error() const { return impl_->error; }
+
+void UpstreamCall::cancel() {
+    impl_->cancelled = true;
+    beast::error_code ec;
+    impl_->socket.close(ec);
+}
+
+awaitable<bool> UpstreamCall::start(const std::string& method, const std::string& target, const std::string& body,
+                                    const HeaderPairs& headers) {
+    auto impl = impl_;
+    beast::error_code ec;
+    co_await impl->socket.async_connect(unix_sock::endpoint(impl->path), net::redirect_error(use_awaitable, ec));
+    if (ec) {
+        impl->error = "cannot reach the sandbox agent: " + ec.message();
+        co_return false;
+    }
+    http::request<http::string_body> req;
+    req.method_string(method);
+    req.target(target);
+    req.version(11);
+    req.set(http::field::host, "sandbox");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    req.body() = body;
+    req.keep_alive(false);
+    req.prepare_payload();
+    co_await http::async_write(impl->socket, req, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+        impl->error = "cannot send to the sandbox agent: " + ec.message();
+        co_return false;
+    }
+    impl->parser.emplace();
+    impl->parser->body_limit(boost::none);
+    co_await http::async_read_header(impl->socket, impl->buffer, *impl->parser, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+        impl->error = "the sandbox agent closed the connection before answering: " + ec.message();
+        co_return false;
+    }
+    impl->status = static_cast<int>(impl->parser->get().result_int());
+    for (const auto& f : impl->parser->get()) {
+        std::string name(f.name_string());
+        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        impl->headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    co_return true;
+}
+
+awaitable<int> UpstreamCall::read(std::string& out) {
+    auto impl = impl_;
+    out.clear();
+    if (!impl->parser) co_return -1;
+    if (impl->parser->is_done()) co_return 0;
+    impl->chunk.resize(64 * 1024);
+    for (;;) {
+        impl->parser->get().body().data = impl->chunk.data();
+        impl->parser->get().body().size = impl->chunk.size();
+        beast::error_code ec;
+        co_await http::async_read_some(impl->socket, impl->buffer, *impl->parser, net::redirect_error(use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        std::size_t n = impl->chunk.size() - impl->parser->get().body().size;
+        if (n > 0) {
+            out.assign(impl->chunk.data(), n);
+            co_return 1;
+        }
+        if (ec) {
+            impl->error = impl->cancelled ? "cancelled" : "the sandbox agent connection broke: " + ec.message();
+            co_return -1;
+        }
+        if (impl->parser->is_done()) co_return 0;
+    }
+}
+
+awaitable<bool> UpstreamCall::readAll(std::string& out) {
+    std::string piece;
+    out.clear();
+    for (;;) {
+        int r = co_await read(piece);
+        if (r < 0) co_return false;
+        if (r == 0) co_return true;
+        out += piece;
+    }
+}
+
+}  // namespace sandbox::daemon

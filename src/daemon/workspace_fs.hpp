@@ -1,0 +1,21 @@
+#pragma once
+// Host-side access to a sandbox's workspace directory that can never leave it: every path is
+// resolved with openat2(RESOLVE_IN_ROOT), so `..` and symlinks (absolute or relative) are
+// confined to the workspace, as they would be inside the sandbox.
+#include <string>
+#include <string_view>
+
+namespace sandbox::daemon {
+
+/// Bridge path rules (`resolveWorkspacePath`): absolute, or relative to /workspace; lexically
+/// normalised; accepted only if it is /workspace or below. Returns "" when rejected.
+std::string resolveWorkspacePath(std::string_view path);
+
+/// Opens `rel` (relative to the workspace root, e.g. "src/a.txt") for reading. Returns an fd,
+/// or -errno.
+int openInWorkspace(const std::string& workspaceRoot, const std::string& rel);
+/// Creates/truncates `rel` for writing, creating missing parent directories inside the root.
+/// Returns an fd, or -errno.
+int createInWorkspace(const std::string& workspaceRoot, const std::string& rel);
+
+}  // namespace sandbox::daemon
