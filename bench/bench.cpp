@@ -1,13 +1,18 @@
 // sandbox-bench: the project's speed measurements. One JSON object per line:
 //   {"name": "...", "value": <number>, "unit": "..."}
-// Run from the build tree (it starts build/bin/sandbox-agent, found next to itself).
+// Run from the build tree (it starts build/bin/sandbox-agent and build/bin/sandboxd, found next
+// to itself, on ephemeral loopback ports with temp directories).
 // Usage: sandbox-bench [--quick] [--only NAME[,NAME...]]
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cstring>
+#include <random>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -54,18 +59,19 @@ std::string selfDir() {
     return std::filesystem::path(std::string(buf, static_cast<size_t>(n))).parent_path();
 }
 
-// A sandbox-agent child on an ephemeral loopback port with a temp workspace.
-struct Agent {
+// A server child (sandbox-agent or sandboxd) on an ephemeral loopback port with a temp dir.
+struct ServerChild {
     pid_t pid = -1;
     int port = 0;
     std::string dir;
-    Agent() {
+    ServerChild(const std::string& name, const std::vector<std::string>& extra) {
         char tmpl[] = "/tmp/sandbox-bench-XXXXXX";
         dir = ::mkdtemp(tmpl);
-        std::string bin = selfDir() + "/sandbox-agent";
+        std::string bin = selfDir() + "/" + name;
         int fds[2];
         if (::pipe(fds) != 0) throw std::runtime_error("pipe");
-        std::vector<std::string> args = {bin, "--listen", "127.0.0.1:0", "--workspace", dir};
+        std::vector<std::string> args = {bin, "--listen", "127.0.0.1:0"};
+        for (const auto& e : extra) args.push_back(e == "{dir}" ? dir : e);
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -73,19 +79,22 @@ struct Agent {
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
         posix_spawn_file_actions_addclose(&fa, fds[0]);
+        int devnull = ::open("/dev/null", O_WRONLY);
+        posix_spawn_file_actions_adddup2(&fa, devnull, 2);
         if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0)
             throw std::runtime_error("cannot start " + bin);
         posix_spawn_file_actions_destroy(&fa);
+        ::close(devnull);
         ::close(fds[1]);
         std::string line;
         char c;
         while (::read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
         ::close(fds[0]);
         auto p = line.rfind("port ");
-        if (p == std::string::npos) throw std::runtime_error("agent did not start: " + line);
+        if (p == std::string::npos) throw std::runtime_error(name + " did not start: " + line);
         port = std::atoi(line.c_str() + p + 5);
     }
-    ~Agent() {
+    ~ServerChild() {
         ::kill(pid, SIGTERM);
         int st;
         ::waitpid(pid, &st, 0);
@@ -96,6 +105,86 @@ struct Agent {
         return sandbox::client::HttpConnection(sandbox::client::Endpoint::parse("http://127.0.0.1:" + std::to_string(port)));
     }
 };
+
+struct Agent : ServerChild {
+    Agent() : ServerChild("sandbox-agent", {"--workspace", "{dir}"}) {}
+};
+
+struct Daemon : ServerChild {
+    Daemon() : ServerChild("sandboxd", {"--state-dir", "{dir}"}) {}
+};
+
+// Runs argv through the bridge exec route; returns the exit code (-1 if none arrived).
+int bridgeExec(sandbox::client::HttpConnection& http, const std::string& id, const std::string& argvJson) {
+    sandbox::SseParser parser;
+    int exitCode = -1;
+    http.stream("POST", "/v1/sandbox/" + id + "/exec", "{\"argv\":" + argvJson + "}", {}, [&](std::string_view chunk) {
+        parser.feed(chunk, [&](sandbox::SseEvent&& ev) {
+            if (ev.event == "exit") {
+                auto pos = ev.data.find(':');
+                exitCode = std::atoi(ev.data.c_str() + pos + 1);
+            }
+        });
+        return true;
+    });
+    return exitCode;
+}
+
+std::string newSandbox(sandbox::client::HttpConnection& http) {
+    auto r = http.request("POST", "/v1/sandbox");
+    auto p = r.body.find("\"id\":\"");
+    if (r.status != 200 || p == std::string::npos) throw std::runtime_error("create failed: " + r.body);
+    return r.body.substr(p + 6, r.body.find('"', p + 6) - p - 6);
+}
+
+void benchDaemon() {
+    Daemon d;
+    auto http = d.connect();
+    if (wanted("sandbox_create_p50_us")) {
+        int n = gQuick ? 10 : 40;
+        std::vector<double> samples;
+        for (int i = 0; i < n; ++i) {
+            auto t = Clock::now();
+            std::string id = newSandbox(http);
+            if (bridgeExec(http, id, "[\"true\"]") != 0) throw std::runtime_error("exec of true failed");
+            samples.push_back(usSince(t));
+            http.request("DELETE", "/v1/sandbox/" + id);
+        }
+        emit("sandbox_create_p50_us", percentile(samples, 0.5), "us");
+    }
+    std::string id = newSandbox(http);
+    bridgeExec(http, id, "[\"true\"]");
+    if (wanted("bridge_exec_true_p50_us")) {
+        int n = gQuick ? 100 : 500;
+        std::vector<double> samples;
+        for (int i = 0; i < n + 20; ++i) {
+            auto t = Clock::now();
+            if (bridgeExec(http, id, "[\"true\"]") != 0) throw std::runtime_error("exec of true failed");
+            if (i >= 20) samples.push_back(usSince(t));
+        }
+        emit("bridge_exec_true_p50_us", percentile(samples, 0.5), "us");
+    }
+    if (wanted("bridge_file_roundtrip_32mib_mb_s")) {
+        std::string data(32u << 20, '\0');
+        std::mt19937_64 rng(42);
+        for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+            auto v = rng();
+            std::memcpy(data.data() + i, &v, 8);
+        }
+        double best = 0;
+        for (int rep = 0; rep < 3; ++rep) {
+            auto t = Clock::now();
+            auto w = http.request("PUT", "/v1/sandbox/" + id + "/file/workspace/big.bin", data,
+                                  {{"content-type", "application/octet-stream"}});
+            auto r = http.request("GET", "/v1/sandbox/" + id + "/file/workspace/big.bin");
+            double secs = std::chrono::duration<double>(Clock::now() - t).count();
+            if (w.status != 200 || r.status != 200 || r.body != data) throw std::runtime_error("32 MiB round trip mismatch");
+            best = std::max(best, 2 * data.size() / 1e6 / secs);
+        }
+        emit("bridge_file_roundtrip_32mib_mb_s", best, "MB/s");
+    }
+    http.request("DELETE", "/v1/sandbox/" + id);
+}
 
 void benchSpawn() {
     int n = gQuick ? 100 : 500;
@@ -214,6 +303,9 @@ int main(int argc, char** argv) {
                 benchExec(agent, "agent_exec_sessionless_true_p50_us", R"({"command":"true","sessionId":"__DISABLE_SESSION__"})");
             if (wanted("agent_stream_mb_s")) benchStream(agent);
         }
+        if (wanted("sandbox_create_p50_us") || wanted("bridge_exec_true_p50_us") ||
+            wanted("bridge_file_roundtrip_32mib_mb_s"))
+            benchDaemon();
     } catch (const std::exception& e) {
         std::cerr << "sandbox-bench: " << e.what() << "\n";
         return 1;

@@ -14,7 +14,7 @@ struct CodeRow {
 };
 
 constexpr std::array kCodes = {
-#define SANDBOX_ERROR_CODE(code, status, suggestion) CodeRow{#code, status, suggestion},
+#define SANDBOX_ERROR_CODE(code, status, cls, suggestion) CodeRow{#code, status, suggestion},
 #include "core/error_codes.def"
 #undef SANDBOX_ERROR_CODE
 };
