@@ -546,7 +546,9 @@ server::Handler makeRouter(Agent& agent) {
                 error = ApiError("INTERNAL_ERROR", e.what());
             }
         }
+
         if (error && !res.started()) co_await res.sendJson(error->httpStatus(), error->envelope());
+
     };
 }
 

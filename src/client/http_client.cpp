@@ -1,17 +1,24 @@
 #include "client/http_client.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <stdexcept>
+#include <boost/beast/ssl.hpp>
 #include <variant>
 
 namespace sandbox::client {
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using unix_sock = net::local::stream_protocol;
+using TlsStream = ssl::stream<tcp::socket>;
 
 std::optional<std::string> HttpResponse::header(std::string_view name) const {
     for (const auto& [k, v] : headers)
@@ -23,64 +30,155 @@ Endpoint Endpoint::parse(std::string_view spec) {
     Endpoint e;
     if (spec.rfind("unix:", 0) == 0) {
         e.kind = Kind::Unix;
-        e.path = std::string(spec.substr(5));
-        if (e.path.rfind("//", 0) == 0) e.path = e.path.substr(2);  // unix:///path
+        std::string_view rest = spec.substr(5);
+        if (rest.rfind("//", 0) == 0) rest.remove_prefix(2);
+        e.path = std::string(rest);
         if (e.path.empty()) throw std::invalid_argument("unix: endpoint needs a socket path");
         return e;
     }
-    if (spec.rfind("http://", 0) != 0)
-        throw std::invalid_argument("endpoint must start with http:// or unix: ('" +
-                                    std::string(spec) + "')");
-    std::string_view rest = spec.substr(7);
+    std::string_view rest;
+    std::string defaultPort;
+    if (spec.rfind("http://", 0) == 0) {
+        rest = spec.substr(7);
+        defaultPort = "80";
+    } else if (spec.rfind("https://", 0) == 0) {
+        rest = spec.substr(8);
+        defaultPort = "443";
+        e.kind = Kind::Tls;
+    } else {
+        throw std::invalid_argument("endpoint must start with http://, https:// or unix: ('" + std::string(spec) + "')");
+    }
     auto slash = rest.find('/');
     std::string_view hostport = rest.substr(0, slash);
     if (slash != std::string_view::npos) e.basePath = std::string(rest.substr(slash));
     while (!e.basePath.empty() && e.basePath.back() == '/') e.basePath.pop_back();
-    auto colon = hostport.rfind(':');
     if (!hostport.empty() && hostport.front() == '[') {
         auto close = hostport.find(']');
-        if (close == std::string_view::npos)
-            throw std::invalid_argument("bad IPv6 host in endpoint");
+        if (close == std::string_view::npos) throw std::invalid_argument("bad IPv6 host in endpoint");
         e.host = std::string(hostport.substr(1, close - 1));
-        e.port = close + 1 < hostport.size() && hostport[close + 1] == ':'
+        e.port = close + 2 <= hostport.size() && close + 1 < hostport.size() && hostport[close + 1] == ':'
                      ? std::string(hostport.substr(close + 2))
-                     : "80";
-    } else if (colon != std::string_view::npos) {
+                     : defaultPort;
+    } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
         e.host = std::string(hostport.substr(0, colon));
         e.port = std::string(hostport.substr(colon + 1));
     } else {
         e.host = std::string(hostport);
-        e.port = "80";
+        e.port = defaultPort;
     }
     if (e.host.empty()) throw std::invalid_argument("endpoint has no host");
     return e;
 }
 
+Endpoint Endpoint::withBase(std::string_view suffix) const {
+    Endpoint e = *this;
+    e.basePath += std::string(suffix);
+    return e;
+}
+
+namespace {
+
+TransportError timeoutOr(TransportError::Kind kind, const beast::error_code& ec, const std::string& what) {
+    if (ec == net::error::would_block || ec == net::error::try_again || ec == net::error::timed_out)
+        return TransportError(TransportError::Kind::Timeout, what + ": timed out");
+    return TransportError(kind, what + ": " + ec.message());
+}
+
+void setIoTimeoutOn(int fd, std::chrono::milliseconds t) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(t.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// connect() with a timeout: non-blocking connect, poll, back to blocking.
+template <class Socket, class EndpointT>
+void connectWithTimeout(Socket& s, const EndpointT& ep, std::chrono::milliseconds timeout, beast::error_code& ec) {
+    s.open(ep.protocol(), ec);
+    if (ec) return;
+    if (timeout.count() <= 0) {
+        s.connect(ep, ec);
+        return;
+    }
+    s.non_blocking(true, ec);
+    s.connect(ep, ec);
+    if (ec == net::error::in_progress || ec == net::error::would_block) {
+        pollfd p{s.native_handle(), POLLOUT, 0};
+        int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+        if (r == 0) {
+            ec = net::error::timed_out;
+            return;
+        }
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
+        ec = err ? beast::error_code(err, beast::system_category()) : beast::error_code();
+    }
+    if (!ec) s.non_blocking(false, ec);
+}
+
+}  // namespace
+
 struct HttpConnection::Impl {
     Endpoint ep;
+    HttpSettings settings;
     net::io_context io;
-    std::variant<std::monostate, tcp::socket, unix_sock::socket> sock;
+    std::optional<ssl::context> tls;
+    std::variant<std::monostate, tcp::socket, unix_sock::socket, std::unique_ptr<TlsStream>> sock;
     beast::flat_buffer buffer;
+    std::optional<http::response_parser<http::buffer_body>> streamParser;
+    std::string chunkBuf;
+
+    int nativeHandle() {
+        if (auto* t = std::get_if<tcp::socket>(&sock)) return t->native_handle();
+        if (auto* u = std::get_if<unix_sock::socket>(&sock)) return u->native_handle();
+        if (auto* s = std::get_if<std::unique_ptr<TlsStream>>(&sock)) return (*s)->next_layer().native_handle();
+        return -1;
+    }
 
     void connect() {
         beast::error_code ec;
+        std::string where;
         if (ep.kind == Endpoint::Kind::Unix) {
+            where = "unix:" + ep.path;
             unix_sock::socket s(io);
-            s.connect(unix_sock::endpoint(ep.path), ec);
-            if (ec) throw TransportError("cannot connect to unix:" + ep.path + ": " + ec.message());
+            connectWithTimeout(s, unix_sock::endpoint(ep.path), settings.connectTimeout, ec);
+            if (ec) throw timeoutOr(TransportError::Kind::Connect, ec, "cannot connect to " + where);
             sock = std::move(s);
         } else {
+            where = ep.host + ":" + ep.port;
             tcp::resolver r(io);
             auto results = r.resolve(ep.host, ep.port, ec);
-            if (ec) throw TransportError("cannot resolve " + ep.host + ": " + ec.message());
+            if (ec) throw TransportError(TransportError::Kind::Connect, "cannot resolve " + ep.host + ": " + ec.message());
             tcp::socket s(io);
-            net::connect(s, results, ec);
-            if (ec)
-                throw TransportError("cannot connect to " + ep.host + ":" + ep.port + ": " +
-                                     ec.message());
+            for (const auto& entry : results) {
+                if (s.is_open()) s.close(ec);
+                connectWithTimeout(s, entry.endpoint(), settings.connectTimeout, ec);
+                if (!ec) break;
+            }
+            if (ec) throw timeoutOr(TransportError::Kind::Connect, ec, "cannot connect to " + where);
             s.set_option(tcp::no_delay(true), ec);
-            sock = std::move(s);
+            if (ep.kind == Endpoint::Kind::Tls) {
+                if (!tls) {
+                    tls.emplace(ssl::context::tls_client);
+                    tls->set_default_verify_paths();
+                    if (!settings.caFile.empty()) tls->load_verify_file(settings.caFile);
+                    tls->set_verify_mode(ssl::verify_peer);
+                }
+                auto stream = std::make_unique<TlsStream>(std::move(s), *tls);
+                if (!SSL_set_tlsext_host_name(stream->native_handle(), ep.host.c_str()))
+                    throw TransportError(TransportError::Kind::Connect, "cannot set TLS server name");
+                stream->set_verify_callback(ssl::host_name_verification(ep.host));
+                if (settings.connectTimeout.count() > 0) setIoTimeoutOn(stream->next_layer().native_handle(), settings.connectTimeout);
+                stream->handshake(ssl::stream_base::client, ec);
+                if (ec) throw timeoutOr(TransportError::Kind::Connect, ec, "TLS handshake with " + where + " failed");
+                sock = std::move(stream);
+            } else {
+                sock = std::move(s);
+            }
         }
+        if (settings.ioTimeout.count() > 0) setIoTimeoutOn(nativeHandle(), settings.ioTimeout);
         buffer.clear();
     }
 
@@ -88,30 +186,28 @@ struct HttpConnection::Impl {
 
     void close() {
         beast::error_code ec;
-        std::visit(
-            [&](auto& s) {
-                if constexpr (!std::is_same_v<std::decay_t<decltype(s)>, std::monostate>)
-                    s.close(ec);
-            },
-            sock);
+        if (auto* t = std::get_if<tcp::socket>(&sock)) t->close(ec);
+        if (auto* u = std::get_if<unix_sock::socket>(&sock)) u->close(ec);
+        if (auto* s = std::get_if<std::unique_ptr<TlsStream>>(&sock)) (*s)->next_layer().close(ec);
         sock = std::monostate{};
+        streamParser.reset();
     }
 
     template <class F>
-    auto withSocket(F&& f) {
+    void withSocket(F&& f) {
         if (auto* t = std::get_if<tcp::socket>(&sock)) return f(*t);
-        return f(std::get<unix_sock::socket>(sock));
+        if (auto* u = std::get_if<unix_sock::socket>(&sock)) return f(*u);
+        return f(*std::get<std::unique_ptr<TlsStream>>(sock));
     }
 
-    http::request<http::string_body> makeRequest(std::string_view method, std::string_view target,
-                                                 std::string_view body, const HeaderList& headers) {
+    http::request<http::string_body> makeRequest(std::string_view method, std::string_view target, std::string_view body,
+                                                 const HeaderList& headers) {
         http::request<http::string_body> req;
         req.method_string(method);
         req.target(ep.basePath + std::string(target));
         req.version(11);
-        req.set(http::field::host,
-                ep.kind == Endpoint::Kind::Unix ? std::string("localhost") : ep.host);
-        req.set(http::field::user_agent, "sandbox-cpp");
+        req.set(http::field::host, ep.kind == Endpoint::Kind::Unix ? std::string("localhost") : ep.host);
+        req.set(http::field::user_agent, "sandbox-cpp/0.1");
         bool hasType = false;
         for (const auto& [k, v] : headers) {
             req.set(k, v);
@@ -126,6 +222,7 @@ struct HttpConnection::Impl {
 
     // Writes the request, retrying once on a fresh connection if a kept-alive one went stale.
     void send(http::request<http::string_body>& req, bool& reused) {
+        streamParser.reset();
         reused = connected();
         if (!reused) connect();
         beast::error_code ec;
@@ -138,21 +235,10 @@ struct HttpConnection::Impl {
         }
         if (ec) {
             close();
-            throw TransportError("cannot send request: " + ec.message());
+            throw timeoutOr(TransportError::Kind::Lost, ec, "cannot send the request");
         }
     }
 };
-
-HttpConnection::HttpConnection(Endpoint endpoint) : impl_(std::make_unique<Impl>()) {
-    impl_->ep = std::move(endpoint);
-}
-HttpConnection::~HttpConnection() = default;
-HttpConnection::HttpConnection(HttpConnection&&) noexcept = default;
-HttpConnection& HttpConnection::operator=(HttpConnection&&) noexcept = default;
-
-void HttpConnection::close() {
-    impl_->close();
-}
 
 static HeaderList collectHeaders(const http::fields& f) {
     HeaderList out;
@@ -164,23 +250,41 @@ static HeaderList collectHeaders(const http::fields& f) {
     return out;
 }
 
-HttpResponse HttpConnection::request(std::string_view method, std::string_view target,
-                                     std::string_view body, const HeaderList& headers) {
+HttpConnection::HttpConnection(Endpoint endpoint, HttpSettings settings) : impl_(std::make_unique<Impl>()) {
+    impl_->ep = std::move(endpoint);
+    impl_->settings = std::move(settings);
+}
+HttpConnection::~HttpConnection() = default;
+HttpConnection::HttpConnection(HttpConnection&&) noexcept = default;
+HttpConnection& HttpConnection::operator=(HttpConnection&&) noexcept = default;
+
+const Endpoint& HttpConnection::endpoint() const { return impl_->ep; }
+bool HttpConnection::connected() const { return impl_->connected(); }
+void HttpConnection::close() { impl_->close(); }
+
+void HttpConnection::setIoTimeout(std::chrono::milliseconds timeout) {
+    impl_->settings.ioTimeout = timeout;
+    if (impl_->connected()) setIoTimeoutOn(impl_->nativeHandle(), timeout);
+}
+
+HttpResponse HttpConnection::request(std::string_view method, std::string_view target, std::string_view body,
+                                     const HeaderList& headers) {
     auto req = impl_->makeRequest(method, target, body, headers);
     for (int attempt = 0;; ++attempt) {
         bool reused = false;
         impl_->send(req, reused);
         http::response_parser<http::string_body> parser;
         parser.body_limit(1ull << 31);
+        if (method == "HEAD") parser.skip(true);
         beast::error_code ec;
         impl_->withSocket([&](auto& s) { http::read(s, impl_->buffer, parser, ec); });
         if (ec) {
             impl_->close();
             // A kept-alive connection the server closed before answering: try once more.
-            if (reused && attempt == 0 &&
-                (ec == http::error::end_of_stream || ec == net::error::connection_reset))
+            if (reused && attempt == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+                                           ec == net::error::eof))
                 continue;
-            throw TransportError("connection lost while reading the response: " + ec.message());
+            throw timeoutOr(TransportError::Kind::Lost, ec, "connection lost while reading the response");
         }
         auto& msg = parser.get();
         HttpResponse r;
@@ -192,41 +296,75 @@ HttpResponse HttpConnection::request(std::string_view method, std::string_view t
     }
 }
 
-HttpResponse HttpConnection::stream(std::string_view method, std::string_view target,
-                                    std::string_view body, const HeaderList& headers,
-                                    const std::function<bool(std::string_view)>& onData) {
+HttpResponse HttpConnection::startStream(std::string_view method, std::string_view target, std::string_view body,
+                                         const HeaderList& headers) {
     auto req = impl_->makeRequest(method, target, body, headers);
-    bool reused = false;
-    impl_->send(req, reused);
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    beast::error_code ec;
-    impl_->withSocket([&](auto& s) { http::read_header(s, impl_->buffer, parser, ec); });
-    if (ec) {
-        impl_->close();
-        throw TransportError("connection lost while reading the response: " + ec.message());
-    }
-    HttpResponse r;
-    r.status = static_cast<int>(parser.get().result_int());
-    r.headers = collectHeaders(parser.get().base());
-    std::string chunk(64 * 1024, '\0');
-    bool stopped = false;
-    while (!parser.is_done()) {
-        parser.get().body().data = chunk.data();
-        parser.get().body().size = chunk.size();
-        impl_->withSocket([&](auto& s) { http::read(s, impl_->buffer, parser, ec); });
-        if (ec == http::error::need_buffer) ec = {};
+    for (int attempt = 0;; ++attempt) {
+        bool reused = false;
+        impl_->send(req, reused);
+        impl_->streamParser.emplace();
+        impl_->streamParser->body_limit(boost::none);
+        beast::error_code ec;
+        impl_->withSocket([&](auto& s) { http::read_header(s, impl_->buffer, *impl_->streamParser, ec); });
         if (ec) {
             impl_->close();
-            throw TransportError("stream lost: " + ec.message());
+            if (reused && attempt == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+                                           ec == net::error::eof))
+                continue;
+            throw timeoutOr(TransportError::Kind::Lost, ec, "connection lost while reading the response");
         }
-        std::size_t n = chunk.size() - parser.get().body().size;
-        if (n > 0 && !onData(std::string_view(chunk.data(), n))) {
-            stopped = true;
+        HttpResponse r;
+        r.status = static_cast<int>(impl_->streamParser->get().result_int());
+        r.headers = collectHeaders(impl_->streamParser->get().base());
+        return r;
+    }
+}
+
+bool HttpConnection::readChunk(std::string& out) {
+    out.clear();
+    auto& parser = impl_->streamParser;
+    if (!parser) return false;
+    if (parser->is_done()) {
+        bool keep = parser->get().keep_alive();
+        parser.reset();
+        if (!keep) impl_->close();
+        return false;
+    }
+    impl_->chunkBuf.resize(64 * 1024);
+    for (;;) {
+        parser->get().body().data = impl_->chunkBuf.data();
+        parser->get().body().size = impl_->chunkBuf.size();
+        beast::error_code ec;
+        impl_->withSocket([&](auto& s) { http::read_some(s, impl_->buffer, *parser, ec); });
+        if (ec == http::error::need_buffer) ec = {};
+        std::size_t n = impl_->chunkBuf.size() - parser->get().body().size;
+        if (n > 0) {
+            out.assign(impl_->chunkBuf.data(), n);
+            return true;
+        }
+        if (ec) {
+            impl_->close();
+            throw timeoutOr(TransportError::Kind::Lost, ec, "stream lost");
+        }
+        if (parser->is_done()) {
+            bool keep = parser->get().keep_alive();
+            parser.reset();
+            if (!keep) impl_->close();
+            return false;
+        }
+    }
+}
+
+HttpResponse HttpConnection::stream(std::string_view method, std::string_view target, std::string_view body,
+                                    const HeaderList& headers, const std::function<bool(std::string_view)>& onData) {
+    HttpResponse r = startStream(method, target, body, headers);
+    std::string piece;
+    while (readChunk(piece)) {
+        if (!onData(piece)) {
+            impl_->close();
             break;
         }
     }
-    if (stopped || !parser.get().keep_alive()) impl_->close();
     return r;
 }
 

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "daemon/bridge_routes.hpp"
@@ -29,7 +31,9 @@ void usage(std::ostream& os) {
           "  --memory-mb      memory per sandbox (default 1024)\n"
           "  --max-processes  processes per sandbox (default 512)\n"
           "  --max-open-files open files per process (default 4096)\n"
-          "  --max-file-mb    largest file a sandbox may write (default 4096)\n";
+          "  --max-file-mb    largest file a sandbox may write (default 4096)\n"
+          "  --exit-with-stdin  shut down (destroying every sandbox) when stdin reaches end of file;\n"
+          "                   used by the SDK's embedded default so sandboxd never outlives its program\n";
 }
 
 std::string selfDir() {
@@ -44,6 +48,7 @@ std::string selfDir() {
 int main(int argc, char** argv) {
     using namespace sandbox::daemon;
     std::string listen, isolation;
+    bool exitWithStdin = false;
     DaemonConfig cfg;
     if (const char* k = std::getenv("SANDBOX_API_KEY")) cfg.apiKey = k;
     for (int i = 1; i < argc; ++i) {
@@ -74,6 +79,7 @@ int main(int argc, char** argv) {
         else if (a == "--max-processes") cfg.limits.maxProcesses = static_cast<int>(number());
         else if (a == "--max-open-files") cfg.limits.maxOpenFiles = static_cast<int>(number());
         else if (a == "--max-file-mb") cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--exit-with-stdin") exitWithStdin = true;
         else if (a == "-h" || a == "--help") {
             usage(std::cout);
             return 0;
@@ -145,6 +151,26 @@ int main(int argc, char** argv) {
         manager.destroyAll();
         io.stop();
     });
+    // The embedded default: our parent holds the other end of stdin; when it exits (however
+    // it exits), stdin reaches EOF and every sandbox goes with it.
+    std::optional<boost::asio::posix::stream_descriptor> parentPipe;
+    char drain[64];
+    std::function<void()> watchStdin;
+    if (exitWithStdin) {
+        parentPipe.emplace(io, ::dup(0));
+        watchStdin = [&] {
+            parentPipe->async_read_some(boost::asio::buffer(drain), [&](const boost::system::error_code& ec, std::size_t) {
+                if (ec) {
+                    server.stop();
+                    manager.destroyAll();
+                    io.stop();
+                    return;
+                }
+                watchStdin();
+            });
+        };
+        watchStdin();
+    }
     io.run();
     return 0;
 }

@@ -1,0 +1,203 @@
+#pragma once
+/// @file
+/// The entry points: a Client (where sandboxes live), getSandbox() (a handle on one sandbox),
+/// and the Sandbox / ExecutionSession methods. Mirrors the TypeScript `@cloudflare/sandbox` API.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sandbox/errors.hpp"
+#include "sandbox/types.hpp"
+
+namespace sandbox {
+
+namespace detail {
+class ClientImpl;
+struct SandboxState;
+class EventSource;
+}  // namespace detail
+
+class Sandbox;
+class Client;
+struct SandboxOptions;
+Sandbox getSandbox(const Client& client, std::string id, SandboxOptions options);
+
+/// How a Client reaches its sandboxes.
+enum class TransportKind {
+    Bridge,    ///< a bridge `/v1` API (Cloudflare's, or sandboxd's): SANDBOX_API_URL
+    Agent,     ///< a sandbox's container API directly: SANDBOX_AGENT_URL
+    Embedded,  ///< a private sandboxd started by this process (the default)
+};
+
+/// Client settings. Empty fields are taken from the environment (see Client::fromEnv).
+struct ClientOptions {
+    std::string apiUrl;    ///< bridge base URL ("https://...workers.dev", "http://host:port", "unix:/path")
+    std::string apiKey;    ///< bearer token for the bridge (or the agent)
+    std::string agentUrl;  ///< container API base URL ("http://localhost:3000", or sandboxd's /v1/sandbox/ID/agent)
+    std::chrono::milliseconds connectTimeout{10'000};
+    std::chrono::milliseconds requestTimeout{600'000};    ///< whole non-streaming request
+    std::chrono::milliseconds streamIdleTimeout{300'000}; ///< silence allowed inside a stream
+    /// Retry budget for 503 answers and refused connections on requests that are safe to repeat
+    /// (as while a container starts); 0 disables retries.
+    std::chrono::milliseconds retryBudget{30'000};
+    std::string caFile;    ///< extra CA certificate(s) (PEM) for https
+    std::string sandboxdPath;  ///< embedded default: the sandboxd binary (else SANDBOXD_PATH, next
+                               ///< to the executable, the install prefix, PATH)
+};
+
+/// Where sandboxes live. Cheap to copy (shared state); safe to use from several threads.
+class Client {
+public:
+    /// Explicit options; empty URL fields fall back to the environment as fromEnv() does.
+    explicit Client(ClientOptions options = {});
+    /// SANDBOX_API_URL (+ SANDBOX_API_KEY) -> bridge; else SANDBOX_AGENT_URL (+ SANDBOX_API_KEY)
+    /// -> agent; else the embedded default: a private sandboxd on a unix socket, started on first
+    /// use, stopped with all its sandboxes when the last Client copy goes away.
+    static Client fromEnv();
+    TransportKind transport() const;
+    /// A short description of the backend ("bridge https://...", "embedded sandboxd (pid N)").
+    std::string describe() const;
+
+private:
+    friend class Sandbox;
+    friend Sandbox getSandbox(const Client&, std::string, SandboxOptions);
+    std::shared_ptr<detail::ClientImpl> impl_;
+};
+
+/// The events of a running command, pulled one by one: `for (auto& ev : sb.execStream(cmd))`.
+/// Destroying the stream before the end cancels the command. A stream that ends without a
+/// `complete` or `error` event throws StreamLostError instead of ending silently.
+class ExecStream {
+public:
+    class iterator;
+    ExecStream(ExecStream&&) noexcept;
+    ExecStream& operator=(ExecStream&&) noexcept;
+    ~ExecStream();
+    /// The next event, or nullopt after the terminal event.
+    std::optional<ExecEvent> next();
+    iterator begin();
+    std::default_sentinel_t end() { return {}; }
+
+    class iterator {
+    public:
+        using value_type = ExecEvent;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        explicit iterator(ExecStream* s) : s_(s) { ++*this; }
+        ExecEvent& operator*() { return *cur_; }
+        ExecEvent* operator->() { return &*cur_; }
+        iterator& operator++() {
+            cur_ = s_->next();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        bool operator==(std::default_sentinel_t) const { return !cur_; }
+
+    private:
+        ExecStream* s_ = nullptr;
+        std::optional<ExecEvent> cur_;
+    };
+
+private:
+    friend class Sandbox;
+    explicit ExecStream(std::unique_ptr<detail::EventSource> src, std::string command);
+    std::unique_ptr<detail::EventSource> src_;
+    std::string command_;
+    bool done_ = false;
+};
+
+/// A file read in chunks (readFileStream): metadata first, then the content piece by piece.
+class FileStream {
+public:
+    FileStream(FileStream&&) noexcept;
+    FileStream& operator=(FileStream&&) noexcept;
+    ~FileStream();
+    /// The file's metadata (reads up to the first event).
+    const FileMetadata& metadata();
+    /// The next chunk of raw bytes (base64 already decoded), or nullopt at the end.
+    std::optional<std::string> nextChunk();
+    /// Reads the rest and returns all bytes (collectFile).
+    std::string collect();
+
+private:
+    friend class Sandbox;
+    explicit FileStream(std::unique_ptr<detail::EventSource> src);
+    std::unique_ptr<detail::EventSource> src_;
+    std::optional<FileMetadata> meta_;
+    bool done_ = false;
+};
+
+class ExecutionSession;
+
+/// A handle on one sandbox. Cheap to copy; safe to use from several threads at once (each call
+/// uses its own connection from a shared pool).
+class Sandbox {
+public:
+    /// The name given to getSandbox().
+    const std::string& id() const;
+
+    // ---- commands (default session, or sessionless when enableDefaultSession is false) ----
+    /// Runs a shell command and waits for it. A non-zero exit is a result, not an exception.
+    ExecResult exec(std::string_view command, const ExecOptions& options = {}) const;
+    /// Starts a command and returns its events as they happen.
+    ExecStream execStream(std::string_view command, const ExecOptions& options = {}) const;
+
+    // ---- files (relative paths resolve against the session's working directory) ----
+    WriteFileResult writeFile(std::string_view path, std::string_view content, const WriteFileOptions& options = {}) const;
+    ReadFileResult readFile(std::string_view path, const ReadFileOptions& options = {}) const;
+    FileStream readFileStream(std::string_view path) const;
+    FileOpResult mkdir(std::string_view path, const MkdirOptions& options = {}) const;
+    FileOpResult deleteFile(std::string_view path) const;
+    FileOpResult renameFile(std::string_view oldPath, std::string_view newPath) const;
+    FileOpResult moveFile(std::string_view sourcePath, std::string_view destinationPath) const;
+    ListFilesResult listFiles(std::string_view path, const ListFilesOptions& options = {}) const;
+    ExistsResult exists(std::string_view path) const;
+
+    // ---- sessions ----
+    /// A new shell with its own working directory and variables.
+    ExecutionSession createSession(const SessionOptions& options = {}) const;
+    /// A handle on an existing session (not checked until first use).
+    ExecutionSession getSession(std::string_view sessionId) const;
+    SessionDeleteResult deleteSession(std::string_view sessionId) const;
+
+    /// Destroys the sandbox: every process dies and its files are removed.
+    void destroy() const;
+
+private:
+    friend Sandbox getSandbox(const Client&, std::string, SandboxOptions);
+    friend class ExecutionSession;
+    std::shared_ptr<detail::SandboxState> state_;
+    std::optional<std::string> session_;  // bound session (ExecutionSession), else the default
+};
+
+/// A session of a sandbox: the Sandbox methods bound to one shell.
+class ExecutionSession {
+public:
+    const std::string& id() const { return id_; }
+    ExecResult exec(std::string_view command, const ExecOptions& options = {}) const { return sb_.exec(command, options); }
+    ExecStream execStream(std::string_view command, const ExecOptions& options = {}) const { return sb_.execStream(command, options); }
+    WriteFileResult writeFile(std::string_view path, std::string_view content, const WriteFileOptions& o = {}) const { return sb_.writeFile(path, content, o); }
+    ReadFileResult readFile(std::string_view path, const ReadFileOptions& o = {}) const { return sb_.readFile(path, o); }
+    FileStream readFileStream(std::string_view path) const { return sb_.readFileStream(path); }
+    FileOpResult mkdir(std::string_view path, const MkdirOptions& o = {}) const { return sb_.mkdir(path, o); }
+    FileOpResult deleteFile(std::string_view path) const { return sb_.deleteFile(path); }
+    FileOpResult renameFile(std::string_view a, std::string_view b) const { return sb_.renameFile(a, b); }
+    FileOpResult moveFile(std::string_view a, std::string_view b) const { return sb_.moveFile(a, b); }
+    ListFilesResult listFiles(std::string_view path, const ListFilesOptions& o = {}) const { return sb_.listFiles(path, o); }
+    ExistsResult exists(std::string_view path) const { return sb_.exists(path); }
+
+private:
+    friend class Sandbox;
+    ExecutionSession(Sandbox sb, std::string id) : sb_(std::move(sb)), id_(std::move(id)) { sb_.session_ = id_; }
+    Sandbox sb_;
+    std::string id_;
+};
+
+/// A handle on the sandbox named `id` (created on first use). Names follow the TypeScript
+/// SDK's rules: 1-63 characters, no leading/trailing '-', not a reserved word; otherwise
+/// SandboxSecurityError. See docs/sdk.md for how names map to bridge ids.
+Sandbox getSandbox(const Client& client, std::string id, SandboxOptions options = SandboxOptions{});
+
+}  // namespace sandbox

@@ -1,0 +1,13 @@
+#pragma once
+/// @file
+/// Everything: `#include <sandbox/sandbox.hpp>`.
+///
+/// ```cpp
+/// auto client = sandbox::Client::fromEnv();
+/// auto sb = sandbox::getSandbox(client, "my-sandbox");
+/// auto r = sb.exec("python3 -c 'print(2 + 2)'");   // r.stdout == "4"
+/// ```
+#include "sandbox/client.hpp"
+#include "sandbox/errors.hpp"
+#include "sandbox/sse.hpp"
+#include "sandbox/types.hpp"

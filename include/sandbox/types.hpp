@@ -1,0 +1,161 @@
+#pragma once
+/// @file
+/// Options and results of the Sandbox API. Names and fields follow the TypeScript SDK so its
+/// documentation translates line by line; options are aggregates for designated initialisers:
+/// `sb.exec("npm test", {.timeout = 30s, .cwd = "/workspace/app"})`.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sandbox {
+
+/// Environment variables; std::nullopt means "unset this variable".
+using EnvVars = std::map<std::string, std::optional<std::string>>;
+
+/// Result of exec(): a non-zero exit is a result (success == false), not an exception.
+struct ExecResult {
+    bool success = false;               ///< exitCode == 0
+    int exitCode = 0;                   ///< the command's exit status
+    std::string stdout;                 ///< everything it wrote to stdout
+    std::string stderr;                 ///< everything it wrote to stderr
+    std::string command;                ///< the command as given
+    std::chrono::milliseconds duration{0};  ///< measured by the SDK
+    std::string timestamp;              ///< ISO-8601 start time
+    std::optional<std::string> sessionId;   ///< absent for sessionless execution
+};
+
+/// Options of exec() and execStream().
+struct ExecOptions {
+    std::optional<std::chrono::milliseconds> timeout;  ///< kill the command after this long
+    EnvVars env;                                       ///< per-command variables (do not persist)
+    std::optional<std::string> cwd;                    ///< per-command working directory
+    /// exec() only: use the streaming route and report output as it arrives through onOutput.
+    bool stream = false;
+    /// Called with ("stdout"|"stderr", chunk) as output arrives (requires stream = true).
+    std::function<void(const std::string& stream, const std::string& data)> onOutput;
+    /// Called with the result once the command finished.
+    std::function<void(const ExecResult&)> onComplete;
+    /// Called with the error before it is thrown.
+    std::function<void(const std::exception&)> onError;
+};
+
+/// One event of execStream().
+struct ExecEvent {
+    enum class Type { Start, Stdout, Stderr, Complete, Error } type = Type::Start;
+    std::string data;               ///< output chunk (Stdout/Stderr) or error message (Error)
+    std::optional<int> exitCode;    ///< Complete
+    std::string command;            ///< Start
+    std::string timestamp;
+};
+
+/// File encodings of readFile()/writeFile().
+enum class Encoding { Auto, Utf8, Base64 };
+
+struct WriteFileOptions {
+    Encoding encoding = Encoding::Utf8;  ///< Base64: `content` is base64 and is decoded to bytes
+};
+
+struct ReadFileOptions {
+    Encoding encoding = Encoding::Auto;  ///< Auto: text files as UTF-8, binary files as base64
+};
+
+struct WriteFileResult {
+    bool success = true;
+    std::string path;
+    std::string timestamp;
+};
+
+struct ReadFileResult {
+    bool success = true;
+    std::string path;
+    std::string content;   ///< UTF-8 text, or base64 when encoding == "base64"
+    std::string encoding;  ///< "utf-8" or "base64"
+    bool isBinary = false;
+    std::string mimeType;
+    std::uint64_t size = 0;
+    std::string timestamp;
+    /// The raw bytes (decodes base64 content).
+    std::string bytes() const;
+};
+
+/// Metadata of a streamed file (first event of readFileStream()).
+struct FileMetadata {
+    std::string mimeType;
+    std::uint64_t size = 0;
+    bool isBinary = false;
+    std::string encoding;  ///< "utf-8" or "base64"
+};
+
+struct MkdirOptions {
+    bool recursive = false;
+};
+
+struct ListFilesOptions {
+    bool recursive = false;
+    bool includeHidden = false;
+};
+
+/// One entry of listFiles().
+struct FileInfo {
+    std::string name;
+    std::string absolutePath;
+    std::string relativePath;
+    std::string type;  ///< "file", "directory", "symlink" or "other"
+    std::uint64_t size = 0;
+    std::string modifiedAt;
+    std::string mode;  ///< e.g. "rw-r--r--"
+    struct {
+        bool readable = false, writable = false, executable = false;
+    } permissions;
+};
+
+struct ListFilesResult {
+    bool success = true;
+    std::string path;
+    std::vector<FileInfo> files;
+    std::size_t count = 0;
+    std::string timestamp;
+};
+
+/// Result of mkdir/deleteFile/renameFile/moveFile.
+struct FileOpResult {
+    bool success = true;
+    std::string path;
+    std::optional<std::string> newPath;  ///< rename/move
+    std::string timestamp;
+};
+
+struct ExistsResult {
+    bool success = true;
+    std::string path;
+    bool exists = false;
+    std::string timestamp;
+};
+
+/// Options of createSession().
+struct SessionOptions {
+    std::optional<std::string> id;    ///< default "session-<epoch ms>"
+    EnvVars env;                      ///< on top of the sandbox's variables
+    std::optional<std::string> cwd;   ///< default /workspace
+    std::optional<std::chrono::milliseconds> commandTimeout;  ///< per-command limit in this session
+};
+
+struct SessionDeleteResult {
+    bool success = true;
+    std::string sessionId;
+    std::string timestamp;
+};
+
+/// Options of getSandbox().
+struct SandboxOptions {
+    /// When false, calls without a session run sessionless (a fresh shell per command).
+    bool enableDefaultSession = true;
+    /// Lower-case the name before use (names are otherwise case-sensitive).
+    bool normalizeId = false;
+};
+
+}  // namespace sandbox

@@ -1,0 +1,152 @@
+// The embedded default: a private sandboxd, started on first use and shared by every Client of
+// the process; it exits (destroying its sandboxes) when the last user releases it, or when this
+// process dies (it watches its stdin, whose write end only this process holds).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "client/sdk_internal.hpp"
+
+extern char** environ;
+
+namespace sandbox::detail {
+namespace fs = std::filesystem;
+
+std::vector<std::string> sandboxdCandidates(const std::string& explicitPath) {
+    std::vector<std::string> out;
+    if (!explicitPath.empty()) out.push_back(explicitPath);
+    if (const char* env = std::getenv("SANDBOXD_PATH"); env && *env) out.emplace_back(env);
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) out.push_back((fs::path(std::string(buf, static_cast<size_t>(n))).parent_path() / "sandboxd").string());
+#ifdef SANDBOX_INSTALL_BINDIR
+    out.push_back(std::string(SANDBOX_INSTALL_BINDIR) + "/sandboxd");
+#endif
+    if (const char* path = std::getenv("PATH")) {
+        std::stringstream ss(path);
+        std::string dir;
+        while (std::getline(ss, dir, ':'))
+            if (!dir.empty()) out.push_back(dir + "/sandboxd");
+    }
+    return out;
+}
+
+std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explicitPath) {
+    static std::mutex m;
+    static std::weak_ptr<EmbeddedDaemon> current;
+    std::lock_guard lock(m);
+    if (auto d = current.lock()) return d;
+
+    std::string binary;
+    auto candidates = sandboxdCandidates(explicitPath);
+    for (const auto& c : candidates)
+        if (::access(c.c_str(), X_OK) == 0) {
+            binary = c;
+            break;
+        }
+    if (binary.empty()) {
+        std::string where;
+        for (const auto& c : candidates) where += "\n  " + c;
+        throw ConnectionError("CONNECTION_FAILED",
+                              "no backend configured (SANDBOX_API_URL / SANDBOX_AGENT_URL unset) and the embedded "
+                              "default cannot find sandboxd; looked in:" + where +
+                                  "\nset SANDBOXD_PATH or install sandboxd",
+                              0);
+    }
+
+    auto d = std::shared_ptr<EmbeddedDaemon>(new EmbeddedDaemon());
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/sandbox-embedded-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw ConnectionError("CONNECTION_FAILED", "cannot create a temp dir for sandboxd", 0);
+    ::chmod(tmpl.c_str(), 0700);
+    d->dir_ = tmpl;
+    d->socket_ = tmpl + "/sandboxd.sock";
+    std::string log = tmpl + "/sandboxd.log";
+
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
+        throw ConnectionError("CONNECTION_FAILED", "cannot create pipes for sandboxd", 0);
+    int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    std::vector<std::string> args = {binary, "--listen", "unix:" + d->socket_, "--state-dir", tmpl + "/state",
+                                     "--exit-with-stdin"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // The daemon must not inherit an API key meant for a remote bridge.
+    std::vector<std::string> envStore;
+    for (char** e = environ; *e; ++e)
+        if (std::string_view(*e).rfind("SANDBOX_API_KEY=", 0) != 0) envStore.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : envStore) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    if (logFd >= 0) posix_spawn_file_actions_adddup2(&fa, logFd, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    int rc = posix_spawn(&d->pid_, binary.c_str(), &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    ::close(in[0]);
+    ::close(out[1]);
+    if (logFd >= 0) ::close(logFd);
+    if (rc != 0) {
+        ::close(in[1]);
+        ::close(out[0]);
+        throw ConnectionError("CONNECTION_FAILED", "cannot start " + binary + ": " + std::strerror(rc), 0);
+    }
+    d->stdinFd_ = in[1];
+    // Wait (bounded) for "sandboxd listening on ..." on its stdout.
+    std::string line;
+    char c;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{out[0], POLLIN, 0};
+        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+        if (::poll(&p, 1, std::max(left, 1)) <= 0) break;
+        if (::read(out[0], &c, 1) != 1 || c == '\n') break;
+        line.push_back(c);
+    }
+    ::close(out[0]);
+    if (line.find("listening") == std::string::npos) {
+        std::ifstream lf(log);
+        std::stringstream text;
+        text << lf.rdbuf();
+        throw ConnectionError("CONNECTION_FAILED", "the embedded sandboxd (" + binary + ") did not start: " + text.str(), 0);
+    }
+    current = d;
+    return d;
+}
+
+EmbeddedDaemon::~EmbeddedDaemon() {
+    if (stdinFd_ >= 0) ::close(stdinFd_);  // sandboxd sees EOF and destroys its sandboxes
+    if (pid_ > 0) {
+        int status = 0;
+        int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+        if (pfd >= 0) {
+            pollfd p{pfd, POLLIN, 0};
+            if (::poll(&p, 1, 10000) == 0) ::kill(pid_, SIGKILL);
+            ::close(pfd);
+        }
+        ::waitpid(pid_, &status, 0);
+    }
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+}
+
+}  // namespace sandbox::detail
