@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "client/http_client.hpp"
+#include "sandbox/sandbox.hpp"
+#include "core/base64.hpp"
 #include "sandbox/sse.hpp"
 
 extern char** environ;
@@ -273,6 +275,59 @@ void benchSseParse() {
 
 }  // namespace
 
+// The SDK on the embedded default (a private sandboxd found next to this program).
+void benchSdk() {
+    sandbox::Client client(sandbox::ClientOptions{.sandboxdPath = selfDir() + "/sandboxd"});
+    auto sb = sandbox::getSandbox(client, "bench");
+    sb.exec("true");
+    if (wanted("sdk_exec_true_p50_us")) {
+        int n = gQuick ? 200 : 1000;
+        std::vector<double> samples;
+        for (int i = 0; i < n + 50; ++i) {
+            auto t = Clock::now();
+            auto r = sb.exec("true");
+            double us = usSince(t);
+            if (!r.success) throw std::runtime_error("sdk exec of true failed");
+            if (i >= 50) samples.push_back(us);
+        }
+        emit("sdk_exec_true_p50_us", percentile(samples, 0.5), "us");
+    }
+    if (wanted("sdk_stream_mb_s")) {
+        std::string mb = gQuick ? "64M" : "256M";
+        sb.exec("head -c " + mb + " /dev/zero | base64 -w 999 > /workspace/stream.txt");
+        std::size_t bytes = 0;
+        bool complete = false;
+        auto t = Clock::now();
+        for (const auto& ev : sb.execStream("cat /workspace/stream.txt")) {
+            if (ev.type == sandbox::ExecEvent::Type::Stdout) bytes += ev.data.size();
+            if (ev.type == sandbox::ExecEvent::Type::Complete) complete = true;
+        }
+        double secs = std::chrono::duration<double>(Clock::now() - t).count();
+        if (!complete) throw std::runtime_error("sdk stream did not complete");
+        emit("sdk_stream_mb_s", bytes / 1e6 / secs, "MB/s");
+    }
+    if (wanted("sdk_file_roundtrip_32mib_mb_s")) {
+        std::string data(32u << 20, '\0');
+        std::mt19937_64 rng(7);
+        for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+            auto v = rng();
+            std::memcpy(data.data() + i, &v, 8);
+        }
+        std::string b64 = sandbox::core::base64Encode(data);
+        double best = 0;
+        for (int rep = 0; rep < 3; ++rep) {
+            auto t = Clock::now();
+            sb.writeFile("/workspace/big.bin", b64, {.encoding = sandbox::Encoding::Base64});
+            auto r = sb.readFile("/workspace/big.bin");
+            double secs = std::chrono::duration<double>(Clock::now() - t).count();
+            if (r.bytes() != data) throw std::runtime_error("sdk 32 MiB round trip mismatch");
+            best = std::max(best, 2 * data.size() / 1e6 / secs);
+        }
+        emit("sdk_file_roundtrip_32mib_mb_s", best, "MB/s");
+    }
+    sb.destroy();
+}
+
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -306,6 +361,8 @@ int main(int argc, char** argv) {
         if (wanted("sandbox_create_p50_us") || wanted("bridge_exec_true_p50_us") ||
             wanted("bridge_file_roundtrip_32mib_mb_s"))
             benchDaemon();
+        if (wanted("sdk_exec_true_p50_us") || wanted("sdk_stream_mb_s") || wanted("sdk_file_roundtrip_32mib_mb_s"))
+            benchSdk();
     } catch (const std::exception& e) {
         std::cerr << "sandbox-bench: " << e.what() << "\n";
         return 1;
