@@ -127,7 +127,8 @@ std::string detectMimeType(const std::string& path) {
 
 core::wire::ReadResponse read(const std::string& path, const std::string& displayPath,
                               core::wire::ReadEncoding encoding) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not block the agent's only thread (no effect on files).
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fail(errno, "Cannot read " + displayPath, displayPath, "file.read");
     struct stat st {};
     ::fstat(fd, &st);
@@ -180,12 +181,14 @@ core::wire::ReadResponse read(const std::string& path, const std::string& displa
 }
 
 ReadStream::ReadStream(const std::string& path, const std::string& displayPath) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // see read()
     if (fd_ < 0) fail(errno, "Cannot read " + displayPath, displayPath, "file.read");
     struct stat st {};
     ::fstat(fd_, &st);
-    if (S_ISDIR(st.st_mode))
+    if (S_ISDIR(st.st_mode)) {
+        ::close(fd_);  // the destructor does not run for a constructor that throws
         throw ApiError("FILE_NOT_FOUND", "File not found: " + displayPath, {{"path", displayPath}});
+    }
     size_ = static_cast<std::uint64_t>(st.st_size);
     mime_ = detectMimeType(path);
     binary_ = !core::isTextMimeType(mime_);
@@ -243,7 +246,8 @@ void write(const std::string& path, const std::string& displayPath, std::string_
     if (slash != std::string::npos && slash > 0)
         if (int e = mkdirs(path.substr(0, slash)))
             fail(e, "Cannot create parent directory of " + displayPath, displayPath, "file.write");
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of blocking the agent.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
     if (fd < 0) fail(errno, "Cannot write " + displayPath, displayPath, "file.write");
     size_t off = 0;
     while (off < bytes.size()) {
@@ -286,12 +290,17 @@ void move(const std::string& from, const std::string& to, const std::string& dis
     struct stat dt {};
     if (::stat(to.c_str(), &dt) == 0 && S_ISDIR(dt.st_mode)) dest = to + "/" + baseName(from);
     if (::rename(from.c_str(), dest.c_str()) != 0) {
+        // The source exists (checked above): a failure is about the destination, reported as
+        // the reference does (FILESYSTEM_ERROR naming both paths), not as a missing source.
         int e = errno;
         std::string kind = operation == "file.move" ? "Move" : "Rename";
-        throw ApiError(
-            codeForErrno(e) == "FILESYSTEM_ERROR" ? "FILESYSTEM_ERROR" : codeForErrno(e),
-            kind + " operation failed: " + std::strerror(e),
-            {{"path", displayFrom}, {"operation", operation}, {"stderr", std::strerror(e)}});
+        throw ApiError("FILESYSTEM_ERROR",
+                       kind + " operation failed: " + std::strerror(e) + " (" + to + ")",
+                       {{"path", displayFrom},
+                        {"operation", operation},
+                        {"newPath", to},
+                        {"exitCode", 1},
+                        {"stderr", std::strerror(e)}});
     }
 }
 
@@ -339,14 +348,20 @@ std::vector<core::wire::FileInfo> list(const std::string& path, const std::strin
         ::closedir(d);
         std::sort(names.begin(), names.end());
         for (const auto& n : names) {
-            if (!includeHidden && n[0] == '.') continue;
             std::string full = dir == "/" ? "/" + n : dir + "/" + n;
             struct stat s {};
             if (::lstat(full.c_str(), &s) != 0) continue;
+            std::string relPath = rel.empty() ? n : rel + "/" + n;
+            // Hidden filtering is by basename only (as find -not -name ".*"): a hidden
+            // directory is not listed, but in recursive mode its visible entries are.
+            if (!includeHidden && n[0] == '.') {
+                if (recursive && S_ISDIR(s.st_mode)) walk(full, relPath);
+                continue;
+            }
             core::wire::FileInfo fi;
             fi.name = n;
             fi.absolutePath = full;
-            fi.relativePath = rel.empty() ? n : rel + "/" + n;
+            fi.relativePath = relPath;
             fi.type = S_ISREG(s.st_mode)   ? "file"
                       : S_ISDIR(s.st_mode) ? "directory"
                       : S_ISLNK(s.st_mode) ? "symlink"

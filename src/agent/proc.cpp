@@ -33,7 +33,29 @@ Pipe Pipe::make(bool nonBlockingRead) {
     return p;
 }
 
+namespace {
+// Descriptors opened without O_CLOEXEC elsewhere in the process (Asio's sockets: the listening
+// socket and every client connection) would be inherited by each child, keeping connections
+// open after the agent closed them and the port bound after the agent exited. Mark them all
+// close-on-exec before spawning; the child gets only what SpawnOptions::fds maps.
+void markAllCloseOnExec() {
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) return;
+    int own = ::dirfd(d);
+    while (dirent* e = ::readdir(d)) {
+        char* end = nullptr;
+        long fd = std::strtol(e->d_name, &end, 10);
+        if (*end != '\0' || fd <= 2 || fd == own) continue;
+        int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+    }
+    ::closedir(d);
+}
+}  // namespace
+
 pid_t spawnProcess(const SpawnOptions& opts) {
+    markAllCloseOnExec();
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);

@@ -362,7 +362,8 @@ awaitable<void> fileRead(Agent& agent, Request& req, Responder& res) {
     auto abs = resolveFilePath(agent, r.path, r.sessionId);
     auto out = files::read(abs, r.path, r.encoding);
     out.timestamp = core::isoTimestampNow();
-    co_await res.sendJson(200, out.toJson());
+    std::string text = out.toJsonString();
+    co_await res.send(200, "application/json", std::move(text));
 }
 
 awaitable<void> fileReadStream(Agent& agent, Request& req, Responder& res) {
@@ -372,6 +373,8 @@ awaitable<void> fileReadStream(Agent& agent, Request& req, Responder& res) {
         auto r = wire::ReadRequest::fromJson(core::parseJsonObject(req.body));
         checkPath(r.path);
         stream.emplace(resolveFilePath(agent, r.path, r.sessionId), r.path);
+    } catch (const ApiError& e) {
+        failure = e.message();
     } catch (const std::exception& e) {
         failure = e.what();
     }
@@ -548,7 +551,6 @@ server::Handler makeRouter(Agent& agent) {
         }
 
         if (error && !res.started()) co_await res.sendJson(error->httpStatus(), error->envelope());
-
     };
 }
 

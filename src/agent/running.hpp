@@ -60,7 +60,8 @@ class RunningCommand : public std::enable_shared_from_this<RunningCommand> {
     Event readersDone_;
     net::steady_timer timeoutTimer_, killTimer_;
     int readersLeft_ = 2;
-    bool exited_ = false, discard_ = false, finished_ = false, timedOut_ = false, exitTaken_ = false;
+    bool exited_ = false, discard_ = false, finished_ = false, timedOut_ = false,
+         exitTaken_ = false;
     int lastSignal_ = 0;
 };
 

@@ -12,10 +12,10 @@
 namespace sandbox::agent {
 namespace {
 
-// Descriptor numbers inside the shell: control (status lines), stdout and stderr capture.
-// High enough that user scripts do not stumble on them; closed for every user command.
-constexpr int kControlFd = 60, kOutFd = 61, kErrFd = 62;
-constexpr const char* kCloseOurs = " 60>&- 61>&- 62>&-";
+// Descriptor number of the control pipe (status lines) inside the shell. High enough that user
+// scripts do not stumble on it; closed for every user command.
+constexpr int kControlFd = 60;
+constexpr const char* kCloseOurs = " 60>&-";
 
 bool isDirectory(const std::string& p) {
     struct stat st {};
@@ -34,14 +34,7 @@ std::string procFd(int fd) {
 }  // namespace
 
 Session::Session(net::any_io_executor ex, Options opts)
-    : ex_(ex),
-      opts_(std::move(opts)),
-      stdin_(ex),
-      control_(ex),
-      out_(ex),
-      err_(ex),
-      pidfd_(ex),
-      mutex_(ex) {}
+    : ex_(ex), opts_(std::move(opts)), stdin_(ex), control_(ex), pidfd_(ex), mutex_(ex) {}
 
 Session::~Session() {
     if (alive_) destroy();
@@ -53,7 +46,7 @@ std::shared_ptr<Session> Session::spawn(net::any_io_executor ex, Options opts) {
         opts.cwd = home && isDirectory(home) ? home : "/";
     }
     auto s = std::shared_ptr<Session>(new Session(ex, std::move(opts)));
-    Pipe in = Pipe::make(false), control = Pipe::make(), out = Pipe::make(), err = Pipe::make();
+    Pipe in = Pipe::make(false), control = Pipe::make();
     Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
 
     std::vector<std::pair<std::string, std::optional<std::string>>> overrides;
@@ -65,23 +58,18 @@ std::shared_ptr<Session> Session::spawn(net::any_io_executor ex, Options opts) {
     so.argv = {"/bin/bash", "--norc", "--noprofile"};
     so.env = environWith(overrides);
     so.cwd = s->opts_.cwd;
-    so.fds = {{0, in.read.get()},        {1, devnull.get()},
-              {2, devnull.get()},        {kControlFd, control.write.get()},
-              {kOutFd, out.write.get()}, {kErrFd, err.write.get()}};
+    so.fds = {{0, in.read.get()},
+              {1, devnull.get()},
+              {2, devnull.get()},
+              {kControlFd, control.write.get()}};
     so.newProcessGroup = true;
     s->pid_ = spawnProcess(so);
     s->pidfd_ = net::posix::stream_descriptor(ex, openPidFd(s->pid_).release());
     s->stdin_ = adopt(ex, std::move(in.write));
     s->control_ = adopt(ex, std::move(control.read));
-    s->out_ = adopt(ex, std::move(out.read));
-    s->err_ = adopt(ex, std::move(err.read));
 
     net::co_spawn(
         ex, [s]() -> awaitable<void> { co_await s->controlLoop(); }, net::detached);
-    net::co_spawn(
-        ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->out_, false); }, net::detached);
-    net::co_spawn(
-        ex, [s]() -> awaitable<void> { co_await s->outputLoop(s->err_, true); }, net::detached);
     net::co_spawn(
         ex, [s]() -> awaitable<void> { co_await s->deathLoop(); }, net::detached);
     return s;
@@ -114,12 +102,8 @@ awaitable<void> Session::controlLoop() {
             long value = std::strtol(line.c_str() + 2, nullptr, 10);
             if (line[0] == 'S') {
                 // All output the command wrote is in the pipes now: take it before completing.
-                if (captureOut_)
-                    droppedOut_ +=
-                        drainFd(out_.native_handle(), *captureOut_, kMaxForegroundOutput).second;
-                if (captureErr_)
-                    droppedErr_ +=
-                        drainFd(err_.native_handle(), *captureErr_, kMaxForegroundOutput).second;
+                if (out_) out_->drain();
+                if (err_) err_->drain();
                 pending_->status = static_cast<int>(value);
                 pending_->done.set();
             } else if (line[0] == 'B') {
@@ -130,19 +114,23 @@ awaitable<void> Session::controlLoop() {
     }
 }
 
-awaitable<void> Session::outputLoop(net::posix::stream_descriptor& d, bool isStderr) {
+Session::Capture::Capture(net::any_io_executor ex, Fd fd) : pipe(adopt(ex, std::move(fd))) {}
+
+bool Session::Capture::drain() {
+    std::string scratch;
+    auto [eof, lost] = drainFd(pipe.native_handle(), target ? *target : scratch,
+                               target ? kMaxForegroundOutput : 0);
+    if (target) dropped += lost;
+    return eof;
+}
+
+awaitable<void> Session::outputLoop(std::shared_ptr<Capture> c) {
     for (;;) {
-        std::string* target = isStderr ? captureErr_ : captureOut_;
-        std::string scratch;
-        auto [eof, dropped] = drainFd(d.native_handle(), target ? *target : scratch,
-                                      target ? kMaxForegroundOutput : 0);
-        (isStderr ? droppedErr_ : droppedOut_) += target ? dropped : 0;
-        if (eof) break;
+        if (c->drain()) break;
         boost::system::error_code ec;
-        co_await d.async_wait(net::posix::descriptor_base::wait_read,
-                              net::redirect_error(use_awaitable, ec));
+        co_await c->pipe.async_wait(net::posix::descriptor_base::wait_read,
+                                    net::redirect_error(use_awaitable, ec));
         if (ec && ec != net::error::operation_aborted) break;
-        if (!alive_) break;
     }
 }
 
@@ -163,8 +151,8 @@ void Session::onShellGone(int code) {
     if (!alive_ && shellExit_) return;
     alive_ = false;
     shellExit_ = code;
-    if (captureOut_) drainFd(out_.native_handle(), *captureOut_, kMaxForegroundOutput);
-    if (captureErr_) drainFd(err_.native_handle(), *captureErr_, kMaxForegroundOutput);
+    if (out_) out_->drain();
+    if (err_) err_->drain();
     if (pending_) pending_->done.set();
     boost::system::error_code ec;
     stdin_.close(ec);
@@ -200,16 +188,19 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
         result.exitCode = shellExit_.value_or(-1);
         co_return result;
     }
+    // Fresh capture pipes; the shell opens our write ends by path for the command.
+    Pipe outPipe = Pipe::make(), errPipe = Pipe::make();
+    std::string outPath = procFd(outPipe.write.get()), errPath = procFd(errPipe.write.get());
     std::string epilogue;
     std::string line = "IFS= read -r -d '' __sb_c; ";
-    std::string run = envPrologue(spec.env, epilogue) + "eval \"$__sb_c\" </dev/null >&61 2>&62" +
-                      kCloseOurs + "; __sb_s=$?; " + epilogue;
+    std::string run = envPrologue(spec.env, epilogue) + "eval \"$__sb_c\" </dev/null >" + outPath +
+                      " 2>" + errPath + kCloseOurs + "; __sb_s=$?; " + epilogue;
     if (spec.cwd) {
         std::string msg = "Failed to change directory to '" + *spec.cwd + "'";
         line += "__sb_d=\"$PWD\"; if builtin cd -- " + core::shellQuote(*spec.cwd) +
                 " 2>/dev/null; then " + run +
                 "builtin cd -- \"$__sb_d\" 2>/dev/null; else printf '%s\\n' " +
-                core::shellQuote(msg) + " >&62; __sb_s=1; fi; ";
+                core::shellQuote(msg) + " >" + errPath + "; __sb_s=1; fi; ";
     } else {
         line += run;
     }
@@ -217,21 +208,27 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
     line += spec.command;
     line.push_back('\0');
 
+    auto self = shared_from_this();  // before `reset`, which still uses the session when it ends
     auto pending = std::make_shared<Pending>(ex_);
     pending_ = pending;
-    captureOut_ = &result.stdoutRaw;
-    captureErr_ = &result.stderrRaw;
-    droppedOut_ = droppedErr_ = 0;
+    out_ = std::make_shared<Capture>(ex_, std::move(outPipe.read));
+    err_ = std::make_shared<Capture>(ex_, std::move(errPipe.read));
+    out_->target = &result.stdoutRaw;
+    err_->target = &result.stderrRaw;
+    net::co_spawn(ex_, outputLoop(out_), net::detached);
+    net::co_spawn(ex_, outputLoop(err_), net::detached);
     struct Reset {
         Session* s;
         ~Reset() {
             s->pending_.reset();
-            s->captureOut_ = s->captureErr_ = nullptr;
+            // From now on the loops discard what jobs of this command still write.
+            s->out_->target = s->err_->target = nullptr;
+            s->out_.reset();
+            s->err_.reset();
         }
     } reset{this};
 
     bool written = co_await writeToShell(line);
-    auto self = shared_from_this();
     if (written) {
         auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
                                 : std::chrono::steady_clock::time_point::max();
@@ -263,12 +260,12 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
             result.exitCode = shellExit_.value_or(-1);
         }
     }
-    if (droppedOut_)
+    if (out_->dropped)
         result.stdoutRaw +=
-            "\n[output truncated: " + std::to_string(droppedOut_) + " bytes dropped]\n";
-    if (droppedErr_)
+            "\n[output truncated: " + std::to_string(out_->dropped) + " bytes dropped]\n";
+    if (err_->dropped)
         result.stderrRaw +=
-            "\n[output truncated: " + std::to_string(droppedErr_) + " bytes dropped]\n";
+            "\n[output truncated: " + std::to_string(err_->dropped) + " bytes dropped]\n";
     co_return result;
 }
 
@@ -315,10 +312,12 @@ void Session::destroy() {
     for (auto& w : background_)
         if (auto rc = w.lock()) rc->kill(std::chrono::milliseconds(0));
     background_.clear();
-    if (alive_) {
-        signalTree(pid_, SIGKILL, true);
-        alive_ = false;
-    }
+    // pid_ is -1 when spawn() failed: signalling -1 would reach every process we may signal.
+    if (alive_ && pid_ > 0) signalTree(pid_, SIGKILL, true);
+    alive_ = false;
+    // Jobs whose parent subshell already exited (`(cmd &)`) left the tree but not the shell's
+    // process group (no job control, so every job stays in it).
+    if (pid_ > 0) ::kill(-pid_, SIGKILL);
     if (pending_) pending_->done.set();
 }
 

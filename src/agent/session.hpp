@@ -3,7 +3,9 @@
 // persists between commands. Commands travel to it as data (NUL-terminated, read with
 // `read -d ''`) and are `eval`ed by a one-line driver, so any text — heredocs, syntax errors,
 // `return`, `break` — is handled by bash itself and can never desynchronise the protocol.
-// Output arrives on pipes the agent reads continuously; the exit status on a control pipe.
+// Output arrives on pipes the agent reads continuously (fresh ones per command, so output a
+// background job writes later never lands in another command's result); the exit status on a
+// control pipe.
 // No temp files, no polling.
 #include <chrono>
 #include <map>
@@ -72,7 +74,18 @@ class Session : public std::enable_shared_from_this<Session> {
   private:
     explicit Session(net::any_io_executor ex, Options opts);
     awaitable<void> controlLoop();
-    awaitable<void> outputLoop(net::posix::stream_descriptor& d, bool isStderr);
+    /// One output stream of one foreground command: drained into `target` while the command
+    /// runs, then read and discarded until every writer (a job the command left running
+    /// included) has closed it, so such a job neither blocks nor gets EPIPE.
+    struct Capture {
+        Capture(net::any_io_executor ex, Fd fd);
+        net::posix::stream_descriptor pipe;
+        std::string* target = nullptr;
+        std::size_t dropped = 0;
+        /// Reads what is available into target (or nowhere); true at EOF.
+        bool drain();
+    };
+    static awaitable<void> outputLoop(std::shared_ptr<Capture> c);
     awaitable<void> deathLoop();
     awaitable<bool> writeToShell(const std::string& text);
     void onShellGone(int code);
@@ -88,12 +101,10 @@ class Session : public std::enable_shared_from_this<Session> {
     net::any_io_executor ex_;
     Options opts_;
     pid_t pid_ = -1;
-    net::posix::stream_descriptor stdin_, control_, out_, err_, pidfd_;
+    net::posix::stream_descriptor stdin_, control_, pidfd_;
     AsyncMutex mutex_;
     std::shared_ptr<Pending> pending_;
-    std::string* captureOut_ = nullptr;
-    std::string* captureErr_ = nullptr;
-    std::size_t droppedOut_ = 0, droppedErr_ = 0;
+    std::shared_ptr<Capture> out_, err_;  // of the foreground command in progress
     std::string controlBuf_;
     bool alive_ = true, destroyed_ = false;
     std::optional<int> shellExit_;

@@ -65,8 +65,9 @@ std::string suggestionFor(std::string_view code, const nlohmann::json& context) 
 
 ApiError::ApiError(std::string code, std::string message, nlohmann::json context,
                    std::optional<std::string> operation)
-    : std::runtime_error(std::move(message)),
+    : std::runtime_error(message),
       code_(std::move(code)),
+      message_(std::move(message)),
       context_(context.is_object() ? std::move(context) : nlohmann::json::object()),
       operation_(std::move(operation)),
       status_(httpStatusForCode(code_)) {
@@ -77,7 +78,7 @@ ApiError::ApiError(std::string code, std::string message, nlohmann::json context
 }
 
 nlohmann::json ApiError::envelope() const {
-    nlohmann::json body = {{"code", code_}, {"message", what()}, {"context", context_}};
+    nlohmann::json body = {{"code", code_}, {"message", message_}, {"context", context_}};
     if (operation_) body["operation"] = *operation_;
     body["httpStatus"] = status_;
     body["timestamp"] = isoTimestampNow();

@@ -28,6 +28,8 @@ class ApiError : public std::runtime_error {
              std::optional<std::string> operation = std::nullopt);
 
     const std::string& code() const noexcept { return code_; }
+    /// The full message (what() stops at an embedded NUL, e.g. one from a rejected path).
+    const std::string& message() const noexcept { return message_; }
     const nlohmann::json& context() const noexcept { return context_; }
     const std::optional<std::string>& operation() const noexcept { return operation_; }
     /// The HTTP status of this error (from the registry; 500 for other codes).
@@ -43,6 +45,7 @@ class ApiError : public std::runtime_error {
 
   private:
     std::string code_;
+    std::string message_;
     nlohmann::json context_;
     std::optional<std::string> operation_;
     int status_;

@@ -1,10 +1,56 @@
 #include "core/json_util.hpp"
 
+#include <simdjson.h>
+
 #include <cmath>
 
 #include "core/errors.hpp"
 
 namespace sandbox::core {
+
+namespace {
+
+nlohmann::json fromSimd(simdjson::dom::element e) {
+    using T = simdjson::dom::element_type;
+    switch (e.type()) {
+        case T::OBJECT: {
+            nlohmann::json o = nlohmann::json::object();
+            for (auto field : simdjson::dom::object(e))
+                o[std::string(field.key)] = fromSimd(field.value);
+            return o;
+        }
+        case T::ARRAY: {
+            nlohmann::json a = nlohmann::json::array();
+            for (auto v : simdjson::dom::array(e)) a.push_back(fromSimd(v));
+            return a;
+        }
+        case T::STRING:
+            return std::string(std::string_view(e));
+        case T::INT64:
+            return std::int64_t(e);
+        case T::UINT64:
+            return std::uint64_t(e);
+        case T::DOUBLE:
+            return double(e);
+        case T::BOOL:
+            return bool(e);
+        case T::NULL_VALUE:
+            return nullptr;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+nlohmann::json parseJson(std::string_view text) {
+    thread_local simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    // simdjson needs SIMDJSON_PADDING readable bytes past the end: copy into a padded buffer.
+    simdjson::padded_string padded(text);
+    if (parser.parse(padded).get(root) != simdjson::SUCCESS)
+        return nlohmann::json(nlohmann::json::value_t::discarded);
+    return fromSimd(root);
+}
 
 nlohmann::json parseJsonObject(std::string_view body, bool emptyIsObject) {
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
@@ -12,7 +58,7 @@ nlohmann::json parseJsonObject(std::string_view body, bool emptyIsObject) {
         throw validationError("Invalid JSON in request body: the body is empty", "body",
                               "INVALID_JSON", "Request body must be a JSON object");
     }
-    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    nlohmann::json j = parseJson(body);
     if (j.is_discarded())
         throw validationError("Invalid JSON in request body: the body is not valid JSON", "body",
                               "INVALID_JSON", "Request body must be a JSON object");

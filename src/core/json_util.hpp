@@ -11,6 +11,11 @@
 
 namespace sandbox::core {
 
+/// Parses any JSON document with simdjson (GB/s, also for multi-megabyte strings such as
+/// base64 file contents) into an nlohmann::json value. Returns a discarded value
+/// (is_discarded()) when the text is not valid JSON.
+nlohmann::json parseJson(std::string_view text);
+
 /// Parses a request body that must be a JSON object. Throws ApiError 400 VALIDATION_FAILED
 /// ("Invalid JSON in request body: ...") for malformed JSON or a non-object. An empty body is
 /// an empty object when `emptyIsObject`, else an error.

@@ -235,6 +235,25 @@ json ReadResponse::toJson() const {
             {"mimeType", mimeType},   {"size", size}};
 }
 
+std::string ReadResponse::toJsonString() const {
+    std::string s;
+    s.reserve(content.size() + path.size() + 256);
+    s.append("{\"content\":");
+    appendJsonString(s, content);
+    s.append(",\"encoding\":");
+    appendJsonString(s, encoding);
+    s.append(",\"isBinary\":").append(isBinary ? "true" : "false");
+    s.append(",\"mimeType\":");
+    appendJsonString(s, mimeType);
+    s.append(",\"path\":");
+    appendJsonString(s, path);
+    s.append(",\"size\":").append(std::to_string(size));
+    s.append(",\"success\":true,\"timestamp\":");
+    appendJsonString(s, timestamp);
+    s.push_back('}');
+    return s;
+}
+
 WriteRequest WriteRequest::fromJson(const json& j) {
     Fields f(j);
     WriteRequest r;

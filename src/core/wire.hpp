@@ -115,6 +115,8 @@ struct ReadResponse {
     std::string timestamp;
     static ReadResponse fromJson(const nlohmann::json& j);
     nlohmann::json toJson() const;
+    /// The same JSON text as toJson().dump(), written directly (content may be tens of MB).
+    std::string toJsonString() const;
 };
 
 /// POST /api/write

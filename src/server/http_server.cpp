@@ -97,8 +97,22 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             parser.body_limit(opts_.maxBodyBytes);
             parser.header_limit(64 * 1024);
             beast::error_code ec;
-            co_await http::async_read(socket_, buffer_, parser,
-                                      net::redirect_error(use_awaitable, ec));
+            co_await http::async_read_header(socket_, buffer_, parser,
+                                             net::redirect_error(use_awaitable, ec));
+            // Clients that announce a large body (curl does) wait for "100 Continue" first.
+            bool expectContinue = false;
+            if (!ec) {
+                auto expect = parser.get()[http::field::expect];
+                expectContinue = beast::iequals(expect, "100-continue");
+            }
+            if (expectContinue) {
+                http::response<http::empty_body> cont{http::status::continue_,
+                                                      parser.get().version()};
+                co_await http::async_write(socket_, cont, net::redirect_error(use_awaitable, ec));
+            }
+            if (!ec && !parser.is_done())
+                co_await http::async_read(socket_, buffer_, parser,
+                                          net::redirect_error(use_awaitable, ec));
             if (ec == http::error::body_limit) {
                 core::ApiError err("FILE_TOO_LARGE",
                                    "Request body exceeds the limit of " +
@@ -168,7 +182,8 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         if (ec) markGone();
     }
 
-    awaitable<void> beginStream(int status, std::string_view contentType, const Headers& extra) override {
+    awaitable<void> beginStream(int status, std::string_view contentType,
+                                const Headers& extra) override {
         started_ = true;
         sse_ = true;
         http::response<http::empty_body> res{static_cast<http::status>(status), version_};
@@ -253,7 +268,9 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
                     beast::error_code ec;
                     co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
                     if (!self->sse_ || self->sseEnded_ || self->gone_) break;
-                    if (self->writingNow_ || std::chrono::steady_clock::now() - self->lastWrite_ < interval) continue;
+                    if (self->writingNow_ ||
+                        std::chrono::steady_clock::now() - self->lastWrite_ < interval)
+                        continue;
                     self->queueComment("keepalive");
                     co_await self->flush();
                 }
