@@ -77,10 +77,16 @@ void checkCommand(const std::string& command) {
 }
 
 void checkEnv(const wire::EnvMap& env) {
-    for (const auto& [k, v] : env)
+    for (const auto& [k, v] : env) {
         if (!core::isValidEnvName(k))
             throw core::validationError("Invalid environment variable name: " + k, "env",
                                         "INVALID_ENV_NAME", "invalid variable name '" + k + "'");
+        // The session driver's own variables (see session.cpp) cannot be overridden.
+        if (k.rfind("__sb_", 0) == 0)
+            throw core::validationError("Reserved environment variable name: " + k, "env",
+                                        "INVALID_ENV_NAME",
+                                        "names starting with __sb_ are reserved");
+    }
 }
 
 // Absolute path for a file route: relative paths against the session's current directory.

@@ -294,3 +294,15 @@ TEST_CASE("misc routes: /, ping, version") {
     auto http = server.connect();
     CHECK(call(http, "GET", "/api/version").body["version"] == "9.8.7");
 }
+
+TEST_CASE("env names reserved by the session driver are refused") {
+    sandbox::testing::AgentFixture a;
+    auto r = a.post("/api/execute", R"({"command":"echo x","env":{"__sb_s":"1"}})");
+    CHECK(r.status == 400);
+    auto j = nlohmann::json::parse(r.body);
+    CHECK(j["code"] == "VALIDATION_FAILED");
+    CHECK(j["context"]["validationErrors"][0]["code"] == "INVALID_ENV_NAME");
+    // The session still works and reports exit codes.
+    r = a.post("/api/execute", R"({"command":"exit_code_test() { return 3; }; exit_code_test"})");
+    CHECK(nlohmann::json::parse(r.body)["exitCode"] == 3);
+}
