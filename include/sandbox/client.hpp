@@ -33,23 +33,25 @@ enum class TransportKind {
 
 /// Client settings. Empty fields are taken from the environment (see Client::fromEnv).
 struct ClientOptions {
-    std::string apiUrl;    ///< bridge base URL ("https://...workers.dev", "http://host:port", "unix:/path")
+    std::string
+        apiUrl;  ///< bridge base URL ("https://...workers.dev", "http://host:port", "unix:/path")
     std::string apiKey;    ///< bearer token for the bridge (or the agent)
-    std::string agentUrl;  ///< container API base URL ("http://localhost:3000", or sandboxd's /v1/sandbox/ID/agent)
+    std::string agentUrl;  ///< container API base URL ("http://localhost:3000", or sandboxd's
+                           ///< /v1/sandbox/ID/agent)
     std::chrono::milliseconds connectTimeout{10'000};
-    std::chrono::milliseconds requestTimeout{600'000};    ///< whole non-streaming request
-    std::chrono::milliseconds streamIdleTimeout{300'000}; ///< silence allowed inside a stream
+    std::chrono::milliseconds requestTimeout{600'000};     ///< whole non-streaming request
+    std::chrono::milliseconds streamIdleTimeout{300'000};  ///< silence allowed inside a stream
     /// Retry budget for 503 answers and refused connections on requests that are safe to repeat
     /// (as while a container starts); 0 disables retries.
     std::chrono::milliseconds retryBudget{30'000};
-    std::string caFile;    ///< extra CA certificate(s) (PEM) for https
+    std::string caFile;        ///< extra CA certificate(s) (PEM) for https
     std::string sandboxdPath;  ///< embedded default: the sandboxd binary (else SANDBOXD_PATH, next
                                ///< to the executable, the install prefix, PATH)
 };
 
 /// Where sandboxes live. Cheap to copy (shared state); safe to use from several threads.
 class Client {
-public:
+  public:
     /// Explicit options; empty URL fields fall back to the environment as fromEnv() does.
     explicit Client(ClientOptions options = {});
     /// SANDBOX_API_URL (+ SANDBOX_API_KEY) -> bridge; else SANDBOX_AGENT_URL (+ SANDBOX_API_KEY)
@@ -60,7 +62,7 @@ public:
     /// A short description of the backend ("bridge https://...", "embedded sandboxd (pid N)").
     std::string describe() const;
 
-private:
+  private:
     friend class Sandbox;
     friend Sandbox getSandbox(const Client&, std::string, SandboxOptions);
     std::shared_ptr<detail::ClientImpl> impl_;
@@ -70,7 +72,7 @@ private:
 /// Destroying the stream before the end cancels the command. A stream that ends without a
 /// `complete` or `error` event throws StreamLostError instead of ending silently.
 class ExecStream {
-public:
+  public:
     class iterator;
     ExecStream(ExecStream&&) noexcept;
     ExecStream& operator=(ExecStream&&) noexcept;
@@ -81,7 +83,7 @@ public:
     std::default_sentinel_t end() { return {}; }
 
     class iterator {
-    public:
+      public:
         using value_type = ExecEvent;
         using difference_type = std::ptrdiff_t;
         iterator() = default;
@@ -95,12 +97,12 @@ public:
         void operator++(int) { ++*this; }
         bool operator==(std::default_sentinel_t) const { return !cur_; }
 
-    private:
+      private:
         ExecStream* s_ = nullptr;
         std::optional<ExecEvent> cur_;
     };
 
-private:
+  private:
     friend class Sandbox;
     explicit ExecStream(std::unique_ptr<detail::EventSource> src, std::string command);
     std::unique_ptr<detail::EventSource> src_;
@@ -110,7 +112,7 @@ private:
 
 /// A file read in chunks (readFileStream): metadata first, then the content piece by piece.
 class FileStream {
-public:
+  public:
     FileStream(FileStream&&) noexcept;
     FileStream& operator=(FileStream&&) noexcept;
     ~FileStream();
@@ -121,7 +123,7 @@ public:
     /// Reads the rest and returns all bytes (collectFile).
     std::string collect();
 
-private:
+  private:
     friend class Sandbox;
     explicit FileStream(std::unique_ptr<detail::EventSource> src);
     std::unique_ptr<detail::EventSource> src_;
@@ -134,7 +136,7 @@ class ExecutionSession;
 /// A handle on one sandbox. Cheap to copy; safe to use from several threads at once (each call
 /// uses its own connection from a shared pool).
 class Sandbox {
-public:
+  public:
     /// The name given to getSandbox().
     const std::string& id() const;
 
@@ -145,7 +147,8 @@ public:
     ExecStream execStream(std::string_view command, const ExecOptions& options = {}) const;
 
     // ---- files (relative paths resolve against the session's working directory) ----
-    WriteFileResult writeFile(std::string_view path, std::string_view content, const WriteFileOptions& options = {}) const;
+    WriteFileResult writeFile(std::string_view path, std::string_view content,
+                              const WriteFileOptions& options = {}) const;
     ReadFileResult readFile(std::string_view path, const ReadFileOptions& options = {}) const;
     FileStream readFileStream(std::string_view path) const;
     FileOpResult mkdir(std::string_view path, const MkdirOptions& options = {}) const;
@@ -165,7 +168,7 @@ public:
     /// Destroys the sandbox: every process dies and its files are removed.
     void destroy() const;
 
-private:
+  private:
     friend Sandbox getSandbox(const Client&, std::string, SandboxOptions);
     friend class ExecutionSession;
     std::shared_ptr<detail::SandboxState> state_;
@@ -174,23 +177,42 @@ private:
 
 /// A session of a sandbox: the Sandbox methods bound to one shell.
 class ExecutionSession {
-public:
+  public:
     const std::string& id() const { return id_; }
-    ExecResult exec(std::string_view command, const ExecOptions& options = {}) const { return sb_.exec(command, options); }
-    ExecStream execStream(std::string_view command, const ExecOptions& options = {}) const { return sb_.execStream(command, options); }
-    WriteFileResult writeFile(std::string_view path, std::string_view content, const WriteFileOptions& o = {}) const { return sb_.writeFile(path, content, o); }
-    ReadFileResult readFile(std::string_view path, const ReadFileOptions& o = {}) const { return sb_.readFile(path, o); }
+    ExecResult exec(std::string_view command, const ExecOptions& options = {}) const {
+        return sb_.exec(command, options);
+    }
+    ExecStream execStream(std::string_view command, const ExecOptions& options = {}) const {
+        return sb_.execStream(command, options);
+    }
+    WriteFileResult writeFile(std::string_view path, std::string_view content,
+                              const WriteFileOptions& o = {}) const {
+        return sb_.writeFile(path, content, o);
+    }
+    ReadFileResult readFile(std::string_view path, const ReadFileOptions& o = {}) const {
+        return sb_.readFile(path, o);
+    }
     FileStream readFileStream(std::string_view path) const { return sb_.readFileStream(path); }
-    FileOpResult mkdir(std::string_view path, const MkdirOptions& o = {}) const { return sb_.mkdir(path, o); }
+    FileOpResult mkdir(std::string_view path, const MkdirOptions& o = {}) const {
+        return sb_.mkdir(path, o);
+    }
     FileOpResult deleteFile(std::string_view path) const { return sb_.deleteFile(path); }
-    FileOpResult renameFile(std::string_view a, std::string_view b) const { return sb_.renameFile(a, b); }
-    FileOpResult moveFile(std::string_view a, std::string_view b) const { return sb_.moveFile(a, b); }
-    ListFilesResult listFiles(std::string_view path, const ListFilesOptions& o = {}) const { return sb_.listFiles(path, o); }
+    FileOpResult renameFile(std::string_view a, std::string_view b) const {
+        return sb_.renameFile(a, b);
+    }
+    FileOpResult moveFile(std::string_view a, std::string_view b) const {
+        return sb_.moveFile(a, b);
+    }
+    ListFilesResult listFiles(std::string_view path, const ListFilesOptions& o = {}) const {
+        return sb_.listFiles(path, o);
+    }
     ExistsResult exists(std::string_view path) const { return sb_.exists(path); }
 
-private:
+  private:
     friend class Sandbox;
-    ExecutionSession(Sandbox sb, std::string id) : sb_(std::move(sb)), id_(std::move(id)) { sb_.session_ = id_; }
+    ExecutionSession(Sandbox sb, std::string id) : sb_(std::move(sb)), id_(std::move(id)) {
+        sb_.session_ = id_;
+    }
     Sandbox sb_;
     std::string id_;
 };

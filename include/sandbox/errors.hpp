@@ -15,7 +15,7 @@ namespace sandbox {
 
 /// Base of every SDK exception.
 class SandboxError : public std::runtime_error {
-public:
+  public:
     SandboxError(std::string code, std::string message, int httpStatus = 500,
                  nlohmann::json context = nlohmann::json::object(), std::string operation = {});
     /// The wire code: a container code ("FILE_NOT_FOUND"), a bridge code ("unauthorized"), or an
@@ -30,22 +30,22 @@ public:
     /// A string field of context(), or "" when absent.
     std::string contextString(const char* key) const;
 
-private:
+  private:
     std::string code_;
     int httpStatus_;
     nlohmann::json context_;
     std::string operation_;
 };
 
-#define SANDBOX_DECLARE_ERROR(Name, Base)      \
-    class Name : public Base {                 \
-    public:                                    \
-        using Base::Base;                      \
+#define SANDBOX_DECLARE_ERROR(Name, Base) \
+    class Name : public Base {            \
+      public:                             \
+        using Base::Base;                 \
     };
 
 /// FILE_NOT_FOUND (404); path() names the file.
 class FileNotFoundError : public SandboxError {
-public:
+  public:
     using SandboxError::SandboxError;
     std::string path() const { return contextString("path"); }
 };
@@ -54,13 +54,13 @@ SANDBOX_DECLARE_ERROR(FileTooLargeError, SandboxError)      ///< FILE_TOO_LARGE 
 SANDBOX_DECLARE_ERROR(PermissionDeniedError, SandboxError)  ///< PERMISSION_DENIED (403)
 /// IS_DIRECTORY, NOT_DIRECTORY, NO_SPACE, READ_ONLY, FILESYSTEM_ERROR, ...
 SANDBOX_DECLARE_ERROR(FileSystemError, SandboxError)
-SANDBOX_DECLARE_ERROR(CommandNotFoundError, SandboxError)   ///< COMMAND_NOT_FOUND (404)
+SANDBOX_DECLARE_ERROR(CommandNotFoundError, SandboxError)  ///< COMMAND_NOT_FOUND (404)
 /// INVALID_COMMAND, COMMAND_EXECUTION_ERROR (e.g. a session-mode timeout), STREAM_START_ERROR
 SANDBOX_DECLARE_ERROR(CommandError, SandboxError)
-SANDBOX_DECLARE_ERROR(ProcessNotFoundError, SandboxError)   ///< PROCESS_NOT_FOUND (404)
-SANDBOX_DECLARE_ERROR(ProcessError, SandboxError)           ///< PROCESS_ERROR
+SANDBOX_DECLARE_ERROR(ProcessNotFoundError, SandboxError)       ///< PROCESS_NOT_FOUND (404)
+SANDBOX_DECLARE_ERROR(ProcessError, SandboxError)               ///< PROCESS_ERROR
 SANDBOX_DECLARE_ERROR(SessionAlreadyExistsError, SandboxError)  ///< SESSION_ALREADY_EXISTS (409)
-SANDBOX_DECLARE_ERROR(SessionDestroyedError, SandboxError)  ///< SESSION_DESTROYED (410)
+SANDBOX_DECLARE_ERROR(SessionDestroyedError, SandboxError)      ///< SESSION_DESTROYED (410)
 /// SESSION_TERMINATED (410): the session's shell exited (e.g. `exit 7`); the next call with the
 /// same id gets a fresh session.
 SANDBOX_DECLARE_ERROR(SessionTerminatedError, SandboxError)
@@ -121,6 +121,7 @@ SANDBOX_DECLARE_ERROR(TimeoutError, TransportError)
 
 /// Throws the typed error for an error response: the container envelope
 /// ({code, message, context, httpStatus, operation}) or the bridge body ({error, code}).
-[[noreturn]] void throwErrorFromResponse(int httpStatus, const std::string& body, const std::string& operation = {});
+[[noreturn]] void throwErrorFromResponse(int httpStatus, const std::string& body,
+                                         const std::string& operation = {});
 
 }  // namespace sandbox

@@ -13,18 +13,19 @@
 
 namespace sandbox {
 
-/// Environment variables; std::nullopt means "unset this variable".
+/// Environment variables. A std::nullopt value is dropped, as the TypeScript SDK drops
+/// `undefined`: the variable keeps the value it has (it is not unset).
 using EnvVars = std::map<std::string, std::optional<std::string>>;
 
 /// Result of exec(): a non-zero exit is a result (success == false), not an exception.
 struct ExecResult {
-    bool success = false;               ///< exitCode == 0
-    int exitCode = 0;                   ///< the command's exit status
-    std::string stdout;                 ///< everything it wrote to stdout
-    std::string stderr;                 ///< everything it wrote to stderr
-    std::string command;                ///< the command as given
+    bool success = false;                   ///< exitCode == 0
+    int exitCode = 0;                       ///< the command's exit status
+    std::string stdout;                     ///< everything it wrote to stdout
+    std::string stderr;                     ///< everything it wrote to stderr
+    std::string command;                    ///< the command as given
     std::chrono::milliseconds duration{0};  ///< measured by the SDK
-    std::string timestamp;              ///< ISO-8601 start time
+    std::string timestamp;                  ///< ISO-8601 start time
     std::optional<std::string> sessionId;   ///< absent for sessionless execution
 };
 
@@ -46,9 +47,9 @@ struct ExecOptions {
 /// One event of execStream().
 struct ExecEvent {
     enum class Type { Start, Stdout, Stderr, Complete, Error } type = Type::Start;
-    std::string data;               ///< output chunk (Stdout/Stderr) or error message (Error)
-    std::optional<int> exitCode;    ///< Complete
-    std::string command;            ///< Start
+    std::string data;             ///< output chunk (Stdout/Stderr) or error message (Error)
+    std::optional<int> exitCode;  ///< Complete
+    std::string command;          ///< Start
     std::string timestamp;
 };
 
@@ -138,9 +139,9 @@ struct ExistsResult {
 
 /// Options of createSession().
 struct SessionOptions {
-    std::optional<std::string> id;    ///< default "session-<epoch ms>"
-    EnvVars env;                      ///< on top of the sandbox's variables
-    std::optional<std::string> cwd;   ///< default /workspace
+    std::optional<std::string> id;                            ///< default "session-<epoch ms>"
+    EnvVars env;                                              ///< on top of the sandbox's variables
+    std::optional<std::string> cwd;                           ///< default /workspace
     std::optional<std::chrono::milliseconds> commandTimeout;  ///< per-command limit in this session
 };
 

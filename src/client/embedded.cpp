@@ -3,9 +3,9 @@
 // process dies (it watches its stdin, whose write end only this process holds).
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/stat.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,7 +29,10 @@ std::vector<std::string> sandboxdCandidates(const std::string& explicitPath) {
     if (const char* env = std::getenv("SANDBOXD_PATH"); env && *env) out.emplace_back(env);
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n > 0) out.push_back((fs::path(std::string(buf, static_cast<size_t>(n))).parent_path() / "sandboxd").string());
+    if (n > 0)
+        out.push_back(
+            (fs::path(std::string(buf, static_cast<size_t>(n))).parent_path() / "sandboxd")
+                .string());
 #ifdef SANDBOX_INSTALL_BINDIR
     out.push_back(std::string(SANDBOX_INSTALL_BINDIR) + "/sandboxd");
 #endif
@@ -58,17 +61,19 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
     if (binary.empty()) {
         std::string where;
         for (const auto& c : candidates) where += "\n  " + c;
-        throw ConnectionError("CONNECTION_FAILED",
-                              "no backend configured (SANDBOX_API_URL / SANDBOX_AGENT_URL unset) and the embedded "
-                              "default cannot find sandboxd; looked in:" + where +
-                                  "\nset SANDBOXD_PATH or install sandboxd",
-                              0);
+        throw ConnectionError(
+            "CONNECTION_FAILED",
+            "no backend configured (SANDBOX_API_URL / SANDBOX_AGENT_URL unset) and the embedded "
+            "default cannot find sandboxd; looked in:" +
+                where + "\nset SANDBOXD_PATH or install sandboxd",
+            0);
     }
 
     auto d = std::shared_ptr<EmbeddedDaemon>(new EmbeddedDaemon());
     const char* tmp = std::getenv("TMPDIR");
     std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/sandbox-embedded-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) throw ConnectionError("CONNECTION_FAILED", "cannot create a temp dir for sandboxd", 0);
+    if (!::mkdtemp(tmpl.data()))
+        throw ConnectionError("CONNECTION_FAILED", "cannot create a temp dir for sandboxd", 0);
     ::chmod(tmpl.c_str(), 0700);
     d->dir_ = tmpl;
     d->socket_ = tmpl + "/sandboxd.sock";
@@ -78,8 +83,8 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
         throw ConnectionError("CONNECTION_FAILED", "cannot create pipes for sandboxd", 0);
     int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    std::vector<std::string> args = {binary, "--listen", "unix:" + d->socket_, "--state-dir", tmpl + "/state",
-                                     "--exit-with-stdin"};
+    std::vector<std::string> args = {binary,        "--listen",      "unix:" + d->socket_,
+                                     "--state-dir", tmpl + "/state", "--exit-with-stdin"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -108,7 +113,8 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
     if (rc != 0) {
         ::close(in[1]);
         ::close(out[0]);
-        throw ConnectionError("CONNECTION_FAILED", "cannot start " + binary + ": " + std::strerror(rc), 0);
+        throw ConnectionError("CONNECTION_FAILED",
+                              "cannot start " + binary + ": " + std::strerror(rc), 0);
     }
     d->stdinFd_ = in[1];
     // Wait (bounded) for "sandboxd listening on ..." on its stdout.
@@ -117,7 +123,9 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
         pollfd p{out[0], POLLIN, 0};
-        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+        int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        deadline - std::chrono::steady_clock::now())
+                                        .count());
         if (::poll(&p, 1, std::max(left, 1)) <= 0) break;
         if (::read(out[0], &c, 1) != 1 || c == '\n') break;
         line.push_back(c);
@@ -127,7 +135,9 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
         std::ifstream lf(log);
         std::stringstream text;
         text << lf.rdbuf();
-        throw ConnectionError("CONNECTION_FAILED", "the embedded sandboxd (" + binary + ") did not start: " + text.str(), 0);
+        throw ConnectionError("CONNECTION_FAILED",
+                              "the embedded sandboxd (" + binary + ") did not start: " + text.str(),
+                              0);
     }
     current = d;
     return d;

@@ -46,7 +46,8 @@ Endpoint Endpoint::parse(std::string_view spec) {
         defaultPort = "443";
         e.kind = Kind::Tls;
     } else {
-        throw std::invalid_argument("endpoint must start with http://, https:// or unix: ('" + std::string(spec) + "')");
+        throw std::invalid_argument("endpoint must start with http://, https:// or unix: ('" +
+                                    std::string(spec) + "')");
     }
     auto slash = rest.find('/');
     std::string_view hostport = rest.substr(0, slash);
@@ -54,9 +55,11 @@ Endpoint Endpoint::parse(std::string_view spec) {
     while (!e.basePath.empty() && e.basePath.back() == '/') e.basePath.pop_back();
     if (!hostport.empty() && hostport.front() == '[') {
         auto close = hostport.find(']');
-        if (close == std::string_view::npos) throw std::invalid_argument("bad IPv6 host in endpoint");
+        if (close == std::string_view::npos)
+            throw std::invalid_argument("bad IPv6 host in endpoint");
         e.host = std::string(hostport.substr(1, close - 1));
-        e.port = close + 2 <= hostport.size() && close + 1 < hostport.size() && hostport[close + 1] == ':'
+        e.port = close + 2 <= hostport.size() && close + 1 < hostport.size() &&
+                         hostport[close + 1] == ':'
                      ? std::string(hostport.substr(close + 2))
                      : defaultPort;
     } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
@@ -78,7 +81,8 @@ Endpoint Endpoint::withBase(std::string_view suffix) const {
 
 namespace {
 
-TransportError timeoutOr(TransportError::Kind kind, const beast::error_code& ec, const std::string& what) {
+TransportError timeoutOr(TransportError::Kind kind, const beast::error_code& ec,
+                         const std::string& what) {
     if (ec == net::error::would_block || ec == net::error::try_again || ec == net::error::timed_out)
         return TransportError(TransportError::Kind::Timeout, what + ": timed out");
     return TransportError(kind, what + ": " + ec.message());
@@ -94,7 +98,8 @@ void setIoTimeoutOn(int fd, std::chrono::milliseconds t) {
 
 // connect() with a timeout: non-blocking connect, poll, back to blocking.
 template <class Socket, class EndpointT>
-void connectWithTimeout(Socket& s, const EndpointT& ep, std::chrono::milliseconds timeout, beast::error_code& ec) {
+void connectWithTimeout(Socket& s, const EndpointT& ep, std::chrono::milliseconds timeout,
+                        beast::error_code& ec) {
     s.open(ep.protocol(), ec);
     if (ec) return;
     if (timeout.count() <= 0) {
@@ -118,6 +123,26 @@ void connectWithTimeout(Socket& s, const EndpointT& ep, std::chrono::millisecond
     if (!ec) s.non_blocking(false, ec);
 }
 
+// Makes the I/O timeouts (SO_RCVTIMEO / SO_SNDTIMEO) effective: asio is told the socket is
+// non-blocking, so a read or write that times out (EAGAIN) returns would_block instead of asio
+// polling again without a limit, while the descriptor itself stays blocking, so that each call
+// waits up to the timeout.
+template <class Socket>
+void enableIoTimeouts(Socket& s) {
+    beast::error_code ec;
+    s.non_blocking(true, ec);
+    int flags = ::fcntl(s.native_handle(), F_GETFL);
+    if (flags >= 0) ::fcntl(s.native_handle(), F_SETFL, flags & ~O_NONBLOCK);
+}
+
+// A failed connect(); `refused` when nobody listens there (safe and useful to retry).
+TransportError connectError(const beast::error_code& ec, const std::string& what) {
+    bool refused = ec == net::error::connection_refused ||
+                   ec == boost::system::errc::no_such_file_or_directory;
+    TransportError e = timeoutOr(TransportError::Kind::Connect, ec, what);
+    return TransportError(e.kind(), e.what(), refused && e.kind() == TransportError::Kind::Connect);
+}
+
 }  // namespace
 
 struct HttpConnection::Impl {
@@ -133,7 +158,8 @@ struct HttpConnection::Impl {
     int nativeHandle() {
         if (auto* t = std::get_if<tcp::socket>(&sock)) return t->native_handle();
         if (auto* u = std::get_if<unix_sock::socket>(&sock)) return u->native_handle();
-        if (auto* s = std::get_if<std::unique_ptr<TlsStream>>(&sock)) return (*s)->next_layer().native_handle();
+        if (auto* s = std::get_if<std::unique_ptr<TlsStream>>(&sock))
+            return (*s)->next_layer().native_handle();
         return -1;
     }
 
@@ -144,41 +170,57 @@ struct HttpConnection::Impl {
             where = "unix:" + ep.path;
             unix_sock::socket s(io);
             connectWithTimeout(s, unix_sock::endpoint(ep.path), settings.connectTimeout, ec);
-            if (ec) throw timeoutOr(TransportError::Kind::Connect, ec, "cannot connect to " + where);
+            if (ec) throw connectError(ec, "cannot connect to " + where);
+            enableIoTimeouts(s);
             sock = std::move(s);
         } else {
             where = ep.host + ":" + ep.port;
             tcp::resolver r(io);
             auto results = r.resolve(ep.host, ep.port, ec);
-            if (ec) throw TransportError(TransportError::Kind::Connect, "cannot resolve " + ep.host + ": " + ec.message());
+            if (ec)
+                throw TransportError(TransportError::Kind::Connect,
+                                     "cannot resolve " + ep.host + ": " + ec.message());
             tcp::socket s(io);
             for (const auto& entry : results) {
                 if (s.is_open()) s.close(ec);
                 connectWithTimeout(s, entry.endpoint(), settings.connectTimeout, ec);
                 if (!ec) break;
             }
-            if (ec) throw timeoutOr(TransportError::Kind::Connect, ec, "cannot connect to " + where);
+            if (ec) throw connectError(ec, "cannot connect to " + where);
             s.set_option(tcp::no_delay(true), ec);
+            enableIoTimeouts(s);
             if (ep.kind == Endpoint::Kind::Tls) {
                 if (!tls) {
                     tls.emplace(ssl::context::tls_client);
-                    tls->set_default_verify_paths();
-                    if (!settings.caFile.empty()) tls->load_verify_file(settings.caFile);
+                    tls->set_default_verify_paths(ec);  // none is fine when caFile is given
+                    ec = {};
+                    if (!settings.caFile.empty()) tls->load_verify_file(settings.caFile, ec);
+                    if (ec) {
+                        tls.reset();
+                        throw TransportError(
+                            TransportError::Kind::Connect,
+                            "cannot load the CA file " + settings.caFile + ": " + ec.message());
+                    }
                     tls->set_verify_mode(ssl::verify_peer);
                 }
                 auto stream = std::make_unique<TlsStream>(std::move(s), *tls);
                 if (!SSL_set_tlsext_host_name(stream->native_handle(), ep.host.c_str()))
-                    throw TransportError(TransportError::Kind::Connect, "cannot set TLS server name");
+                    throw TransportError(TransportError::Kind::Connect,
+                                         "cannot set TLS server name");
                 stream->set_verify_callback(ssl::host_name_verification(ep.host));
-                if (settings.connectTimeout.count() > 0) setIoTimeoutOn(stream->next_layer().native_handle(), settings.connectTimeout);
+                if (settings.connectTimeout.count() > 0)
+                    setIoTimeoutOn(stream->next_layer().native_handle(), settings.connectTimeout);
                 stream->handshake(ssl::stream_base::client, ec);
-                if (ec) throw timeoutOr(TransportError::Kind::Connect, ec, "TLS handshake with " + where + " failed");
+                if (ec)
+                    throw timeoutOr(TransportError::Kind::Connect, ec,
+                                    "TLS handshake with " + where + " failed");
                 sock = std::move(stream);
             } else {
                 sock = std::move(s);
             }
         }
-        if (settings.ioTimeout.count() > 0) setIoTimeoutOn(nativeHandle(), settings.ioTimeout);
+        // Also replaces the handshake's connect timeout (0: no timeout).
+        setIoTimeoutOn(nativeHandle(), settings.ioTimeout);
         buffer.clear();
     }
 
@@ -200,13 +242,14 @@ struct HttpConnection::Impl {
         return f(*std::get<std::unique_ptr<TlsStream>>(sock));
     }
 
-    http::request<http::string_body> makeRequest(std::string_view method, std::string_view target, std::string_view body,
-                                                 const HeaderList& headers) {
+    http::request<http::string_body> makeRequest(std::string_view method, std::string_view target,
+                                                 std::string_view body, const HeaderList& headers) {
         http::request<http::string_body> req;
         req.method_string(method);
         req.target(ep.basePath + std::string(target));
         req.version(11);
-        req.set(http::field::host, ep.kind == Endpoint::Kind::Unix ? std::string("localhost") : ep.host);
+        req.set(http::field::host,
+                ep.kind == Endpoint::Kind::Unix ? std::string("localhost") : ep.host);
         req.set(http::field::user_agent, "sandbox-cpp/0.1");
         bool hasType = false;
         for (const auto& [k, v] : headers) {
@@ -220,9 +263,18 @@ struct HttpConnection::Impl {
         return req;
     }
 
+    // An idle kept-alive connection with anything to read (the server's EOF, a TLS alert, stray
+    // bytes) is not reused.
+    bool idleConnectionBroken() {
+        if (buffer.size() > 0) return true;
+        pollfd p{nativeHandle(), POLLIN, 0};
+        return ::poll(&p, 1, 0) != 0;
+    }
+
     // Writes the request, retrying once on a fresh connection if a kept-alive one went stale.
     void send(http::request<http::string_body>& req, bool& reused) {
         streamParser.reset();
+        if (connected() && idleConnectionBroken()) close();
         reused = connected();
         if (!reused) connect();
         beast::error_code ec;
@@ -240,6 +292,12 @@ struct HttpConnection::Impl {
     }
 };
 
+// A request that may be sent again when a kept-alive connection fails before the answer: not
+// POST (the server may have acted on it before the connection broke).
+static bool safeToResend(std::string_view method) {
+    return method != "POST" && method != "PATCH";
+}
+
 static HeaderList collectHeaders(const http::fields& f) {
     HeaderList out;
     for (const auto& h : f) {
@@ -250,7 +308,8 @@ static HeaderList collectHeaders(const http::fields& f) {
     return out;
 }
 
-HttpConnection::HttpConnection(Endpoint endpoint, HttpSettings settings) : impl_(std::make_unique<Impl>()) {
+HttpConnection::HttpConnection(Endpoint endpoint, HttpSettings settings)
+    : impl_(std::make_unique<Impl>()) {
     impl_->ep = std::move(endpoint);
     impl_->settings = std::move(settings);
 }
@@ -258,17 +317,23 @@ HttpConnection::~HttpConnection() = default;
 HttpConnection::HttpConnection(HttpConnection&&) noexcept = default;
 HttpConnection& HttpConnection::operator=(HttpConnection&&) noexcept = default;
 
-const Endpoint& HttpConnection::endpoint() const { return impl_->ep; }
-bool HttpConnection::connected() const { return impl_->connected(); }
-void HttpConnection::close() { impl_->close(); }
+const Endpoint& HttpConnection::endpoint() const {
+    return impl_->ep;
+}
+bool HttpConnection::connected() const {
+    return impl_->connected();
+}
+void HttpConnection::close() {
+    impl_->close();
+}
 
 void HttpConnection::setIoTimeout(std::chrono::milliseconds timeout) {
     impl_->settings.ioTimeout = timeout;
     if (impl_->connected()) setIoTimeoutOn(impl_->nativeHandle(), timeout);
 }
 
-HttpResponse HttpConnection::request(std::string_view method, std::string_view target, std::string_view body,
-                                     const HeaderList& headers) {
+HttpResponse HttpConnection::request(std::string_view method, std::string_view target,
+                                     std::string_view body, const HeaderList& headers) {
     auto req = impl_->makeRequest(method, target, body, headers);
     for (int attempt = 0;; ++attempt) {
         bool reused = false;
@@ -281,10 +346,12 @@ HttpResponse HttpConnection::request(std::string_view method, std::string_view t
         if (ec) {
             impl_->close();
             // A kept-alive connection the server closed before answering: try once more.
-            if (reused && attempt == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-                                           ec == net::error::eof))
+            if (reused && attempt == 0 && safeToResend(method) &&
+                (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+                 ec == net::error::eof))
                 continue;
-            throw timeoutOr(TransportError::Kind::Lost, ec, "connection lost while reading the response");
+            throw timeoutOr(TransportError::Kind::Lost, ec,
+                            "connection lost while reading the response");
         }
         auto& msg = parser.get();
         HttpResponse r;
@@ -296,8 +363,8 @@ HttpResponse HttpConnection::request(std::string_view method, std::string_view t
     }
 }
 
-HttpResponse HttpConnection::startStream(std::string_view method, std::string_view target, std::string_view body,
-                                         const HeaderList& headers) {
+HttpResponse HttpConnection::startStream(std::string_view method, std::string_view target,
+                                         std::string_view body, const HeaderList& headers) {
     auto req = impl_->makeRequest(method, target, body, headers);
     for (int attempt = 0;; ++attempt) {
         bool reused = false;
@@ -305,13 +372,16 @@ HttpResponse HttpConnection::startStream(std::string_view method, std::string_vi
         impl_->streamParser.emplace();
         impl_->streamParser->body_limit(boost::none);
         beast::error_code ec;
-        impl_->withSocket([&](auto& s) { http::read_header(s, impl_->buffer, *impl_->streamParser, ec); });
+        impl_->withSocket(
+            [&](auto& s) { http::read_header(s, impl_->buffer, *impl_->streamParser, ec); });
         if (ec) {
             impl_->close();
-            if (reused && attempt == 0 && (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-                                           ec == net::error::eof))
+            if (reused && attempt == 0 && safeToResend(method) &&
+                (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
+                 ec == net::error::eof))
                 continue;
-            throw timeoutOr(TransportError::Kind::Lost, ec, "connection lost while reading the response");
+            throw timeoutOr(TransportError::Kind::Lost, ec,
+                            "connection lost while reading the response");
         }
         HttpResponse r;
         r.status = static_cast<int>(impl_->streamParser->get().result_int());
@@ -355,8 +425,9 @@ bool HttpConnection::readChunk(std::string& out) {
     }
 }
 
-HttpResponse HttpConnection::stream(std::string_view method, std::string_view target, std::string_view body,
-                                    const HeaderList& headers, const std::function<bool(std::string_view)>& onData) {
+HttpResponse HttpConnection::stream(std::string_view method, std::string_view target,
+                                    std::string_view body, const HeaderList& headers,
+                                    const std::function<bool(std::string_view)>& onData) {
     HttpResponse r = startStream(method, target, body, headers);
     std::string piece;
     while (readChunk(piece)) {

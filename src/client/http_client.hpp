@@ -38,13 +38,18 @@ struct Endpoint {
 
 /// Thrown when the connection cannot be made, is lost mid-request, or times out.
 class TransportError : public std::runtime_error {
-public:
+  public:
     enum class Kind { Connect, Lost, Timeout };
-    TransportError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+    TransportError(Kind kind, const std::string& what, bool refused = false)
+        : std::runtime_error(what), kind_(kind), refused_(refused) {}
     Kind kind() const noexcept { return kind_; }
+    /// Connect: nobody listens there (the request was not sent; worth retrying while a server
+    /// starts), as opposed to DNS, TLS or timeout failures.
+    bool refused() const noexcept { return refused_; }
 
-private:
+  private:
     Kind kind_;
+    bool refused_;
 };
 
 /// Connection settings (0 = no timeout).
@@ -57,7 +62,7 @@ struct HttpSettings {
 /// One keep-alive connection; reconnects transparently before a request when the previous one
 /// was closed. Not thread-safe (use one per thread, or a pool).
 class HttpConnection {
-public:
+  public:
     explicit HttpConnection(Endpoint endpoint, HttpSettings settings = {});
     ~HttpConnection();
     HttpConnection(HttpConnection&&) noexcept;
@@ -65,23 +70,24 @@ public:
 
     const Endpoint& endpoint() const;
     /// Sends a request and reads the whole response.
-    HttpResponse request(std::string_view method, std::string_view target, std::string_view body = {},
-                         const HeaderList& headers = {});
+    HttpResponse request(std::string_view method, std::string_view target,
+                         std::string_view body = {}, const HeaderList& headers = {});
     /// Sends a request; delivers the body incrementally to `onData` (return false to stop
     /// reading: the connection is then closed). The returned response has an empty body.
     HttpResponse stream(std::string_view method, std::string_view target, std::string_view body,
-                        const HeaderList& headers, const std::function<bool(std::string_view)>& onData);
+                        const HeaderList& headers,
+                        const std::function<bool(std::string_view)>& onData);
     /// Pull-style streaming: sends the request and reads the response head; then readChunk()
     /// returns body pieces until it returns false (end of body).
-    HttpResponse startStream(std::string_view method, std::string_view target, std::string_view body,
-                             const HeaderList& headers);
+    HttpResponse startStream(std::string_view method, std::string_view target,
+                             std::string_view body, const HeaderList& headers);
     bool readChunk(std::string& out);
     /// Changes the I/O timeout for what follows (e.g. a stream's idle timeout).
     void setIoTimeout(std::chrono::milliseconds timeout);
     bool connected() const;
     void close();
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

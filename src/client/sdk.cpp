@@ -4,9 +4,12 @@
 //  - a narrow bridge (Cloudflare's /v1): exec and file routes, the other file operations
 //    through exec with quoted argv.
 #include <algorithm>
-#include <cstring>
+#include <atomic>
 #include <chrono>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -15,25 +18,29 @@
 #include "core/base64.hpp"
 #include "core/mime.hpp"
 #include "core/shell.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "core/utf8.hpp"
 #include "core/wire.hpp"
 
 namespace sandbox {
 namespace wire = core::wire;
-using nlohmann::json;
 using client::HeaderList;
 using client::HttpConnection;
+using nlohmann::json;
 
 namespace detail {
 
 // ---- transport failures -> SDK exceptions -------------------------------------------------
 
-[[noreturn]] void rethrowTransport(const client::TransportError& e, const std::string& operation, bool midStream) {
+[[noreturn]] void rethrowTransport(const client::TransportError& e, const std::string& operation,
+                                   bool midStream) {
     json ctx = {{"operation", operation}};
     switch (e.kind()) {
-        case client::TransportError::Kind::Connect: throw ConnectionError("CONNECTION_FAILED", e.what(), 0, ctx, operation);
-        case client::TransportError::Kind::Timeout: throw TimeoutError("TIMEOUT", e.what(), 0, ctx, operation);
+        case client::TransportError::Kind::Connect:
+            throw ConnectionError("CONNECTION_FAILED", e.what(), 0, ctx, operation);
+        case client::TransportError::Kind::Timeout:
+            throw TimeoutError("TIMEOUT", e.what(), 0, ctx, operation);
         case client::TransportError::Kind::Lost:
             if (midStream) throw StreamLostError("STREAM_LOST", e.what(), 0, ctx, operation);
             throw SandboxGoneError("SANDBOX_GONE", e.what(), 0, ctx, operation);
@@ -87,7 +94,7 @@ bool EventSource::nextRaw(std::string& out) {
 // ---- the client ---------------------------------------------------------------------------
 
 class ClientImpl {
-public:
+  public:
     TransportKind kind = TransportKind::Embedded;
     ClientOptions opts;
     client::Endpoint root;
@@ -96,7 +103,8 @@ public:
     HeaderList auth;
     std::mutex m;
     std::vector<std::unique_ptr<HttpConnection>> idle;
-    std::optional<bool> agentExtension;  // bridge: does it serve /v1/sandbox/ID/agent/*?
+    std::atomic<int> agentExtension{
+        -1};  // bridge: does it serve /v1/sandbox/ID/agent/*? (-1: unknown)
 
     std::unique_ptr<HttpConnection> acquire(const client::Endpoint& ep) {
         {
@@ -126,8 +134,9 @@ public:
 
     /// A request with retries (503 and refused connections, within the retry budget) when
     /// `idempotent`; errors mapped to SDK exceptions. Returns 2xx responses only.
-    client::HttpResponse call(const client::Endpoint& ep, std::string_view method, const std::string& target,
-                              std::string_view body, const HeaderList& extra, const std::string& operation,
+    client::HttpResponse call(const client::Endpoint& ep, std::string_view method,
+                              const std::string& target, std::string_view body,
+                              const HeaderList& extra, const std::string& operation,
                               bool idempotent) {
         auto deadline = std::chrono::steady_clock::now() + opts.retryBudget;
         auto backoff = std::chrono::milliseconds(100);
@@ -137,7 +146,7 @@ public:
             try {
                 r = conn->request(method, target, body, headers(extra));
             } catch (const client::TransportError& e) {
-                bool retry = e.kind() == client::TransportError::Kind::Connect &&
+                bool retry = e.kind() == client::TransportError::Kind::Connect && e.refused() &&
                              std::chrono::steady_clock::now() + backoff < deadline;
                 if (!retry) rethrowTransport(e, operation, false);
                 std::this_thread::sleep_for(backoff);
@@ -145,20 +154,25 @@ public:
                 continue;
             }
             release(std::move(conn));
-            if (r.status == 503 && idempotent && std::chrono::steady_clock::now() + backoff < deadline) {
+            if (r.status == 503 && idempotent &&
+                std::chrono::steady_clock::now() + backoff < deadline) {
                 std::this_thread::sleep_for(backoff);
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(3000));
                 continue;
             }
-            if (r.status < 200 || r.status >= 300) throwErrorFromResponse(r.status, r.body, operation);
+            if (r.status < 200 || r.status >= 300)
+                throwErrorFromResponse(r.status, r.body, operation);
             return r;
         }
     }
 
     /// A streaming request: the response head is checked (errors thrown), the body is returned
-    /// as an EventSource owning the connection.
-    std::unique_ptr<EventSource> stream(const client::Endpoint& ep, std::string_view method, const std::string& target,
-                                        std::string_view body, const HeaderList& extra, const std::string& operation) {
+    /// as an EventSource owning the connection. `idle` bounds each wait for more of the body
+    /// (default: the stream idle timeout).
+    std::unique_ptr<EventSource> stream(
+        const client::Endpoint& ep, std::string_view method, const std::string& target,
+        std::string_view body, const HeaderList& extra, const std::string& operation,
+        std::optional<std::chrono::milliseconds> idle = std::nullopt) {
         auto conn = std::make_unique<HttpConnection>(ep, settings);
         client::HttpResponse head;
         try {
@@ -174,8 +188,10 @@ public:
             }
             throwErrorFromResponse(head.status, text, operation);
         }
-        conn->setIoTimeout(opts.streamIdleTimeout);
-        return std::make_unique<EventSource>(std::move(conn), operation);
+        conn->setIoTimeout(idle.value_or(opts.streamIdleTimeout));
+        auto src = std::make_unique<EventSource>(std::move(conn), operation);
+        src->headers = std::move(head.headers);
+        return src;
     }
 };
 
@@ -224,24 +240,59 @@ std::string bridgeIdFor(const std::string& name) {
 }
 
 void validateName(const std::string& id) {
-    static const char* reserved[] = {"www", "api", "admin", "root", "system", "cloudflare", "workers"};
+    static const char* reserved[] = {"www",    "api",        "admin",  "root",
+                                     "system", "cloudflare", "workers"};
     if (id.empty() || id.size() > 63)
-        throw SandboxSecurityError("INVALID_SANDBOX_ID_LENGTH", "Sandbox ID must be 1-63 characters long, got " + std::to_string(id.size()), 400);
+        throw SandboxSecurityError(
+            "INVALID_SANDBOX_ID_LENGTH",
+            "Sandbox ID must be 1-63 characters long, got " + std::to_string(id.size()), 400);
     if (id.front() == '-' || id.back() == '-')
-        throw SandboxSecurityError("INVALID_SANDBOX_ID_HYPHENS", "Sandbox ID cannot start or end with a hyphen: '" + id + "'", 400);
+        throw SandboxSecurityError("INVALID_SANDBOX_ID_HYPHENS",
+                                   "Sandbox ID cannot start or end with a hyphen: '" + id + "'",
+                                   400);
     std::string lower = id;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     for (const char* r : reserved)
-        if (lower == r) throw SandboxSecurityError("RESERVED_SANDBOX_ID", "Sandbox ID '" + id + "' is reserved", 400);
+        if (lower == r)
+            throw SandboxSecurityError("RESERVED_SANDBOX_ID", "Sandbox ID '" + id + "' is reserved",
+                                       400);
 }
 
 std::string sessionFor(SandboxState& st, const std::optional<std::string>& bound);
+
+// A bridge without session routes answers them with a plain 404 (sandboxd used without its
+// agent extension): createSession/deleteSession cannot work there.
+[[noreturn]] void rethrowSessionRouteError(const SandboxError& e, const char* method) {
+    if (e.httpStatus() == 404 && e.code() == "INTERNAL_ERROR")
+        throw UnsupportedOperationError(
+            "UNSUPPORTED_OPERATION",
+            std::string(method) +
+                "() needs a bridge with session routes (/v1/sandbox/ID/session) or the agent "
+                "transport; this bridge has neither. getSession(id) still works: the "
+                "container creates a named session on first use",
+            0, json::object(), e.operation());
+    throw;
+}
 
 json envJson(const EnvVars& env) {
     json e = json::object();
     for (const auto& [k, v] : env)
         if (v) e[k] = *v;
     return e;
+}
+
+// Paths are checked here as the container checks them, so that a malformed one is the same
+// ValidationFailedError over every transport (the bridge would read "" as the workspace itself).
+void checkPath(std::string_view path, const char* operation) {
+    if (auto problems = core::pathProblems(path); !problems.empty())
+        throw ValidationFailedError(
+            "VALIDATION_FAILED", "Invalid path format for '" + std::string(path) + "': " + problems,
+            400,
+            json{{"validationErrors",
+                  json::array(
+                      {{{"field", "path"}, {"message", problems}, {"code", "INVALID_PATH"}}})}},
+            operation);
 }
 
 // ---- the container API (agent transport, or a bridge's agent passthrough) ---------------------
@@ -254,32 +305,40 @@ const client::Endpoint& agentEndpoint(SandboxState& st) {
         st.agentEp = c.root;
         return *st.agentEp;
     }
-    // Bridge (or embedded sandboxd): is the agent passthrough there?
-    if (!c.agentExtension) {
+    // Bridge (or embedded sandboxd): is the agent passthrough there? A 404 says no (Cloudflare's
+    // bridge); any other failure (a wrong key, a sandbox that cannot start) is thrown, not taken
+    // for an answer.
+    if (c.agentExtension < 0) {
         bool has = false;
-        if (c.opts.apiUrl.empty() || c.kind == TransportKind::Embedded || std::getenv("SANDBOX_BRIDGE_NARROW") == nullptr) {
+        if (c.opts.apiUrl.empty() || c.kind == TransportKind::Embedded ||
+            std::getenv("SANDBOX_BRIDGE_NARROW") == nullptr) {
             try {
-                auto conn = c.acquire(c.root);
-                auto r = conn->request("GET", "/v1/sandbox/" + st.bridgeId + "/agent/api/ping", {}, c.headers());
-                has = r.status == 200 && r.body.find("\"success\":true") != std::string::npos;
-                c.release(std::move(conn));
-            } catch (const client::TransportError& e) {
-                detail::rethrowTransport(e, "sandbox.connect", false);
+                auto r = c.call(c.root, "GET", "/v1/sandbox/" + st.bridgeId + "/agent/api/ping", {},
+                                {}, "sandbox.connect", true);
+                has = r.body.find("\"success\":true") != std::string::npos;
+            } catch (const SandboxError& e) {
+                if (e.httpStatus() != 404) throw;
             }
         }
-        c.agentExtension = has;
+        c.agentExtension = has ? 1 : 0;
     }
-    if (*c.agentExtension) st.agentEp = c.root.withBase("/v1/sandbox/" + st.bridgeId + "/agent");
+    if (c.agentExtension == 1)
+        st.agentEp = c.root.withBase("/v1/sandbox/" + st.bridgeId + "/agent");
     static const client::Endpoint none;
     return st.agentEp ? *st.agentEp : none;
 }
 
-bool hasAgent(SandboxState& st) { return !agentEndpoint(st).host.empty() || !agentEndpoint(st).path.empty(); }
+bool hasAgent(SandboxState& st) {
+    return !agentEndpoint(st).host.empty() || !agentEndpoint(st).path.empty();
+}
 
-json agentCall(SandboxState& st, const std::string& route, const json& body, const std::string& op) {
+json agentCall(SandboxState& st, const std::string& route, const json& body,
+               const std::string& op) {
     auto r = st.client->call(agentEndpoint(st), "POST", route, body.dump(), {}, op, false);
     json j = json::parse(r.body, nullptr, false);
-    if (j.is_discarded()) throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON", r.status, json::object(), op);
+    if (j.is_discarded())
+        throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON",
+                           r.status, json::object(), op);
     return j;
 }
 
@@ -293,11 +352,11 @@ std::string sessionFor(SandboxState& st, const std::optional<std::string>& bound
         ready = st.defaultSessionReady;
     }
     if (!ready) {
-        // Created explicitly so that its working directory is /workspace whatever the first
-        // command's cwd is; an existing session is fine.
+        // Created explicitly so that it starts in the container's workspace whatever the first
+        // command's cwd is (no cwd sent: an agent's workspace need not be /workspace); an
+        // existing session is fine.
         wire::SessionCreateRequest req;
         req.id = id;
-        req.cwd = "/workspace";
         try {
             agentCall(st, "/api/session/create", req.toJson(), "session.create");
         } catch (const SessionAlreadyExistsError&) {
@@ -331,8 +390,23 @@ std::string workspacePath(std::string_view p) {
     return !s.empty() && s[0] == '/' ? s : "/workspace/" + s;
 }
 
-std::unique_ptr<detail::EventSource> bridgeExecStream(SandboxState& st, const std::string& command, const ExecOptions& o,
-                                                      const std::optional<std::string>& session) {
+// The target of the bridge's /file route for `path`. That route cannot address a name with '?',
+// '#' or '%' (its path decoding keeps their escapes, bridge-api §2.3): such a path is refused
+// rather than reaching another file.
+std::string bridgeFileTarget(const SandboxState& st, std::string_view path, const char* operation) {
+    if (path.find_first_of("?#%") != std::string_view::npos)
+        throw UnsupportedOperationError(
+            "UNSUPPORTED_OPERATION",
+            "the bridge's file route cannot address a path containing '?', '#' or '%': '" +
+                std::string(path) + "'",
+            0, json{{"path", std::string(path)}}, operation);
+    return "/v1/sandbox/" + st.bridgeId + "/file" + bridgePathPart(workspacePath(path));
+}
+
+std::unique_ptr<detail::EventSource> bridgeExecStream(
+    SandboxState& st, const std::string& command, const ExecOptions& o,
+    const std::optional<std::string>& session,
+    std::optional<std::chrono::milliseconds> idle = std::nullopt) {
     std::vector<std::string> argv;
     if (!o.env.empty()) {
         argv.push_back("env");
@@ -345,7 +419,8 @@ std::unique_ptr<detail::EventSource> bridgeExecStream(SandboxState& st, const st
     if (o.cwd) body["cwd"] = *o.cwd;
     HeaderList h;
     if (session) h.emplace_back("Session-Id", *session);
-    return st.client->stream(st.client->root, "POST", "/v1/sandbox/" + st.bridgeId + "/exec", body.dump(), h, "command.execute");
+    return st.client->stream(st.client->root, "POST", "/v1/sandbox/" + st.bridgeId + "/exec",
+                             body.dump(), h, "command.execute", idle);
 }
 
 // Reads a bridge exec stream to the end.
@@ -354,9 +429,18 @@ ExecResult bridgeExec(SandboxState& st, const std::string& command, const ExecOp
     ExecResult r;
     r.command = command;
     r.sessionId = session;
-    auto src = bridgeExecStream(st, command, o, session);
+    // Unless the caller streams, this is a plain request for the caller: the request timeout
+    // bounds it as a whole (the bridge's keep-alive comments do not extend it).
+    const bool streaming = o.stream && o.onOutput;
+    const auto limit = st.client->opts.requestTimeout;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    auto src =
+        bridgeExecStream(st, command, o, session, streaming ? std::nullopt : std::optional(limit));
     bool terminal = false;
     while (auto ev = src->next()) {
+        if (!streaming && limit.count() > 0 && std::chrono::steady_clock::now() > deadline)
+            throw TimeoutError("TIMEOUT", "no exec result within the request timeout", 0,
+                               json{{"command", command}}, "command.execute");
         if (ev->event == "stdout" || ev->event == "stderr") {
             std::string bytes;
             if (!core::base64Decode(ev->data, bytes)) continue;
@@ -369,10 +453,13 @@ ExecResult bridgeExec(SandboxState& st, const std::string& command, const ExecOp
         } else if (ev->event == "error") {
             json e = json::parse(ev->data, nullptr, false);
             std::string msg = e.is_object() ? e.value("error", ev->data) : ev->data;
-            throw CommandError(e.is_object() ? e.value("code", "exec_error") : "exec_error", msg, 500, json{{"command", command}}, "command.execute");
+            throw CommandError(e.is_object() ? e.value("code", "exec_error") : "exec_error", msg,
+                               500, json{{"command", command}}, "command.execute");
         }
     }
-    if (!terminal) throw StreamLostError("STREAM_LOST", "the exec stream ended without an exit event", 0, json{{"command", command}}, "command.execute");
+    if (!terminal)
+        throw StreamLostError("STREAM_LOST", "the exec stream ended without an exit event", 0,
+                              json{{"command", command}}, "command.execute");
     r.success = r.exitCode == 0;
     return r;
 }
@@ -381,14 +468,20 @@ ExecResult bridgeRun(SandboxState& st, const std::vector<std::string>& argv) {
     return bridgeExec(st, core::bridgeCommand(argv), {}, std::nullopt);
 }
 
-[[noreturn]] void throwBridgeFileError(const std::string& path, const ExecResult& r, const std::string& op) {
+[[noreturn]] void throwBridgeFileError(const std::string& path, const ExecResult& r,
+                                       const std::string& op) {
     std::string err = r.stderr;
     json ctx = {{"path", path}, {"stderr", err}, {"exitCode", r.exitCode}};
-    if (err.find("No such file") != std::string::npos) throw FileNotFoundError("FILE_NOT_FOUND", "File not found: " + path, 404, ctx, op);
-    if (err.find("Permission denied") != std::string::npos) throw PermissionDeniedError("PERMISSION_DENIED", err, 403, ctx, op);
-    if (err.find("File exists") != std::string::npos) throw FileExistsError("FILE_EXISTS", "File exists: " + path, 409, ctx, op);
-    if (err.find("Is a directory") != std::string::npos) throw FileSystemError("IS_DIRECTORY", "Is a directory: " + path, 400, ctx, op);
-    if (err.find("Not a directory") != std::string::npos) throw FileSystemError("NOT_DIRECTORY", "Path is not a directory: " + path, 400, ctx, op);
+    if (err.find("No such file") != std::string::npos)
+        throw FileNotFoundError("FILE_NOT_FOUND", "File not found: " + path, 404, ctx, op);
+    if (err.find("Permission denied") != std::string::npos)
+        throw PermissionDeniedError("PERMISSION_DENIED", err, 403, ctx, op);
+    if (err.find("File exists") != std::string::npos)
+        throw FileExistsError("FILE_EXISTS", "File exists: " + path, 409, ctx, op);
+    if (err.find("Is a directory") != std::string::npos)
+        throw FileSystemError("IS_DIRECTORY", "Is a directory: " + path, 400, ctx, op);
+    if (err.find("Not a directory") != std::string::npos)
+        throw FileSystemError("NOT_DIRECTORY", "Path is not a directory: " + path, 400, ctx, op);
     throw FileSystemError("FILESYSTEM_ERROR", op + " failed: " + err, 500, ctx, op);
 }
 
@@ -404,10 +497,12 @@ ExecEvent toExecEvent(const json& e) {
         ev.data = e.value("data", "");
     } else if (type == "complete") {
         ev.type = ExecEvent::Type::Complete;
-        if (e.contains("exitCode") && e["exitCode"].is_number_integer()) ev.exitCode = e["exitCode"].get<int>();
+        if (e.contains("exitCode") && e["exitCode"].is_number_integer())
+            ev.exitCode = e["exitCode"].get<int>();
     } else {
         ev.type = ExecEvent::Type::Error;
-        ev.data = e.contains("error") && e["error"].is_string() ? e["error"].get<std::string>() : e.value("data", "");
+        ev.data = e.contains("error") && e["error"].is_string() ? e["error"].get<std::string>()
+                                                                : e.value("data", "");
     }
     return ev;
 }
@@ -420,7 +515,8 @@ Client::Client(ClientOptions options) : impl_(std::make_shared<ClientImpl>()) {
     auto& c = *impl_;
     c.opts = std::move(options);
     c.opts.apiUrl = envOr(c.opts.apiUrl, "SANDBOX_API_URL");
-    c.opts.agentUrl = c.opts.apiUrl.empty() ? envOr(c.opts.agentUrl, "SANDBOX_AGENT_URL") : c.opts.agentUrl;
+    c.opts.agentUrl =
+        c.opts.apiUrl.empty() ? envOr(c.opts.agentUrl, "SANDBOX_AGENT_URL") : c.opts.agentUrl;
     c.opts.apiKey = envOr(c.opts.apiKey, "SANDBOX_API_KEY");
     c.settings.connectTimeout = c.opts.connectTimeout;
     c.settings.ioTimeout = c.opts.requestTimeout;
@@ -436,32 +532,41 @@ Client::Client(ClientOptions options) : impl_(std::make_shared<ClientImpl>()) {
             c.kind = TransportKind::Embedded;
             c.daemon = detail::EmbeddedDaemon::shared(c.opts.sandboxdPath);
             c.root = client::Endpoint::parse("unix:" + c.daemon->socketPath());
-            c.agentExtension = true;
+            c.agentExtension = 1;
         }
     } catch (const std::invalid_argument& e) {
-        throw ValidationFailedError("VALIDATION_FAILED", std::string("invalid sandbox URL: ") + e.what(), 400);
+        throw ValidationFailedError("VALIDATION_FAILED",
+                                    std::string("invalid sandbox URL: ") + e.what(), 400);
     }
     if (!c.opts.apiKey.empty() && c.kind != TransportKind::Embedded)
         c.auth.emplace_back("Authorization", "Bearer " + c.opts.apiKey);
 }
 
-Client Client::fromEnv() { return Client(ClientOptions{}); }
+Client Client::fromEnv() {
+    return Client(ClientOptions{});
+}
 
-TransportKind Client::transport() const { return impl_->kind; }
+TransportKind Client::transport() const {
+    return impl_->kind;
+}
 
 std::string Client::describe() const {
     switch (impl_->kind) {
-        case TransportKind::Bridge: return "bridge " + impl_->opts.apiUrl;
-        case TransportKind::Agent: return "agent " + impl_->opts.agentUrl;
+        case TransportKind::Bridge:
+            return "bridge " + impl_->opts.apiUrl;
+        case TransportKind::Agent:
+            return "agent " + impl_->opts.agentUrl;
         case TransportKind::Embedded:
-            return "embedded sandboxd (pid " + std::to_string(impl_->daemon->pid()) + ", unix:" + impl_->daemon->socketPath() + ")";
+            return "embedded sandboxd (pid " + std::to_string(impl_->daemon->pid()) +
+                   ", unix:" + impl_->daemon->socketPath() + ")";
     }
     return {};
 }
 
 Sandbox getSandbox(const Client& client, std::string id, SandboxOptions options) {
     if (options.normalizeId)
-        std::transform(id.begin(), id.end(), id.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        std::transform(id.begin(), id.end(), id.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     validateName(id);
     Sandbox sb;
     sb.state_ = std::make_shared<SandboxState>();
@@ -474,7 +579,9 @@ Sandbox getSandbox(const Client& client, std::string id, SandboxOptions options)
 
 // ---- Sandbox --------------------------------------------------------------------------------
 
-const std::string& Sandbox::id() const { return state_->name; }
+const std::string& Sandbox::id() const {
+    return state_->name;
+}
 
 ExecResult Sandbox::exec(std::string_view command, const ExecOptions& o) const {
     auto start = std::chrono::steady_clock::now();
@@ -495,10 +602,12 @@ ExecResult Sandbox::exec(std::string_view command, const ExecOptions& o) const {
                     r.exitCode = ev.exitCode.value_or(0);
                     terminal = true;
                 } else if (ev.type == ExecEvent::Type::Error) {
-                    throw CommandError("COMMAND_EXECUTION_ERROR", ev.data, 500, json{{"command", std::string(command)}}, "command.execute");
+                    throw CommandError("COMMAND_EXECUTION_ERROR", ev.data, 500,
+                                       json{{"command", std::string(command)}}, "command.execute");
                 }
             }
-            if (!terminal) throw StreamLostError("STREAM_LOST", "Stream ended without completion event", 0);
+            if (!terminal)
+                throw StreamLostError("STREAM_LOST", "Stream ended without completion event", 0);
             std::string sid = sessionFor(*state_, session_);
             if (sid != wire::kNoSession) r.sessionId = sid;
         } else {
@@ -508,7 +617,8 @@ ExecResult Sandbox::exec(std::string_view command, const ExecOptions& o) const {
             if (o.timeout) req.timeoutMs = o.timeout->count();
             req.env = o.env;
             req.cwd = o.cwd;
-            auto resp = wire::ExecuteResponse::fromJson(agentCall(*state_, "/api/execute", req.toJson(), "command.execute"));
+            auto resp = wire::ExecuteResponse::fromJson(
+                agentCall(*state_, "/api/execute", req.toJson(), "command.execute"));
             r.exitCode = resp.exitCode;
             r.stdout = std::move(resp.stdoutText);
             r.stderr = std::move(resp.stderrText);
@@ -517,7 +627,8 @@ ExecResult Sandbox::exec(std::string_view command, const ExecOptions& o) const {
         }
         r.success = r.exitCode == 0;
         r.timestamp = ts;
-        r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - start);
         if (o.onComplete) o.onComplete(r);
         return r;
     } catch (const std::exception& e) {
@@ -527,18 +638,31 @@ ExecResult Sandbox::exec(std::string_view command, const ExecOptions& o) const {
 }
 
 ExecStream Sandbox::execStream(std::string_view command, const ExecOptions& o) const {
-    if (!hasAgent(*state_)) return ExecStream(bridgeExecStream(*state_, std::string(command), o, session_), std::string(command));
+    if (!hasAgent(*state_)) {
+        auto src = bridgeExecStream(*state_, std::string(command), o, session_);
+        // The bridge's stream has no start event: its 200 answer is the command's acceptance.
+        src->push(SseEvent{
+            {},
+            json{{"type", "start"}, {"command", command}, {"timestamp", core::isoTimestampNow()}}
+                .dump(),
+            {},
+            {}});
+        return ExecStream(std::move(src), std::string(command));
+    }
     wire::ExecuteRequest req;
     req.command = std::string(command);
     req.sessionId = sessionFor(*state_, session_);
     if (o.timeout) req.timeoutMs = o.timeout->count();
     req.env = o.env;
     req.cwd = o.cwd;
-    auto src = state_->client->stream(agentEndpoint(*state_), "POST", "/api/execute/stream", req.toJson().dump(), {}, "command.stream");
+    auto src = state_->client->stream(agentEndpoint(*state_), "POST", "/api/execute/stream",
+                                      req.toJson().dump(), {}, "command.stream");
     return ExecStream(std::move(src), std::string(command));
 }
 
-WriteFileResult Sandbox::writeFile(std::string_view path, std::string_view content, const WriteFileOptions& o) const {
+WriteFileResult Sandbox::writeFile(std::string_view path, std::string_view content,
+                                   const WriteFileOptions& o) const {
+    checkPath(path, "file.write");
     WriteFileResult r;
     r.path = std::string(path);
     if (!hasAgent(*state_)) {
@@ -548,8 +672,9 @@ WriteFileResult Sandbox::writeFile(std::string_view path, std::string_view conte
         std::string_view body = o.encoding == Encoding::Base64 ? std::string_view(bytes) : content;
         HeaderList h = {{"Content-Type", "application/octet-stream"}};
         if (session_) h.emplace_back("Session-Id", *session_);
-        state_->client->call(state_->client->root, "PUT", "/v1/sandbox/" + state_->bridgeId + "/file" + bridgePathPart(workspacePath(path)),
-                             body, h, "file.write", true);
+        state_->client->call(state_->client->root, "PUT",
+                             bridgeFileTarget(*state_, path, "file.write"), body, h, "file.write",
+                             true);
         r.timestamp = core::isoTimestampNow();
         return r;
     }
@@ -571,18 +696,20 @@ std::string ReadFileResult::bytes() const {
 }
 
 ReadFileResult Sandbox::readFile(std::string_view path, const ReadFileOptions& o) const {
+    checkPath(path, "file.read");
     if (!hasAgent(*state_)) {
         HeaderList h;
         if (session_) h.emplace_back("Session-Id", *session_);
         auto resp = state_->client->call(state_->client->root, "GET",
-                                         "/v1/sandbox/" + state_->bridgeId + "/file" + bridgePathPart(workspacePath(path)), {}, h,
+                                         bridgeFileTarget(*state_, path, "file.read"), {}, h,
                                          "file.read", true);
         ReadFileResult r;
         r.path = std::string(path);
         r.mimeType = core::mimeTypeForPath(r.path);
         r.size = resp.body.size();
-        bool text = core::isTextMimeType(r.mimeType) || (r.mimeType == "application/octet-stream" && core::isValidUtf8(resp.body) &&
-                                                         resp.body.find('\0') == std::string::npos);
+        bool text = core::isTextMimeType(r.mimeType) ||
+                    (r.mimeType == "application/octet-stream" && core::isValidUtf8(resp.body) &&
+                     resp.body.find('\0') == std::string::npos);
         if (r.mimeType == "application/octet-stream" && text) r.mimeType = "text/plain";
         bool b64 = o.encoding == Encoding::Base64 || (o.encoding == Encoding::Auto && !text);
         r.encoding = b64 ? "base64" : "utf-8";
@@ -597,7 +724,8 @@ ReadFileResult Sandbox::readFile(std::string_view path, const ReadFileOptions& o
                    : o.encoding == Encoding::Utf8 ? wire::ReadEncoding::Utf8
                                                   : wire::ReadEncoding::Auto;
     req.sessionId = sessionFor(*state_, session_);
-    auto w = wire::ReadResponse::fromJson(agentCall(*state_, "/api/read", req.toJson(), "file.read"));
+    auto w =
+        wire::ReadResponse::fromJson(agentCall(*state_, "/api/read", req.toJson(), "file.read"));
     ReadFileResult r;
     r.path = w.path;
     r.content = std::move(w.content);
@@ -610,23 +738,38 @@ ReadFileResult Sandbox::readFile(std::string_view path, const ReadFileOptions& o
 }
 
 FileStream Sandbox::readFileStream(std::string_view path) const {
+    checkPath(path, "file.stream");
     if (!hasAgent(*state_)) {
         HeaderList h;
         if (session_) h.emplace_back("Session-Id", *session_);
         auto src = state_->client->stream(state_->client->root, "GET",
-                                          "/v1/sandbox/" + state_->bridgeId + "/file" + bridgePathPart(workspacePath(path)), {}, h,
+                                          bridgeFileTarget(*state_, path, "file.stream"), {}, h,
                                           "file.stream");
+        // The download is the file's bytes: the metadata comes from its name and size.
+        src->raw = true;
+        std::string mime = core::mimeTypeForPath(path);
+        bool binary = !core::isTextMimeType(mime);
+        std::uint64_t size = 0;
+        bool known = false;
+        for (const auto& [k, v] : src->headers)
+            if (k == "content-length") known = std::sscanf(v.c_str(), "%" SCNu64, &size) == 1;
+        if (!known) {
+            auto e = bridgeRun(*state_, {"stat", "-L", "-c", "%s", "--", workspacePath(path)});
+            if (e.exitCode == 0) size = std::strtoull(e.stdout.c_str(), nullptr, 10);
+        }
         FileStream fs(std::move(src));
-        fs.meta_ = FileMetadata{core::mimeTypeForPath(std::string(path)), 0, true, "raw"};
+        fs.meta_ = FileMetadata{mime, size, binary, binary ? "base64" : "utf-8"};
         return fs;
     }
     wire::ReadRequest req;
     req.path = std::string(path);
     req.sessionId = sessionFor(*state_, session_);
-    return FileStream(state_->client->stream(agentEndpoint(*state_), "POST", "/api/read/stream", req.toJson().dump(), {}, "file.stream"));
+    return FileStream(state_->client->stream(agentEndpoint(*state_), "POST", "/api/read/stream",
+                                             req.toJson().dump(), {}, "file.stream"));
 }
 
 FileOpResult Sandbox::mkdir(std::string_view path, const MkdirOptions& o) const {
+    checkPath(path, "file.mkdir");
     FileOpResult r;
     r.path = std::string(path);
     if (!hasAgent(*state_)) {
@@ -639,33 +782,42 @@ FileOpResult Sandbox::mkdir(std::string_view path, const MkdirOptions& o) const 
         return r;
     }
     wire::MkdirRequest req{std::string(path), o.recursive, sessionFor(*state_, session_)};
-    r.timestamp = agentCall(*state_, "/api/mkdir", req.toJson(), "file.mkdir").value("timestamp", "");
+    r.timestamp =
+        agentCall(*state_, "/api/mkdir", req.toJson(), "file.mkdir").value("timestamp", "");
     return r;
 }
 
 FileOpResult Sandbox::deleteFile(std::string_view path) const {
+    checkPath(path, "file.delete");
     FileOpResult r;
     r.path = std::string(path);
     if (!hasAgent(*state_)) {
         std::string p = workspacePath(path);
-        auto e = bridgeRun(*state_, {"bash", "-c", "if [ -d \"$1\" ] && [ ! -L \"$1\" ]; then echo 'Is a directory' >&2; exit 1; fi; rm -- \"$1\"", "rm", p});
+        auto e = bridgeRun(*state_, {"bash", "-c",
+                                     "if [ -d \"$1\" ] && [ ! -L \"$1\" ]; then echo 'Is a "
+                                     "directory' >&2; exit 1; fi; rm -- \"$1\"",
+                                     "rm", p});
         if (e.exitCode != 0) throwBridgeFileError(r.path, e, "file.delete");
         r.timestamp = core::isoTimestampNow();
         return r;
     }
     wire::PathRequest req{std::string(path), sessionFor(*state_, session_)};
-    r.timestamp = agentCall(*state_, "/api/delete", req.toJson(), "file.delete").value("timestamp", "");
+    r.timestamp =
+        agentCall(*state_, "/api/delete", req.toJson(), "file.delete").value("timestamp", "");
     return r;
 }
 
 namespace {
-FileOpResult moveImpl(const Sandbox& sb, SandboxState& st, const std::optional<std::string>& session, std::string_view from,
+FileOpResult moveImpl(const Sandbox& sb, SandboxState& st,
+                      const std::optional<std::string>& session, std::string_view from,
                       std::string_view to, bool rename) {
     (void)sb;
     FileOpResult r;
     r.path = std::string(from);
     r.newPath = std::string(to);
     const char* op = rename ? "file.rename" : "file.move";
+    checkPath(from, op);
+    checkPath(to, op);
     if (!hasAgent(st)) {
         auto e = bridgeRun(st, {"mv", "--", workspacePath(from), workspacePath(to)});
         if (e.exitCode != 0) throwBridgeFileError(r.path, e, op);
@@ -673,7 +825,8 @@ FileOpResult moveImpl(const Sandbox& sb, SandboxState& st, const std::optional<s
         return r;
     }
     wire::MoveRequest req{std::string(from), std::string(to), sessionFor(st, session)};
-    r.timestamp = agentCall(st, rename ? "/api/rename" : "/api/move", rename ? req.toRenameJson() : req.toMoveJson(), op)
+    r.timestamp = agentCall(st, rename ? "/api/rename" : "/api/move",
+                            rename ? req.toRenameJson() : req.toMoveJson(), op)
                       .value("timestamp", "");
     return r;
 }
@@ -683,11 +836,13 @@ FileOpResult Sandbox::renameFile(std::string_view oldPath, std::string_view newP
     return moveImpl(*this, *state_, session_, oldPath, newPath, true);
 }
 
-FileOpResult Sandbox::moveFile(std::string_view sourcePath, std::string_view destinationPath) const {
+FileOpResult Sandbox::moveFile(std::string_view sourcePath,
+                               std::string_view destinationPath) const {
     return moveImpl(*this, *state_, session_, sourcePath, destinationPath, false);
 }
 
 ListFilesResult Sandbox::listFiles(std::string_view path, const ListFilesOptions& o) const {
+    checkPath(path, "file.list");
     ListFilesResult r;
     r.path = std::string(path);
     auto fill = [&](const json& files) {
@@ -718,8 +873,11 @@ ListFilesResult Sandbox::listFiles(std::string_view path, const ListFilesOptions
         auto t = bridgeRun(*state_, {"test", "-d", p});
         if (t.exitCode != 0) {
             auto ex = bridgeRun(*state_, {"test", "-e", p});
-            if (ex.exitCode != 0) throw FileNotFoundError("FILE_NOT_FOUND", "Directory not found: " + r.path, 404, json{{"path", r.path}}, "file.list");
-            throw FileSystemError("NOT_DIRECTORY", "Path is not a directory: " + r.path, 400, json{{"path", r.path}}, "file.list");
+            if (ex.exitCode != 0)
+                throw FileNotFoundError("FILE_NOT_FOUND", "Directory not found: " + r.path, 404,
+                                        json{{"path", r.path}}, "file.list");
+            throw FileSystemError("NOT_DIRECTORY", "Path is not a directory: " + r.path, 400,
+                                  json{{"path", r.path}}, "file.list");
         }
         auto e = bridgeRun(*state_, argv);
         if (e.exitCode != 0) throwBridgeFileError(r.path, e, "file.list");
@@ -749,17 +907,24 @@ ListFilesResult Sandbox::listFiles(std::string_view path, const ListFilesOptions
             files.push_back({{"name", slash == std::string::npos ? rel : rel.substr(slash + 1)},
                              {"absolutePath", p + "/" + rel},
                              {"relativePath", rel},
-                             {"type", f[0] == "f" ? "file" : f[0] == "d" ? "directory" : f[0] == "l" ? "symlink" : "other"},
+                             {"type", f[0] == "f"   ? "file"
+                                      : f[0] == "d" ? "directory"
+                                      : f[0] == "l" ? "symlink"
+                                                    : "other"},
                              {"size", std::stoull(f[1])},
                              {"modifiedAt", f[2]},
                              {"mode", modeStr},
-                             {"permissions", {{"readable", (mode & 0400) != 0}, {"writable", (mode & 0200) != 0}, {"executable", (mode & 0100) != 0}}}});
+                             {"permissions",
+                              {{"readable", (mode & 0400) != 0},
+                               {"writable", (mode & 0200) != 0},
+                               {"executable", (mode & 0100) != 0}}}});
         }
         fill(files);
         r.timestamp = core::isoTimestampNow();
         return r;
     }
-    wire::ListFilesRequest req{std::string(path), o.recursive, o.includeHidden, sessionFor(*state_, session_)};
+    wire::ListFilesRequest req{std::string(path), o.recursive, o.includeHidden,
+                               sessionFor(*state_, session_)};
     json j = agentCall(*state_, "/api/list-files", req.toJson(), "file.list");
     fill(j.value("files", json::array()));
     r.timestamp = j.value("timestamp", "");
@@ -767,6 +932,7 @@ ListFilesResult Sandbox::listFiles(std::string_view path, const ListFilesOptions
 }
 
 ExistsResult Sandbox::exists(std::string_view path) const {
+    checkPath(path, "file.exists");
     ExistsResult r;
     r.path = std::string(path);
     if (!hasAgent(*state_)) {
@@ -783,38 +949,56 @@ ExistsResult Sandbox::exists(std::string_view path) const {
 
 ExecutionSession Sandbox::createSession(const SessionOptions& o) const {
     std::string id = o.id.value_or("session-" + std::to_string(core::epochMillisNow()));
-    if (id == wire::kNoSession) throw ValidationFailedError("VALIDATION_FAILED", "'" + id + "' is a reserved session id", 400);
+    if (id == wire::kNoSession)
+        throw ValidationFailedError("VALIDATION_FAILED", "'" + id + "' is a reserved session id",
+                                    400);
     if (!hasAgent(*state_)) {
         json body = {{"id", id}};
         if (!o.env.empty()) body["env"] = envJson(o.env);
         if (o.cwd) body["cwd"] = *o.cwd;
-        state_->client->call(state_->client->root, "POST", "/v1/sandbox/" + state_->bridgeId + "/session", body.dump(), {}, "session.create", false);
+        try {
+            state_->client->call(state_->client->root, "POST",
+                                 "/v1/sandbox/" + state_->bridgeId + "/session", body.dump(), {},
+                                 "session.create", false);
+        } catch (const SandboxError& e) {
+            rethrowSessionRouteError(e, "createSession");
+        }
         return ExecutionSession(*this, id);
     }
     wire::SessionCreateRequest req;
     req.id = id;
     for (const auto& [k, v] : o.env)
         if (v) req.env[k] = *v;
-    req.cwd = o.cwd.value_or("/workspace");
+    req.cwd = o.cwd;  // default: the container's workspace
     if (o.commandTimeout) req.commandTimeoutMs = o.commandTimeout->count();
     agentCall(*state_, "/api/session/create", req.toJson(), "session.create");
     return ExecutionSession(*this, id);
 }
 
-ExecutionSession Sandbox::getSession(std::string_view sessionId) const { return ExecutionSession(*this, std::string(sessionId)); }
+ExecutionSession Sandbox::getSession(std::string_view sessionId) const {
+    return ExecutionSession(*this, std::string(sessionId));
+}
 
 SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const {
     SessionDeleteResult r;
     r.sessionId = std::string(sessionId);
     if (r.sessionId == state_->defaultSessionId())
-        throw ValidationFailedError("VALIDATION_FAILED", "the default session cannot be deleted", 400);
+        throw ValidationFailedError("VALIDATION_FAILED", "the default session cannot be deleted",
+                                    400);
     if (!hasAgent(*state_)) {
-        state_->client->call(state_->client->root, "DELETE", "/v1/sandbox/" + state_->bridgeId + "/session/" + bridgePathPart(r.sessionId),
-                             {}, {}, "session.delete", false);
+        try {
+            state_->client->call(
+                state_->client->root, "DELETE",
+                "/v1/sandbox/" + state_->bridgeId + "/session/" + bridgePathPart(r.sessionId), {},
+                {}, "session.delete", false);
+        } catch (const SandboxError& e) {
+            rethrowSessionRouteError(e, "deleteSession");
+        }
         r.timestamp = core::isoTimestampNow();
         return r;
     }
-    json j = agentCall(*state_, "/api/session/delete", wire::SessionDeleteRequest{r.sessionId}.toJson(), "session.delete");
+    json j = agentCall(*state_, "/api/session/delete",
+                       wire::SessionDeleteRequest{r.sessionId}.toJson(), "session.delete");
     r.timestamp = j.value("timestamp", "");
     return r;
 }
@@ -822,10 +1006,12 @@ SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const {
 void Sandbox::destroy() const {
     auto& c = *state_->client;
     if (c.kind == TransportKind::Agent)
-        throw UnsupportedOperationError("UNSUPPORTED_OPERATION",
-                                        "destroy() needs the bridge transport (SANDBOX_API_URL) or the embedded default: "
-                                        "an agent URL addresses one sandbox's control plane, which cannot destroy its own sandbox",
-                                        0);
+        throw UnsupportedOperationError(
+            "UNSUPPORTED_OPERATION",
+            "destroy() needs the bridge transport (SANDBOX_API_URL) or the embedded default: "
+            "an agent URL addresses one sandbox's control plane, which cannot destroy its own "
+            "sandbox",
+            0);
     auto conn = c.acquire(c.root);
     client::HttpResponse r;
     try {
@@ -834,7 +1020,8 @@ void Sandbox::destroy() const {
         detail::rethrowTransport(e, "sandbox.destroy", false);
     }
     c.release(std::move(conn));
-    if (r.status != 204 && r.status != 200 && r.status != 404) throwErrorFromResponse(r.status, r.body, "sandbox.destroy");
+    if (r.status != 204 && r.status != 200 && r.status != 404)
+        throwErrorFromResponse(r.status, r.body, "sandbox.destroy");
     std::lock_guard lock(state_->m);
     state_->defaultSessionReady = false;
 }
@@ -847,7 +1034,9 @@ ExecStream::ExecStream(ExecStream&&) noexcept = default;
 ExecStream& ExecStream::operator=(ExecStream&&) noexcept = default;
 ExecStream::~ExecStream() = default;
 
-ExecStream::iterator ExecStream::begin() { return iterator(this); }
+ExecStream::iterator ExecStream::begin() {
+    return iterator(this);
+}
 
 std::optional<ExecEvent> ExecStream::next() {
     if (done_ || !src_) return std::nullopt;
@@ -855,13 +1044,15 @@ std::optional<ExecEvent> ExecStream::next() {
         auto ev = src_->next();
         if (!ev) {
             done_ = true;
-            throw StreamLostError("STREAM_LOST", "Stream ended without completion event", 0, json{{"command", command_}}, "command.stream");
+            throw StreamLostError("STREAM_LOST", "Stream ended without completion event", 0,
+                                  json{{"command", command_}}, "command.stream");
         }
         if (!ev->event.empty()) {
             // The bridge's framing: event: stdout|stderr|exit|error, base64 output.
             ExecEvent out;
             if (ev->event == "stdout" || ev->event == "stderr") {
-                out.type = ev->event == "stdout" ? ExecEvent::Type::Stdout : ExecEvent::Type::Stderr;
+                out.type =
+                    ev->event == "stdout" ? ExecEvent::Type::Stdout : ExecEvent::Type::Stderr;
                 if (!core::base64Decode(ev->data, out.data)) continue;
             } else if (ev->event == "exit") {
                 out.type = ExecEvent::Type::Complete;
@@ -880,7 +1071,8 @@ std::optional<ExecEvent> ExecStream::next() {
         json j = json::parse(ev->data, nullptr, false);
         if (!j.is_object()) continue;
         ExecEvent out = toExecEvent(j);
-        if (out.type == ExecEvent::Type::Complete || out.type == ExecEvent::Type::Error) done_ = true;
+        if (out.type == ExecEvent::Type::Complete || out.type == ExecEvent::Type::Error)
+            done_ = true;
         return out;
     }
 }
@@ -897,9 +1089,15 @@ const FileMetadata& FileStream::metadata() {
         json j = json::parse(ev->data, nullptr, false);
         std::string type = j.is_object() ? j.value("type", "") : "";
         if (type == "metadata")
-            meta_ = FileMetadata{j.value("mimeType", ""), j.value("size", std::uint64_t{0}), j.value("isBinary", false), j.value("encoding", "")};
+            meta_ = FileMetadata{j.value("mimeType", ""), j.value("size", std::uint64_t{0}),
+                                 j.value("isBinary", false), j.value("encoding", "")};
         else if (type == "error")
-            throwErrorFromResponse(404, json{{"code", "FILE_NOT_FOUND"}, {"message", j.value("error", "")}, {"context", json::object()}}.dump(), "file.stream");
+            throwErrorFromResponse(404,
+                                   json{{"code", "FILE_NOT_FOUND"},
+                                        {"message", j.value("error", "")},
+                                        {"context", json::object()}}
+                                       .dump(),
+                                   "file.stream");
         else if (type == "chunk")
             throw StreamLostError("STREAM_LOST", "Received chunk before metadata", 0);
     }
@@ -909,7 +1107,7 @@ const FileMetadata& FileStream::metadata() {
 std::optional<std::string> FileStream::nextChunk() {
     if (done_) return std::nullopt;
     const FileMetadata& m = metadata();
-    if (m.encoding == "raw") {  // a bridge download: the body is the file
+    if (src_->raw) {  // a bridge download: the body is the file
         std::string piece;
         if (src_->nextRaw(piece)) return piece;
         done_ = true;
@@ -924,7 +1122,8 @@ std::optional<std::string> FileStream::nextChunk() {
             std::string data = j.value("data", "");
             if (!m.isBinary) return data;
             std::string bytes;
-            if (!core::base64Decode(data, bytes)) throw SandboxError("INVALID_JSON_RESPONSE", "bad base64 in file chunk", 0);
+            if (!core::base64Decode(data, bytes))
+                throw SandboxError("INVALID_JSON_RESPONSE", "bad base64 in file chunk", 0);
             return bytes;
         }
         if (type == "complete") {
@@ -933,7 +1132,8 @@ std::optional<std::string> FileStream::nextChunk() {
         }
         if (type == "error") {
             done_ = true;
-            throw FileSystemError("FILESYSTEM_ERROR", "File streaming error: " + j.value("error", ""), 500);
+            throw FileSystemError("FILESYSTEM_ERROR",
+                                  "File streaming error: " + j.value("error", ""), 500);
         }
     }
 }

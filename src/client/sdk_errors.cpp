@@ -8,7 +8,8 @@
 namespace sandbox {
 using nlohmann::json;
 
-SandboxError::SandboxError(std::string code, std::string message, int httpStatus, json context, std::string operation)
+SandboxError::SandboxError(std::string code, std::string message, int httpStatus, json context,
+                           std::string operation)
     : std::runtime_error(std::move(message)),
       code_(std::move(code)),
       httpStatus_(httpStatus),
@@ -22,8 +23,9 @@ std::string SandboxError::contextString(const char* key) const {
 
 namespace {
 
-[[noreturn]] void throwForContainerCode(const std::string& code, const std::string& message, int status,
-                                        const json& context, const std::string& operation) {
+[[noreturn]] void throwForContainerCode(const std::string& code, const std::string& message,
+                                        int status, const json& context,
+                                        const std::string& operation) {
 #define SANDBOX_ERROR_CODE(c, st, cls, sugg) \
     if (code == #c) throw cls(code, message, status, context, operation);
 #include "core/error_codes.def"
@@ -32,8 +34,8 @@ namespace {
 }
 
 // Bridge codes (bridge-api §7) -> the SDK classes a caller would catch.
-[[noreturn]] void throwForBridgeCode(const std::string& code, const std::string& message, int status,
-                                     const std::string& operation) {
+[[noreturn]] void throwForBridgeCode(const std::string& code, const std::string& message,
+                                     int status, const std::string& operation) {
     json ctx = json::object();
     if (code == "unauthorized") throw AuthenticationError(code, message, status, ctx, operation);
     if (code == "workspace_read_not_found") {
@@ -42,11 +44,15 @@ namespace {
         throw FileNotFoundError(code, message, status, ctx, operation);
     }
     if (code == "payload_too_large") throw FileTooLargeError(code, message, status, ctx, operation);
-    if (code == "invalid_request" && status == 403) throw PermissionDeniedError(code, message, status, ctx, operation);
-    if (code == "invalid_request") throw ValidationFailedError(code, message, status, ctx, operation);
-    if (code == "capacity_exceeded") throw ContainerUnavailableError(code, message, status, ctx, operation);
+    if (code == "invalid_request" && status == 403)
+        throw PermissionDeniedError(code, message, status, ctx, operation);
+    if (code == "invalid_request")
+        throw ValidationFailedError(code, message, status, ctx, operation);
+    if (code == "capacity_exceeded")
+        throw ContainerUnavailableError(code, message, status, ctx, operation);
     if (code == "pool_error") throw SandboxGoneError(code, message, status, ctx, operation);
-    if (code == "mount_error" || code == "unmount_error") throw BucketMountError(code, message, status, ctx, operation);
+    if (code == "mount_error" || code == "unmount_error")
+        throw BucketMountError(code, message, status, ctx, operation);
     throw SandboxError(code, message, status, ctx, operation);
 }
 
@@ -63,13 +69,17 @@ void throwErrorFromResponse(int httpStatus, const std::string& body, const std::
         if (!code.empty() && j.contains("message")) {
             json ctx = j.contains("context") ? j["context"] : json::object();
             std::string op = str("operation");
-            throwForContainerCode(code, str("message"), httpStatus, ctx, op.empty() ? operation : op);
+            throwForContainerCode(code, str("message"), httpStatus, ctx,
+                                  op.empty() ? operation : op);
         }
-        if (!code.empty() && j.contains("error")) throwForBridgeCode(code, str("error"), httpStatus, operation);
+        if (!code.empty() && j.contains("error"))
+            throwForBridgeCode(code, str("error"), httpStatus, operation);
         // /api/execute/code pre-stream errors: {error, code, details}
     }
     std::string snippet = body.substr(0, 200);
-    throw SandboxError("INTERNAL_ERROR", "HTTP error! status: " + std::to_string(httpStatus) + (snippet.empty() ? "" : ": " + snippet),
+    throw SandboxError("INTERNAL_ERROR",
+                       "HTTP error! status: " + std::to_string(httpStatus) +
+                           (snippet.empty() ? "" : ": " + snippet),
                        httpStatus, json{{"statusText", snippet}}, operation);
 }
 
