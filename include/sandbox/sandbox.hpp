@@ -7,6 +7,7 @@
 /// auto sb = sandbox::getSandbox(client, "my-sandbox");
 /// auto r = sb.exec("python3 -c 'print(2 + 2)'");   // r.stdout == "4"
 /// ```
+#include "sandbox/base64.hpp"
 #include "sandbox/client.hpp"
 #include "sandbox/errors.hpp"
 #include "sandbox/sse.hpp"

@@ -84,3 +84,18 @@ void throwErrorFromResponse(int httpStatus, const std::string& body, const std::
 }
 
 }  // namespace sandbox
+
+#include "core/base64.hpp"
+#include "sandbox/base64.hpp"
+
+namespace sandbox {
+
+std::string encodeBase64(std::string_view bytes) {
+    return core::base64Encode(bytes);
+}
+
+std::optional<std::string> decodeBase64(std::string_view text) {
+    return core::base64Decode(text);
+}
+
+}  // namespace sandbox
