@@ -4,6 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -16,10 +20,10 @@
 #include "sandbox/sse.hpp"
 
 namespace sandbox::daemon {
+using net::use_awaitable;
 using nlohmann::json;
 using server::Request;
 using server::Responder;
-using net::use_awaitable;
 
 namespace {
 
@@ -36,16 +40,20 @@ std::string errorBody(std::string_view message, std::string_view code) {
     return s;
 }
 
-awaitable<void> sendError(Responder& res, int status, std::string_view code, std::string_view message) {
+awaitable<void> sendError(Responder& res, int status, std::string_view code,
+                          std::string_view message) {
     co_await res.send(status, "application/json", errorBody(message, code));
 }
 
-awaitable<void> sendNotFound(Responder& res) { co_await res.send(404, "text/plain; charset=UTF-8", "404 Not Found"); }
+awaitable<void> sendNotFound(Responder& res) {
+    co_await res.send(404, "text/plain; charset=UTF-8", "404 Not Found");
+}
 
 bool validSessionId(std::string_view s) {
     if (s.empty() || s.size() > 128 || s.find("..") != std::string_view::npos) return false;
     for (char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+            return false;
     return true;
 }
 
@@ -80,6 +88,19 @@ std::string jsonStringField(const std::string& key, const std::string& value) {
     return s;
 }
 
+// A number as JavaScript prints it in the usual cases: integers without a fraction, others in
+// their shortest round-trip form (1.5 -> "1.5").
+std::string jsNumber(double v) {
+    char buf[64];
+    if (v == 0) return "0";
+    if (std::nearbyint(v) == v && std::fabs(v) < 1e21) {
+        std::snprintf(buf, sizeof buf, "%.0f", v);
+        return buf;
+    }
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+}
+
 struct Ctx {
     SandboxManager& mgr;
 };
@@ -88,8 +109,9 @@ struct Ctx {
 
 awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& res) {
     json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) co_return co_await sendError(res, 400, "invalid_request", "Invalid JSON body");
-    if (!body.is_object()) co_return co_await sendError(res, 400, "invalid_request", "request body must be a JSON object");
+    if (body.is_discarded())
+        co_return co_await sendError(res, 400, "invalid_request", "Invalid JSON body");
+    // Valid JSON that is not an object (an array, a string, null) has no argv (§2.6).
     auto argvIt = body.find("argv");
     std::vector<std::string> argv;
     bool argvOk = argvIt != body.end() && argvIt->is_array() && !argvIt->empty();
@@ -101,17 +123,21 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
             }
             argv.push_back(a.get<std::string>());
         }
-    if (!argvOk) co_return co_await sendError(res, 400, "invalid_request", "argv must be a non-empty array");
+    if (!argvOk)
+        co_return co_await sendError(res, 400, "invalid_request", "argv must be a non-empty array");
     bool badSession = false;
     auto sid = sessionHeader(req, badSession);
-    if (badSession) co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
+    if (badSession)
+        co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
     std::optional<double> timeoutMs;
-    if (auto t = body.find("timeout_ms"); t != body.end() && t->is_number()) timeoutMs = t->get<double>();
+    if (auto t = body.find("timeout_ms"); t != body.end() && t->is_number())
+        timeoutMs = t->get<double>();
     std::optional<std::string> cwd;
     if (auto c = body.find("cwd"); c != body.end() && c->is_string()) {
         cwd = resolveWorkspacePath(c->get<std::string>());
         if (cwd->empty())
-            co_return co_await sendError(res, 403, "invalid_request", "cwd must resolve to a location within /workspace");
+            co_return co_await sendError(res, 403, "invalid_request",
+                                         "cwd must resolve to a location within /workspace");
     }
 
     std::shared_ptr<Sandbox> sb;
@@ -122,6 +148,7 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
         startError = e.what();
     }
     if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
+    const unsigned generation = sb->generation;
 
     std::string command = core::bridgeCommand(argv);
     json agentReq = {{"command", command}, {"sessionId", sid.value_or("__DISABLE_SESSION__")}};
@@ -135,12 +162,17 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
         res.queueRaw(frame);
     };
 
-    auto up = std::make_shared<UpstreamCall>(co_await net::this_coro::executor, sb->socket);
+    std::string agentSocket = sb->connectPath();
+    const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
+    auto up =
+        std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket, launcher);
     res.onClientGone([up] { up->cancel(); });  // the agent kills the command when we hang up
     bool timedOut = false;
     net::steady_timer timer(co_await net::this_coro::executor);
     if (timeoutMs) {
-        timer.expires_after(std::chrono::milliseconds(static_cast<long long>(std::max(0.0, *timeoutMs))));
+        // Fractions count; absurdly large values are capped (no overflow into a negative delay).
+        std::chrono::duration<double, std::milli> delay(std::clamp(*timeoutMs, 0.0, 1e15));
+        timer.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(delay));
         timer.async_wait([up, &timedOut](boost::system::error_code ec) {
             if (ec) return;
             timedOut = true;
@@ -152,13 +184,14 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
     bool started = co_await up->start("POST", "/api/execute/stream", agentBody, jsonHeaders);
     bool terminal = false;
     if (!started) {
-        if (!timedOut) ctx.mgr.markBroken(id);
+        if (!timedOut) ctx.mgr.markBroken(id, generation);
     } else if (up->status() != 200) {
         std::string errText;
         co_await up->readAll(errText);
         json ej = json::parse(errText, nullptr, false);
-        std::string msg = ej.is_object() && ej.contains("message") && ej["message"].is_string() ? ej["message"].get<std::string>()
-                                                                                               : "HTTP " + std::to_string(up->status());
+        std::string msg = ej.is_object() && ej.contains("message") && ej["message"].is_string()
+                              ? ej["message"].get<std::string>()
+                              : "HTTP " + std::to_string(up->status());
         emit("error", errorBody(msg, "exec_error"));
         terminal = true;
     } else {
@@ -178,9 +211,11 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
                         emit(type, core::base64Encode(d.get_ref<const std::string&>()));
                 } else if (type == "complete") {
                     if (e.contains("exitCode") && e["exitCode"].is_number_integer())
-                        emit("exit", "{\"exit_code\":" + std::to_string(e["exitCode"].get<int>()) + "}");
+                        emit("exit",
+                             "{\"exit_code\":" + std::to_string(e["exitCode"].get<int>()) + "}");
                     else
-                        emit("error", errorBody("the command ended without an exit status", "exec_error"));
+                        emit("error",
+                             errorBody("the command ended without an exit status", "exec_error"));
                     terminal = true;
                 } else if (type == "error") {
                     emit("error", errorBody(e.value("error", "exec failed"), "exec_error"));
@@ -189,17 +224,23 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
             });
             if (!co_await res.flush() || terminal) break;
         }
-        if (!terminal && !timedOut && !res.clientGone()) ctx.mgr.markBroken(id);
+        if (!terminal && !timedOut && !res.clientGone()) ctx.mgr.markBroken(id, generation);
     }
     timer.cancel();
     if (!terminal && timedOut) {
-        long long ms = static_cast<long long>(*timeoutMs);
-        emit("stderr", core::base64Encode("Command timed out after " + std::to_string(ms) + "ms\n"));
+        emit("stderr",
+             core::base64Encode("Command timed out after " + jsNumber(*timeoutMs) + "ms\n"));
         emit("exit", "{\"exit_code\":124}");
         terminal = true;
     }
-    if (!terminal) emit("error", errorBody("exec failed: " + (up->error().empty() ? std::string("stream ended") : up->error()),
-                                           "exec_transport_error"));
+    if (!terminal)
+        emit("error", errorBody("exec failed: " + (up->error().empty() ? std::string("stream ended")
+                                                                       : up->error()),
+                                "exec_transport_error"));
+    // Done with the agent: close now, not when the connection object goes (the keep-alive
+    // timer may hold it, and with it this callback and the agent socket, for seconds).
+    up->cancel();
+    res.onClientGone(nullptr);
     co_await res.endSse();
 }
 
@@ -220,14 +261,16 @@ std::string filePath(const std::string& rel, int& status, std::string& message) 
     return p;
 }
 
-awaitable<void> readFile(Ctx& ctx, const std::string& id, const std::string& rel, Request& req, Responder& res) {
+awaitable<void> readFile(Ctx& ctx, const std::string& id, const std::string& rel, Request& req,
+                         Responder& res) {
     int status = 0;
     std::string message;
     std::string path = filePath(rel, status, message);
     if (status) co_return co_await sendError(res, status, "invalid_request", message);
     bool badSession = false;
     sessionHeader(req, badSession);
-    if (badSession) co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
+    if (badSession)
+        co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
     std::shared_ptr<Sandbox> sb;
     std::string startError;
     try {
@@ -236,16 +279,21 @@ awaitable<void> readFile(Ctx& ctx, const std::string& id, const std::string& rel
         startError = e.what();
     }
     if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
-    std::string inside = path.size() > 10 ? path.substr(11) : "";  // strip "/workspace/"
-    int fd = openInWorkspace(sb->workspace, inside);
+    // Resolved inside the sandbox's state root, where workspace/ sits as /workspace does in the
+    // sandbox: a link to /workspace/x works, and nothing resolves outside the root.
+    std::string inside = path.substr(1);  // "workspace/..."
+    int fd = openInWorkspace(sb->root, inside);
     struct stat st {};
     if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         ::close(fd);
         fd = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
     }
     if (fd == -ENOENT || fd == -EISDIR || fd == -ENOTDIR)
-        co_return co_await sendError(res, 404, "workspace_read_not_found", "File not found: " + path);
-    if (fd < 0) co_return co_await sendError(res, 502, "exec_transport_error", std::string("read failed: ") + std::strerror(-fd));
+        co_return co_await sendError(res, 404, "workspace_read_not_found",
+                                     "File not found: " + path);
+    if (fd < 0)
+        co_return co_await sendError(res, 502, "exec_transport_error",
+                                     std::string("read failed: ") + std::strerror(-fd));
     co_await res.beginStream(200, "application/octet-stream");
     std::string buf(256 * 1024, '\0');
     for (;;) {
@@ -259,14 +307,16 @@ awaitable<void> readFile(Ctx& ctx, const std::string& id, const std::string& rel
     co_await res.endSse();
 }
 
-awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& rel, Request& req, Responder& res) {
+awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& rel, Request& req,
+                          Responder& res) {
     int status = 0;
     std::string message;
     std::string path = filePath(rel, status, message);
     if (status) co_return co_await sendError(res, status, "invalid_request", message);
     bool badSession = false;
     sessionHeader(req, badSession);
-    if (badSession) co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
+    if (badSession)
+        co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
     if (req.body.size() > kMaxFileBody)
         co_return co_await sendError(res, 413, "payload_too_large",
                                      "payload too large: " + std::to_string(req.body.size()) +
@@ -279,9 +329,16 @@ awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& re
         startError = e.what();
     }
     if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
-    std::string inside = path.size() > 10 ? path.substr(11) : "";
-    int fd = inside.empty() ? -EISDIR : createInWorkspace(sb->workspace, inside);
-    if (fd < 0) co_return co_await sendError(res, 502, "workspace_archive_write_error", std::string("write failed: ") + std::strerror(-fd));
+    std::string inside = path.substr(1);  // "workspace/...", resolved as for reads
+    int fd = inside == "workspace" ? -EISDIR : createInWorkspace(sb->root, inside);
+    struct stat st {};
+    if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {  // e.g. a FIFO
+        ::close(fd);
+        fd = -EINVAL;
+    }
+    if (fd < 0)
+        co_return co_await sendError(res, 502, "workspace_archive_write_error",
+                                     std::string("write failed: ") + std::strerror(-fd));
     size_t off = 0;
     int err = 0;
     while (off < req.body.size()) {
@@ -294,7 +351,9 @@ awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& re
         off += static_cast<size_t>(n);
     }
     if (::close(fd) != 0 && !err) err = errno;
-    if (err) co_return co_await sendError(res, 502, "workspace_archive_write_error", std::string("write failed: ") + std::strerror(err));
+    if (err)
+        co_return co_await sendError(res, 502, "workspace_archive_write_error",
+                                     std::string("write failed: ") + std::strerror(err));
     co_await res.send(200, "application/json", "{\"ok\":true}");
 }
 
@@ -309,15 +368,21 @@ awaitable<void> running(Ctx& ctx, const std::string& id, Responder& res) {
         startError = e.what();
     }
     if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
-    UpstreamCall up(co_await net::this_coro::executor, sb->socket);
+    const unsigned generation = sb->generation;
+    std::string agentSocket = sb->connectPath();
+    const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
+    UpstreamCall up(co_await net::this_coro::executor, agentSocket, launcher);
     HeaderPairs none;
     bool ok = co_await up.start("GET", "/api/ping", std::string(), none);
     std::string body;
     if (ok) ok = co_await up.readAll(body);
-    co_await res.send(200, "application/json", ok && up.status() == 200 ? "{\"running\":true}" : "{\"running\":false}");
+    if (!ok) ctx.mgr.markBroken(id, generation);  // the next request starts it again
+    co_await res.send(200, "application/json",
+                      ok && up.status() == 200 ? "{\"running\":true}" : "{\"running\":false}");
 }
 
-awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& rest, Request& req, Responder& res) {
+awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& rest, Request& req,
+                            Responder& res) {
     std::shared_ptr<Sandbox> sb;
     std::string startError;
     try {
@@ -326,15 +391,21 @@ awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& 
         startError = e.what();
     }
     if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
-    auto up = std::make_shared<UpstreamCall>(co_await net::this_coro::executor, sb->socket);
+    const unsigned generation = sb->generation;
+    std::string agentSocket = sb->connectPath();
+    const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
+    auto up =
+        std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket, launcher);
     HeaderPairs headers;
     for (const auto& [k, v] : req.headers)
-        if (k == "content-type" || k == "x-session-id" || k == "x-sandbox-id" || k == "x-trace-id" || k == "accept")
+        if (k == "content-type" || k == "x-session-id" || k == "x-sandbox-id" ||
+            k == "x-trace-id" || k == "accept")
             headers.emplace_back(k, v);
     std::string target = "/" + rest + (req.query.empty() ? "" : "?" + req.query);
     if (!co_await up->start(req.method, target, req.body, headers)) {
-        ctx.mgr.markBroken(id);
-        co_return co_await sendError(res, 502, "exec_transport_error", "agent failed: " + up->error());
+        ctx.mgr.markBroken(id, generation);
+        co_return co_await sendError(res, 502, "exec_transport_error",
+                                     "agent failed: " + up->error());
     }
     std::string contentType = "application/octet-stream";
     for (const auto& [k, v] : up->headers())
@@ -349,14 +420,39 @@ awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& 
     for (;;) {
         int r = co_await up->read(piece);
         if (r < 0) {
-            if (!res.clientGone()) ctx.mgr.markBroken(id);
+            if (!res.clientGone()) ctx.mgr.markBroken(id, generation);
             break;
         }
         if (r == 0) break;
         res.queueRaw(piece);
         if (!co_await res.flush()) break;
     }
+    up->cancel();  // as in exec(): release the agent connection now
+    res.onClientGone(nullptr);
     co_await res.endSse();
+}
+
+// RFC 3986 remove_dot_segments for an absolute path: "." and ".." segments are resolved, but
+// empty segments and a trailing slash stay, since routing is strict about them (§1.2, §2.3).
+std::string removeDotSegments(std::string_view path) {
+    std::vector<std::string_view> out;
+    size_t i = path.empty() || path[0] != '/' ? 0 : 1;
+    for (;;) {
+        size_t j = path.find('/', i);
+        bool last = j == std::string_view::npos;
+        std::string_view seg = path.substr(i, last ? std::string_view::npos : j - i);
+        if (seg == "." || seg == "..") {
+            if (seg == ".." && !out.empty()) out.pop_back();
+            if (last) out.emplace_back();  // "/a/b/.." is "/a/"
+        } else {
+            out.push_back(seg);
+        }
+        if (last) break;
+        i = j + 1;
+    }
+    std::string s;
+    for (auto seg : out) s.append("/").append(seg);
+    return s.empty() ? "/" : s;
 }
 
 bool authorized(const SandboxManager& mgr, const Request& req, bool caseInsensitivePrefix) {
@@ -409,7 +505,8 @@ std::string decodeBridgePath(std::string_view raw) {
         // A maximal run of %XX triplets, decoded together (UTF-8 sequences span triplets).
         size_t j = i;
         std::string bytes, text;
-        while (j + 2 < raw.size() + 0 && raw[j] == '%' && hex(raw[j + 1]) >= 0 && hex(raw[j + 2]) >= 0) {
+        while (j + 2 < raw.size() + 0 && raw[j] == '%' && hex(raw[j + 1]) >= 0 &&
+               hex(raw[j + 2]) >= 0) {
             char b = static_cast<char>(hex(raw[j + 1]) * 16 + hex(raw[j + 2]));
             bytes.push_back(b);
             text.append(raw.substr(j, 3));
@@ -440,7 +537,8 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
     return [ctx](Request& req, Responder& res) -> awaitable<void> {
         const std::string& raw = req.path;
         if (raw == "/health") {
-            if (req.method == "GET" || req.method == "HEAD") co_return co_await res.send(200, "application/json", "{\"ok\":true}");
+            if (req.method == "GET" || req.method == "HEAD")
+                co_return co_await res.send(200, "application/json", "{\"ok\":true}");
             co_return co_await sendNotFound(res);
         }
         if (raw == "/v1/sandbox" || raw.rfind("/v1/sandbox/", 0) == 0) {
@@ -448,12 +546,16 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
             std::string rest = raw.size() > 12 ? raw.substr(12) : "";
             std::string idRaw = rest.substr(0, rest.find('/'));
             if (!idRaw.empty() && !isValidSandboxId(idRaw))
-                co_return co_await sendError(res, 400, "invalid_request", "Invalid sandbox ID format");
-            if (!authorized(ctx->mgr, req, true)) co_return co_await sendError(res, 401, "unauthorized", "Unauthorized");
+                co_return co_await sendError(res, 400, "invalid_request",
+                                             "Invalid sandbox ID format");
+            if (!authorized(ctx->mgr, req, true))
+                co_return co_await sendError(res, 401, "unauthorized", "Unauthorized");
             if (raw == "/v1/sandbox" && req.method == "POST")
-                co_return co_await res.send(200, "application/json", jsonStringField("id", newSandboxId()));
+                co_return co_await res.send(200, "application/json",
+                                            jsonStringField("id", newSandboxId()));
             if (idRaw.empty()) co_return co_await sendNotFound(res);
-            std::string sub = rest.size() > idRaw.size() ? rest.substr(idRaw.size()) : "";  // "" or "/..."
+            std::string sub =
+                rest.size() > idRaw.size() ? rest.substr(idRaw.size()) : "";  // "" or "/..."
             if (sub.empty()) {
                 if (req.method == "DELETE") {
                     ctx->mgr.destroy(idRaw);
@@ -461,10 +563,13 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
                 }
                 co_return co_await sendNotFound(res);
             }
-            if (sub.rfind("/agent/", 0) == 0) co_return co_await passthrough(*ctx, idRaw, sub.substr(7), req, res);
-            std::string decoded = core::resolvePath("/", decodeBridgePath(sub));
-            if (decoded == "/running" && req.method == "GET") co_return co_await running(*ctx, idRaw, res);
-            if (decoded == "/exec" && req.method == "POST") co_return co_await exec(*ctx, idRaw, req, res);
+            if (sub.rfind("/agent/", 0) == 0)
+                co_return co_await passthrough(*ctx, idRaw, sub.substr(7), req, res);
+            std::string decoded = removeDotSegments(decodeBridgePath(sub));
+            if (decoded == "/running" && req.method == "GET")
+                co_return co_await running(*ctx, idRaw, res);
+            if (decoded == "/exec" && req.method == "POST")
+                co_return co_await exec(*ctx, idRaw, req, res);
             if (decoded == "/file" || decoded.rfind("/file/", 0) == 0) {
                 std::string rel = decoded.size() > 6 ? decoded.substr(6) : "";
                 if (req.method == "GET") co_return co_await readFile(*ctx, idRaw, rel, req, res);

@@ -71,8 +71,17 @@ bool bwrapWorks() {
     try {
         Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
         agent::SpawnOptions so;
-        so.argv = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
-                   "--dev", "/dev", "/bin/true"};
+        so.argv = {"/usr/bin/bwrap",
+                   "--unshare-all",
+                   "--die-with-parent",
+                   "--ro-bind",
+                   "/",
+                   "/",
+                   "--proc",
+                   "/proc",
+                   "--dev",
+                   "/dev",
+                   "/bin/true"};
         so.env = {"PATH=/usr/bin:/bin"};
         so.fds = {{0, devnull.get()}, {1, devnull.get()}, {2, devnull.get()}};
         pid_t pid = agent::spawnProcess(so);
@@ -84,7 +93,8 @@ bool bwrapWorks() {
     }
 }
 
-SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg) : ex_(ex), cfg_(std::move(cfg)) {
+SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg)
+    : ex_(ex), cfg_(std::move(cfg)) {
     fs::create_directories(cfg_.stateDir + "/sandboxes");
     cgroupPrefix_ = "sandboxd-" + std::to_string(::getpid());
     if (isDir(kPidsRoot) && isDir(kMemoryRoot)) {
@@ -96,7 +106,9 @@ SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg) : ex_(
     }
 }
 
-SandboxManager::~SandboxManager() { destroyAll(); }
+SandboxManager::~SandboxManager() {
+    destroyAll();
+}
 
 std::shared_ptr<Sandbox> SandboxManager::find(const std::string& id) const {
     auto it = sandboxes_.find(id);
@@ -108,16 +120,37 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     std::string runDir = sb->root + "/run";
     fs::create_directories(runDir);
     ::unlink(sb->socket.c_str());
+    sb->runDir = Fd(::open(runDir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     sb->ready = sb->dead = false;
+    ++sb->generation;
     sb->startError.clear();
     sb->started = std::make_shared<agent::Event>(ex_);
 
     std::vector<std::string> argv;
     if (cfg_.isolation == Isolation::Bwrap) {
-        argv = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-                "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/workspace",
-                "--setenv", "LANG", "C.UTF-8", "--setenv", "TERM", "xterm-256color",
-                "--hostname", "sandbox"};
+        // --cap-drop ALL: run by root, bwrap keeps every capability inside the sandbox's user
+        // namespace, enough to remount the read-only binds writable (and so write the host's /usr).
+        argv = {"/usr/bin/bwrap",
+                "--unshare-all",
+                "--die-with-parent",
+                "--new-session",
+                "--cap-drop",
+                "ALL",
+                "--clearenv",
+                "--setenv",
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin",
+                "--setenv",
+                "HOME",
+                "/workspace",
+                "--setenv",
+                "LANG",
+                "C.UTF-8",
+                "--setenv",
+                "TERM",
+                "xterm-256color",
+                "--hostname",
+                "sandbox"};
         for (const char* dir : {"/usr", "/etc", "/opt", "/srv"}) {
             if (isDir(dir)) {
                 argv.insert(argv.end(), {"--ro-bind", dir, dir});
@@ -129,18 +162,23 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
             if (S_ISLNK(st.st_mode)) {
                 char target[4096];
                 ssize_t n = ::readlink(link, target, sizeof target - 1);
-                if (n > 0) argv.insert(argv.end(), {"--symlink", std::string(target, static_cast<size_t>(n)), link});
+                if (n > 0)
+                    argv.insert(argv.end(),
+                                {"--symlink", std::string(target, static_cast<size_t>(n)), link});
             } else if (S_ISDIR(st.st_mode)) {
                 argv.insert(argv.end(), {"--ro-bind", link, link});
             }
         }
-        argv.insert(argv.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/run",
-                                 "--bind", sb->workspace, "/workspace", "--bind", runDir, "/run/sandbox",
-                                 "--ro-bind", cfg_.agentPath, "/run/sandbox-agent", "--chdir", "/workspace",
-                                 "--", "/run/sandbox-agent", "--listen", "unix:/run/sandbox/agent.sock",
-                                 "--workspace", "/workspace"});
+        argv.insert(argv.end(),
+                    {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/run",
+                     "--bind", sb->workspace, "/workspace", "--bind", runDir, "/run/sandbox",
+                     "--ro-bind", cfg_.agentPath, "/run/sandbox-agent",
+                     // The root tmpfs holding the mount points: read-only too.
+                     "--remount-ro", "/", "--chdir", "/workspace", "--", "/run/sandbox-agent",
+                     "--listen", "unix:/run/sandbox/agent.sock", "--workspace", "/workspace"});
     } else {
-        argv = {cfg_.agentPath, "--listen", "unix:" + sb->socket, "--workspace", sb->workspace};
+        // Relative to the agent's cwd (the workspace): the absolute path may be too long to bind.
+        argv = {cfg_.agentPath, "--listen", "unix:../run/agent.sock", "--workspace", sb->workspace};
     }
 
     // The launcher waits on a pipe until it is in its cgroup and has its rlimits, then execs
@@ -160,7 +198,9 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
 
     const Limits& lim = cfg_.limits;
     auto setLimit = [&](int resource, rlim_t value) {
-        struct rlimit rl {value, value};
+        struct rlimit rl {
+            value, value
+        };
         ::prlimit(sb->pid, static_cast<__rlimit_resource>(resource), &rl, nullptr);
     };
     setLimit(RLIMIT_NOFILE, static_cast<rlim_t>(lim.maxOpenFiles));
@@ -182,7 +222,8 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     }
     (void)::write(gate.write.get(), "\n", 1);
 
-    sb->pidfd = std::make_unique<net::posix::stream_descriptor>(ex_, agent::openPidFd(sb->pid).release());
+    sb->pidfd =
+        std::make_unique<net::posix::stream_descriptor>(ex_, agent::openPidFd(sb->pid).release());
     int outFd = out.read.release();
     net::co_spawn(ex_, watchStartup(sb, outFd), net::detached);
     net::co_spawn(ex_, watchExit(sb), net::detached);
@@ -194,7 +235,8 @@ awaitable<void> SandboxManager::watchStartup(std::shared_ptr<Sandbox> sb, int st
     char buf[256];
     for (;;) {
         boost::system::error_code ec;
-        std::size_t n = co_await d.async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
+        std::size_t n =
+            co_await d.async_read_some(net::buffer(buf), net::redirect_error(use_awaitable, ec));
         line.append(buf, n);
         if (line.find('\n') != std::string::npos) break;
         if (ec || line.size() > 4096) break;
@@ -202,7 +244,8 @@ awaitable<void> SandboxManager::watchStartup(std::shared_ptr<Sandbox> sb, int st
     if (line.find("listening") != std::string::npos && !sb->dead) {
         sb->ready = true;
     } else if (sb->startError.empty()) {
-        sb->startError = "the sandbox agent did not start" + (line.empty() ? std::string() : ": " + line);
+        sb->startError =
+            "the sandbox agent did not start" + (line.empty() ? std::string() : ": " + line);
     }
     sb->started->set();
     // Keep draining so the agent never blocks on a full pipe.
@@ -214,18 +257,27 @@ awaitable<void> SandboxManager::watchStartup(std::shared_ptr<Sandbox> sb, int st
 }
 
 awaitable<void> SandboxManager::watchExit(std::shared_ptr<Sandbox> sb) {
+    // This launch's pid: killSandbox() resets sb->pid to -1, and waitpid(-1) would reap any child.
+    const pid_t pid = sb->pid;
+    const unsigned generation = sb->generation;
     auto* pidfd = sb->pidfd.get();
     for (;;) {
         boost::system::error_code ec;
-        co_await pidfd->async_wait(net::posix::descriptor_base::wait_read, net::redirect_error(use_awaitable, ec));
-        if (auto code = agent::reapExitCode(sb->pid)) {
+        co_await pidfd->async_wait(net::posix::descriptor_base::wait_read,
+                                   net::redirect_error(use_awaitable, ec));
+        // Cancelled by killSandbox(), which reaps the launcher itself (pidfd may be gone by now).
+        if (ec == net::error::operation_aborted) co_return;
+        if (auto code = agent::reapExitCode(pid)) {
+            if (sb->generation != generation) co_return;
+            sb->pid = -1;  // reaped: the number may be reused, never signal or wait for it again
             sb->dead = true;
             sb->ready = false;
-            if (sb->startError.empty()) sb->startError = "the sandbox agent exited with status " + std::to_string(*code);
+            if (sb->startError.empty())
+                sb->startError = "the sandbox agent exited with status " + std::to_string(*code);
             sb->started->set();
             co_return;
         }
-        if (ec && ec != net::error::operation_aborted) co_return;
+        if (ec) co_return;
     }
 }
 
@@ -249,17 +301,23 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
     }
     if (!sb->ready) {
         auto started = sb->started;
-        bool ok = co_await started->waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+        bool ok = co_await started->waitUntil(std::chrono::steady_clock::now() +
+                                              std::chrono::seconds(30));
         if (!ok) throw SandboxStartError("the sandbox agent did not start within 30 s");
         if (!sb->ready) throw SandboxStartError(sb->startError);
     }
     co_return sb;
 }
 
-void SandboxManager::markBroken(const std::string& id) {
+void SandboxManager::markBroken(const std::string& id, unsigned generation) {
     auto sb = find(id);
-    if (!sb) return;
-    if (!agent::isAlive(sb->pid)) sb->dead = true;
+    if (!sb || sb->generation != generation || sb->dead) return;
+    // The launcher may still be alive for a moment after its agent died (or the agent may be
+    // wedged, or its socket gone): waiting for it to exit would leave a window in which every
+    // request fails. Kill this launch now; the next request starts a fresh one.
+    killSandbox(*sb);
+    if (sb->startError.empty()) sb->startError = "the sandbox agent stopped answering";
+    sb->started->set();
 }
 
 void SandboxManager::killSandbox(Sandbox& sb) {
@@ -280,7 +338,8 @@ void SandboxManager::killSandbox(Sandbox& sb) {
             std::ifstream procs(dir + "/cgroup.procs");
             pid_t p;
             while (procs >> p) ::kill(p, SIGKILL);
-            for (int i = 0; i < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(2000);
+            for (int i = 0; i < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i)
+                ::usleep(2000);
         }
     }
     sb.pid = -1;
@@ -294,7 +353,10 @@ void SandboxManager::destroy(const std::string& id) {
     auto sb = it->second;
     sandboxes_.erase(it);
     killSandbox(*sb);
+    if (sb->startError.empty())
+        sb->startError = "the sandbox was destroyed";  // for ensure() waiters
     if (sb->started) sb->started->set();
+    sb->runDir = Fd();  // requests still holding the sandbox can no longer reach any socket
     std::error_code ec;
     fs::remove_all(sb->root, ec);
 }

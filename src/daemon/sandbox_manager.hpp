@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/async_util.hpp"
+#include "agent/proc.hpp"
 
 namespace sandbox::daemon {
 
@@ -19,10 +20,12 @@ enum class Isolation { Bwrap, None };
 
 /// Per-sandbox resource limits.
 struct Limits {
-    std::uint64_t memoryBytes = 1024ull * 1024 * 1024;  ///< cgroup memory limit (RLIMIT_AS fallback: 4x)
-    int maxProcesses = 512;                             ///< cgroup pids.max (RLIMIT_NPROC fallback)
-    int maxOpenFiles = 4096;                            ///< RLIMIT_NOFILE
-    std::uint64_t maxFileBytes = 4ull * 1024 * 1024 * 1024;  ///< RLIMIT_FSIZE: largest file a sandbox can write
+    std::uint64_t memoryBytes =
+        1024ull * 1024 * 1024;  ///< cgroup memory limit (RLIMIT_AS fallback: 4x)
+    int maxProcesses = 512;     ///< cgroup pids.max (RLIMIT_NPROC fallback)
+    int maxOpenFiles = 4096;    ///< RLIMIT_NOFILE
+    std::uint64_t maxFileBytes =
+        4ull * 1024 * 1024 * 1024;  ///< RLIMIT_FSIZE: largest file a sandbox can write
 };
 
 struct DaemonConfig {
@@ -35,18 +38,25 @@ struct DaemonConfig {
 
 /// Thrown when a sandbox cannot be started or reached (rendered as 502 pool_error).
 class SandboxStartError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 class Sandbox {
-public:
+  public:
     std::string id;
     std::string root;       ///< stateDir/sandboxes/<id>
     std::string workspace;  ///< root/workspace, mounted at /workspace
     std::string socket;     ///< the agent's unix socket, as seen from the host
-    pid_t pid = -1;         ///< the launcher (bwrap, or the agent itself)
-    std::string cgroupName; ///< non-empty when cgroup limits are applied
+    agent::Fd runDir;       ///< O_PATH handle of the socket's directory
+    /// The path sandboxd connects to: the socket through runDir, short whatever the state
+    /// directory and id lengths (a sockaddr_un path has at most 107 bytes).
+    std::string connectPath() const {
+        return "/proc/self/fd/" + std::to_string(runDir.get()) + "/agent.sock";
+    }
+    pid_t pid = -1;           ///< the launcher (bwrap, or the agent itself)
+    std::string cgroupName;   ///< non-empty when cgroup limits are applied
+    unsigned generation = 0;  ///< bumped at every (re)launch
     bool ready = false;
     bool dead = false;
     std::string startError;
@@ -55,7 +65,7 @@ public:
 };
 
 class SandboxManager {
-public:
+  public:
     SandboxManager(net::any_io_executor ex, DaemonConfig cfg);
     ~SandboxManager();
 
@@ -69,13 +79,15 @@ public:
     void destroy(const std::string& id);
     /// Destroys every sandbox (shutdown).
     void destroyAll();
-    /// Marks a sandbox dead after its agent failed mid-request (the next ensure() restarts it).
-    void markBroken(const std::string& id);
+    /// After its agent failed a request (unreachable, or the connection broke mid-response):
+    /// kills that launch of the sandbox, so the next ensure() restarts it (the workspace on disk
+    /// survives). A later launch than `generation` is left alone.
+    void markBroken(const std::string& id, unsigned generation);
     std::size_t count() const { return sandboxes_.size(); }
     /// Whether cgroup limits are in effect (else rlimits only).
     bool cgroupsAvailable() const { return cgroupsOk_; }
 
-private:
+  private:
     void launch(const std::shared_ptr<Sandbox>& sb);
     awaitable<void> watchStartup(std::shared_ptr<Sandbox> sb, int stdoutFd);
     awaitable<void> watchExit(std::shared_ptr<Sandbox> sb);

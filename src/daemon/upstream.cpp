@@ -1,7 +1,11 @@
 #include "daemon/upstream.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 
 namespace sandbox::daemon {
@@ -10,10 +14,34 @@ namespace http = beast::http;
 using unix_sock = net::local::stream_protocol;
 using net::use_awaitable;
 
+namespace {
+
+// Whether the peer of a connected unix socket is `owner` or one of its descendants.
+bool servedBy(int fd, pid_t owner) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0) return false;
+    pid_t p = cred.pid;
+    for (int depth = 0; depth < 16 && p > 1; ++depth) {
+        if (p == owner) return true;
+        std::ifstream f("/proc/" + std::to_string(p) + "/stat");
+        std::string line;
+        std::getline(f, line);
+        auto rp = line.rfind(')');
+        if (rp == std::string::npos || rp + 4 >= line.size()) return false;
+        p = static_cast<pid_t>(std::atol(line.c_str() + rp + 4));
+    }
+    return false;
+}
+
+}  // namespace
+
 struct UpstreamCall::Impl {
-    explicit Impl(net::any_io_executor ex, std::string path) : socket(ex), path(std::move(path)) {}
+    explicit Impl(net::any_io_executor ex, std::string path, pid_t owner)
+        : socket(ex), path(std::move(path)), owner(owner) {}
     unix_sock::socket socket;
     std::string path;
+    pid_t owner;
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::buffer_body>> parser;
     HeaderPairs headers;
@@ -23,14 +51,22 @@ struct UpstreamCall::Impl {
     bool cancelled = false;
 };
 
-UpstreamCall::UpstreamCall(net::any_io_executor ex, std::string socketPath)
-    : impl_(std::make_shared<Impl>(ex, std::move(socketPath))) {}
+UpstreamCall::UpstreamCall(net::any_io_executor ex, std::string socketPath, pid_t owner)
+    : impl_(std::make_shared<Impl>(ex, std::move(socketPath), owner)) {}
 
-UpstreamCall::~UpstreamCall() { cancel(); }
+UpstreamCall::~UpstreamCall() {
+    cancel();
+}
 
-int UpstreamCall::status() const { return impl_->status; }
-const HeaderPairs& UpstreamCall::headers() const { return impl_->headers; }
-const std::string& UpstreamCall::error() const { return impl_->error; }
+int UpstreamCall::status() const {
+    return impl_->status;
+}
+const HeaderPairs& UpstreamCall::headers() const {
+    return impl_->headers;
+}
+const std::string& UpstreamCall::error() const {
+    return impl_->error;
+}
 
 void UpstreamCall::cancel() {
     impl_->cancelled = true;
@@ -38,13 +74,18 @@ void UpstreamCall::cancel() {
     impl_->socket.close(ec);
 }
 
-awaitable<bool> UpstreamCall::start(const std::string& method, const std::string& target, const std::string& body,
-                                    const HeaderPairs& headers) {
+awaitable<bool> UpstreamCall::start(const std::string& method, const std::string& target,
+                                    const std::string& body, const HeaderPairs& headers) {
     auto impl = impl_;
     beast::error_code ec;
-    co_await impl->socket.async_connect(unix_sock::endpoint(impl->path), net::redirect_error(use_awaitable, ec));
+    co_await impl->socket.async_connect(unix_sock::endpoint(impl->path),
+                                        net::redirect_error(use_awaitable, ec));
     if (ec) {
         impl->error = "cannot reach the sandbox agent: " + ec.message();
+        co_return false;
+    }
+    if (impl->owner != -1 && !servedBy(impl->socket.native_handle(), impl->owner)) {
+        impl->error = "the sandbox agent socket is not served by the sandbox";
         co_return false;
     }
     http::request<http::string_body> req;
@@ -63,7 +104,8 @@ awaitable<bool> UpstreamCall::start(const std::string& method, const std::string
     }
     impl->parser.emplace();
     impl->parser->body_limit(boost::none);
-    co_await http::async_read_header(impl->socket, impl->buffer, *impl->parser, net::redirect_error(use_awaitable, ec));
+    co_await http::async_read_header(impl->socket, impl->buffer, *impl->parser,
+                                     net::redirect_error(use_awaitable, ec));
     if (ec) {
         impl->error = "the sandbox agent closed the connection before answering: " + ec.message();
         co_return false;
@@ -87,7 +129,8 @@ awaitable<int> UpstreamCall::read(std::string& out) {
         impl->parser->get().body().data = impl->chunk.data();
         impl->parser->get().body().size = impl->chunk.size();
         beast::error_code ec;
-        co_await http::async_read_some(impl->socket, impl->buffer, *impl->parser, net::redirect_error(use_awaitable, ec));
+        co_await http::async_read_some(impl->socket, impl->buffer, *impl->parser,
+                                       net::redirect_error(use_awaitable, ec));
         if (ec == http::error::need_buffer) ec = {};
         std::size_t n = impl->chunk.size() - impl->parser->get().body().size;
         if (n > 0) {
@@ -95,7 +138,8 @@ awaitable<int> UpstreamCall::read(std::string& out) {
             co_return 1;
         }
         if (ec) {
-            impl->error = impl->cancelled ? "cancelled" : "the sandbox agent connection broke: " + ec.message();
+            impl->error = impl->cancelled ? "cancelled"
+                                          : "the sandbox agent connection broke: " + ec.message();
             co_return -1;
         }
         if (impl->parser->is_done()) co_return 0;

@@ -2,6 +2,8 @@
 // An HTTP/1.1 call from sandboxd to a sandbox's agent over its unix socket, with the response
 // body read incrementally (SSE and large files are never buffered whole). Coroutine-based,
 // on the daemon's io_context.
+#include <sys/types.h>
+
 #include <boost/asio.hpp>
 #include <memory>
 #include <string>
@@ -16,14 +18,16 @@ using net::awaitable;
 using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
 
 class UpstreamCall {
-public:
-    UpstreamCall(net::any_io_executor ex, std::string socketPath);
+  public:
+    /// `owner`: the sandbox's launcher; unless it is -1 the socket must be served by it or one of
+    /// its descendants (a sandbox can replace its socket by a link to someone else's).
+    UpstreamCall(net::any_io_executor ex, std::string socketPath, pid_t owner = -1);
     ~UpstreamCall();
 
     /// Connects, sends the request and reads the response head. Returns false (with error())
     /// when the agent cannot be reached or breaks before answering.
-    awaitable<bool> start(const std::string& method, const std::string& target, const std::string& body,
-                          const HeaderPairs& headers);
+    awaitable<bool> start(const std::string& method, const std::string& target,
+                          const std::string& body, const HeaderPairs& headers);
     int status() const;
     const HeaderPairs& headers() const;
     /// Next piece of the body into `out`: 1 = data, 0 = the body ended cleanly, -1 = the
@@ -35,7 +39,7 @@ public:
     void cancel();
     const std::string& error() const;
 
-private:
+  private:
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };

@@ -12,7 +12,8 @@
 namespace sandbox::daemon {
 
 std::string resolveWorkspacePath(std::string_view path) {
-    std::string full = !path.empty() && path[0] == '/' ? std::string(path) : "/workspace/" + std::string(path);
+    std::string full =
+        !path.empty() && path[0] == '/' ? std::string(path) : "/workspace/" + std::string(path);
     std::vector<std::string_view> parts;
     std::string_view v(full);
     size_t i = 0;
@@ -48,16 +49,17 @@ int openat2InRoot(int rootFd, const std::string& rel, int flags, mode_t mode) {
 
 }  // namespace
 
-int openInWorkspace(const std::string& workspaceRoot, const std::string& rel) {
-    int root = ::open(workspaceRoot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+int openInWorkspace(const std::string& rootDir, const std::string& rel) {
+    int root = ::open(rootDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return -errno;
-    int fd = openat2InRoot(root, rel, O_RDONLY, 0);
+    // O_NONBLOCK: opening a FIFO the sandbox made must not block the daemon.
+    int fd = openat2InRoot(root, rel, O_RDONLY | O_NONBLOCK, 0);
     ::close(root);
     return fd;
 }
 
-int createInWorkspace(const std::string& workspaceRoot, const std::string& rel) {
-    int root = ::open(workspaceRoot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+int createInWorkspace(const std::string& rootDir, const std::string& rel) {
+    int root = ::open(rootDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return -errno;
     // Create the parents one level at a time, each resolved inside the root.
     std::string prefix;
@@ -91,7 +93,7 @@ int createInWorkspace(const std::string& workspaceRoot, const std::string& rel) 
             return -err;
         }
     }
-    int fd = openat2InRoot(root, rel, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    int fd = openat2InRoot(root, rel, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, 0666);
     ::close(root);
     return fd;
 }

@@ -11,11 +11,11 @@ namespace sandbox::daemon {
 /// normalised; accepted only if it is /workspace or below. Returns "" when rejected.
 std::string resolveWorkspacePath(std::string_view path);
 
-/// Opens `rel` (relative to the workspace root, e.g. "src/a.txt") for reading. Returns an fd,
-/// or -errno.
-int openInWorkspace(const std::string& workspaceRoot, const std::string& rel);
-/// Creates/truncates `rel` for writing, creating missing parent directories inside the root.
+/// Opens `rel` (relative to `rootDir`, e.g. "workspace/src/a.txt") for reading, never blocking
+/// (a FIFO opens at once). Returns an fd, or -errno.
+int openInWorkspace(const std::string& rootDir, const std::string& rel);
+/// Creates/truncates `rel` for writing, creating missing parent directories inside `rootDir`.
 /// Returns an fd, or -errno.
-int createInWorkspace(const std::string& workspaceRoot, const std::string& rel);
+int createInWorkspace(const std::string& rootDir, const std::string& rel);
 
 }  // namespace sandbox::daemon

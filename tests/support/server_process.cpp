@@ -10,6 +10,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 extern char** environ;
@@ -33,7 +35,7 @@ TempDir::~TempDir() {
 }
 
 ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string> args,
-                             std::vector<std::string> extraEnv) {
+                             std::vector<std::string> extraEnv, const std::string& stderrPath) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     args.insert(args.begin(), binary);
@@ -43,7 +45,14 @@ ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string>
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<std::string> envStore;
-    for (char** e = environ; *e; ++e) envStore.emplace_back(*e);
+    auto overridden = [&](std::string_view entry) {
+        auto name = entry.substr(0, entry.find('=') + 1);
+        for (const auto& e : extraEnv)
+            if (e.compare(0, name.size(), name) == 0) return true;
+        return false;
+    };
+    for (char** e = environ; *e; ++e)
+        if (!overridden(*e)) envStore.emplace_back(*e);
     for (auto& e : extraEnv) envStore.push_back(e);
     std::vector<char*> envp;
     for (auto& e : envStore) envp.push_back(e.data());
@@ -51,6 +60,9 @@ ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string>
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    if (!stderrPath.empty())
+        posix_spawn_file_actions_addopen(&fa, 2, stderrPath.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                         0644);
     int rc = posix_spawn(&pid_, binary.c_str(), &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     ::close(fds[1]);
@@ -96,6 +108,32 @@ client::HttpConnection ServerProcess::connect() const {
 
 AgentFixture::AgentFixture()
     : server(binPath("sandbox-agent"), {"--workspace", dir.path()}), http(server.connect()) {}
+
+namespace {
+
+std::vector<std::string> daemonArgs(const std::string& stateDir, const std::string& apiKey,
+                                    std::vector<std::string> extra) {
+    std::vector<std::string> args{"--state-dir", stateDir};
+    if (!apiKey.empty()) {
+        args.push_back("--api-key");
+        args.push_back(apiKey);
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
+
+}  // namespace
+
+// The environment's SANDBOX_API_KEY is cleared: auth is on only when the test passes a key.
+DaemonFixture::DaemonFixture(const std::string& apiKey, std::vector<std::string> extraArgs)
+    : server(binPath("sandboxd"), daemonArgs(dir.path() + "/state", apiKey, std::move(extraArgs)),
+             {"SANDBOX_API_KEY="}, dir.path() + "/sandboxd.log"),
+      http(server.connect()) {}
+
+std::string DaemonFixture::log() const {
+    std::ifstream f(dir.path() + "/sandboxd.log", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
 
 client::HttpResponse AgentFixture::post(const std::string& target, const std::string& body) {
     return http.request("POST", target, body);

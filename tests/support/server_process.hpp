@@ -27,8 +27,10 @@ class TempDir {
 /// first stdout line ("... listening on port N").
 class ServerProcess {
   public:
+    /// `extraEnv` entries ("NAME=value") replace inherited ones of the same name; a non-empty
+    /// `stderrPath` receives the server's stderr (else it is inherited).
     ServerProcess(const std::string& binary, std::vector<std::string> args,
-                  std::vector<std::string> extraEnv = {});
+                  std::vector<std::string> extraEnv = {}, const std::string& stderrPath = {});
     ~ServerProcess();
     ServerProcess(const ServerProcess&) = delete;
     ServerProcess& operator=(const ServerProcess&) = delete;
@@ -54,6 +56,19 @@ struct AgentFixture {
     const std::string& workspace() const { return dir.path(); }
     /// POST a JSON body; returns status and parsed body (null json when not JSON).
     client::HttpResponse post(const std::string& target, const std::string& body);
+};
+
+/// sandboxd with a temp state directory (`--state-dir`), optionally `--api-key KEY`, plus any
+/// extra arguments (e.g. `--isolation bwrap`, `--memory-mb 256`). Its stderr goes to log().
+struct DaemonFixture {
+    TempDir dir;
+    ServerProcess server;
+    client::HttpConnection http;
+    explicit DaemonFixture(const std::string& apiKey = {}, std::vector<std::string> extraArgs = {});
+    std::string stateDir() const { return dir.path() + "/state"; }
+    pid_t pid() const { return server.pid(); }
+    /// What sandboxd wrote to stderr so far.
+    std::string log() const;
 };
 
 /// Path of a binary in the build tree's bin/ directory.
