@@ -75,7 +75,9 @@ pid_t spawnProcess(const SpawnOptions& opts) {
     std::vector<int> temps;
     for (const auto& [child, parent] : opts.fds) {
         (void)child;
-        int tmp = ::fcntl(parent, F_DUPFD_CLOEXEC, 300);
+        // Above every target number (0-2, 60-62) so no dup2 clobbers a later source, and low
+        // enough for small RLIMIT_NOFILE values.
+        int tmp = ::fcntl(parent, F_DUPFD_CLOEXEC, 63);
         if (tmp < 0) throw std::system_error(errno, std::generic_category(), "dup");
         temps.push_back(tmp);
     }

@@ -108,7 +108,12 @@ awaitable<void> RunningCommand::exitLoop() {
     err_.cancel(ec);
     co_await readersDone_.wait();
     finished_ = true;
-    killTimer_.cancel();
+    // Nothing reads these any more: release the descriptors now (process records outlive
+    // their commands). A pending kill escalation still runs: descendants may have outlived
+    // the leader.
+    out_.close(ec);
+    err_.close(ec);
+    exit_.close(ec);
     OutputChunk last{OutputChunk::Exit, {}, code};
     co_await deliver(std::move(last));
 }
@@ -141,7 +146,13 @@ void RunningCommand::kill(std::chrono::milliseconds grace) {
     signalNow(SIGTERM);
     killTimer_.expires_after(grace);
     killTimer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-        if (ec || self->exited_) return;
+        if (ec) return;
+        if (self->finished_) {
+            // The leader is gone (and may be reaped, its pid reusable): only its process group,
+            // which a survivor of our own spawn keeps, is still safe to address.
+            if (self->exitSource_ == ExitSource::PidFd) ::kill(-self->pid_, SIGKILL);
+            return;
+        }
         self->signalNow(SIGKILL);
     });
 }

@@ -293,11 +293,9 @@ TEST_SUITE("daemon.faults") {
         CHECK(waitFor([&] { return socketCount(d.pid()) == 2; }, 2s));
     }
 
-    // may_fail: sandbox-agent bug (reported): every session-less /api/execute/stream keeps three
-    // descriptors (its two output pipes and a pidfd), so under --max-open-files N a sandbox stops
-    // running commands after about N/3 execs. Drop the decorator once the agent is fixed.
-    TEST_CASE("many execs on one sandbox keep working under its open-files limit" *
-              doctest::may_fail()) {
+    // Every finished command releases its pipes and pidfd, so a sandbox keeps running commands
+    // however many it has run under a small open-files limit.
+    TEST_CASE("many execs on one sandbox keep working under its open-files limit") {
         DaemonFixture d({}, {"--max-open-files", "512"});
         std::string id = newSandbox(d.http);
         int ok = 0;
