@@ -47,10 +47,16 @@ awaitable<void> RunningCommand::deliver(OutputChunk&& chunk) {
 
 awaitable<void> RunningCommand::readLoop(net::posix::stream_descriptor& d, OutputChunk::Kind kind) {
     std::string buf;
+    bool counted = false;  // this reader has reported "drained" to exitLoop
+    auto drained = [&] {
+        if (!counted && --readersLeft_ == 0) readersDone_.set();
+        counted = true;
+    };
     for (;;) {
         buf.resize(65536);
         ssize_t n = ::read(d.native_handle(), buf.data(), buf.size());
         if (n > 0) {
+            if (counted) continue;  // after the exit: a background child's output, dropped
             buf.resize(static_cast<size_t>(n));
             OutputChunk chunk{kind, std::move(buf), std::nullopt};
             co_await deliver(std::move(chunk));
@@ -60,13 +66,18 @@ awaitable<void> RunningCommand::readLoop(net::posix::stream_descriptor& d, Outpu
         if (n == 0) break;  // every writer closed it
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) break;
-        if (exited_) break;  // the command is done and its output drained
+        // The command is done and what it wrote is drained. Children it left behind may still
+        // hold the pipe: keep reading (and dropping) until they close it, so they neither block
+        // on a full pipe nor die of SIGPIPE; the descriptor is released at end of file.
+        if (exited_) drained();
         boost::system::error_code ec;
         co_await d.async_wait(net::posix::descriptor_base::wait_read,
                               net::redirect_error(use_awaitable, ec));
         if (ec && ec != net::error::operation_aborted) break;
     }
-    if (--readersLeft_ == 0) readersDone_.set();
+    drained();
+    boost::system::error_code ec;
+    d.close(ec);
 }
 
 awaitable<void> RunningCommand::exitLoop() {
@@ -108,11 +119,9 @@ awaitable<void> RunningCommand::exitLoop() {
     err_.cancel(ec);
     co_await readersDone_.wait();
     finished_ = true;
-    // Nothing reads these any more: release the descriptors now (process records outlive
-    // their commands). A pending kill escalation still runs: descendants may have outlived
-    // the leader.
-    out_.close(ec);
-    err_.close(ec);
+    // The exit descriptor is done with; the output pipes close themselves once every writer
+    // (including children the command left behind) has gone. A pending kill escalation still
+    // runs: descendants may have outlived the leader.
     exit_.close(ec);
     OutputChunk last{OutputChunk::Exit, {}, code};
     co_await deliver(std::move(last));

@@ -286,6 +286,9 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
     std::shared_ptr<Sandbox> sb;
     if (it != sandboxes_.end()) {
         sb = it->second;
+        // The agent may have died a moment ago without its exit being processed yet (the
+        // launcher is then a zombie): notice it now so this request gets a fresh agent.
+        if (!sb->dead && sb->ready && sb->pid > 0 && !agent::isAlive(sb->pid)) sb->dead = true;
         if (sb->dead) {
             killSandbox(*sb);
             launch(sb);  // the workspace on disk survives
