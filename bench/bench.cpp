@@ -10,24 +10,24 @@
 
 #include <fcntl.h>
 
+#include <simdjson.h>
 #include <algorithm>
-#include <cstring>
-#include <random>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <random>
 #include <set>
-#include <simdjson.h>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "client/http_client.hpp"
-#include "sandbox/sandbox.hpp"
 #include "core/base64.hpp"
+#include "sandbox/sandbox.hpp"
 #include "sandbox/sse.hpp"
 
 extern char** environ;
@@ -38,10 +38,13 @@ using Clock = std::chrono::steady_clock;
 bool gQuick = false;
 std::set<std::string> gOnly;
 
-bool wanted(const std::string& name) { return gOnly.empty() || gOnly.count(name); }
+bool wanted(const std::string& name) {
+    return gOnly.empty() || gOnly.count(name);
+}
 
 void emit(const std::string& name, double value, const std::string& unit) {
-    std::printf("{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}\n", name.c_str(), value, unit.c_str());
+    std::printf("{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}\n", name.c_str(), value,
+                unit.c_str());
     std::fflush(stdout);
 }
 
@@ -52,7 +55,9 @@ double percentile(std::vector<double> v, double p) {
     return v[idx];
 }
 
-double usSince(Clock::time_point t) { return std::chrono::duration<double, std::micro>(Clock::now() - t).count(); }
+double usSince(Clock::time_point t) {
+    return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+}
 
 std::string selfDir() {
     char buf[4096];
@@ -104,7 +109,8 @@ struct ServerChild {
         std::filesystem::remove_all(dir, ec);
     }
     sandbox::client::HttpConnection connect() const {
-        return sandbox::client::HttpConnection(sandbox::client::Endpoint::parse("http://127.0.0.1:" + std::to_string(port)));
+        return sandbox::client::HttpConnection(
+            sandbox::client::Endpoint::parse("http://127.0.0.1:" + std::to_string(port)));
     }
 };
 
@@ -117,25 +123,28 @@ struct Daemon : ServerChild {
 };
 
 // Runs argv through the bridge exec route; returns the exit code (-1 if none arrived).
-int bridgeExec(sandbox::client::HttpConnection& http, const std::string& id, const std::string& argvJson) {
+int bridgeExec(sandbox::client::HttpConnection& http, const std::string& id,
+               const std::string& argvJson) {
     sandbox::SseParser parser;
     int exitCode = -1;
-    http.stream("POST", "/v1/sandbox/" + id + "/exec", "{\"argv\":" + argvJson + "}", {}, [&](std::string_view chunk) {
-        parser.feed(chunk, [&](sandbox::SseEvent&& ev) {
-            if (ev.event == "exit") {
-                auto pos = ev.data.find(':');
-                exitCode = std::atoi(ev.data.c_str() + pos + 1);
-            }
-        });
-        return true;
-    });
+    http.stream("POST", "/v1/sandbox/" + id + "/exec", "{\"argv\":" + argvJson + "}", {},
+                [&](std::string_view chunk) {
+                    parser.feed(chunk, [&](sandbox::SseEvent&& ev) {
+                        if (ev.event == "exit") {
+                            auto pos = ev.data.find(':');
+                            exitCode = std::atoi(ev.data.c_str() + pos + 1);
+                        }
+                    });
+                    return true;
+                });
     return exitCode;
 }
 
 std::string newSandbox(sandbox::client::HttpConnection& http) {
     auto r = http.request("POST", "/v1/sandbox");
     auto p = r.body.find("\"id\":\"");
-    if (r.status != 200 || p == std::string::npos) throw std::runtime_error("create failed: " + r.body);
+    if (r.status != 200 || p == std::string::npos)
+        throw std::runtime_error("create failed: " + r.body);
     return r.body.substr(p + 6, r.body.find('"', p + 6) - p - 6);
 }
 
@@ -148,7 +157,8 @@ void benchDaemon() {
         for (int i = 0; i < n; ++i) {
             auto t = Clock::now();
             std::string id = newSandbox(http);
-            if (bridgeExec(http, id, "[\"true\"]") != 0) throw std::runtime_error("exec of true failed");
+            if (bridgeExec(http, id, "[\"true\"]") != 0)
+                throw std::runtime_error("exec of true failed");
             samples.push_back(usSince(t));
             http.request("DELETE", "/v1/sandbox/" + id);
         }
@@ -161,7 +171,8 @@ void benchDaemon() {
         std::vector<double> samples;
         for (int i = 0; i < n + 20; ++i) {
             auto t = Clock::now();
-            if (bridgeExec(http, id, "[\"true\"]") != 0) throw std::runtime_error("exec of true failed");
+            if (bridgeExec(http, id, "[\"true\"]") != 0)
+                throw std::runtime_error("exec of true failed");
             if (i >= 20) samples.push_back(usSince(t));
         }
         emit("bridge_exec_true_p50_us", percentile(samples, 0.5), "us");
@@ -180,7 +191,8 @@ void benchDaemon() {
                                   {{"content-type", "application/octet-stream"}});
             auto r = http.request("GET", "/v1/sandbox/" + id + "/file/workspace/big.bin");
             double secs = std::chrono::duration<double>(Clock::now() - t).count();
-            if (w.status != 200 || r.status != 200 || r.body != data) throw std::runtime_error("32 MiB round trip mismatch");
+            if (w.status != 200 || r.status != 200 || r.body != data)
+                throw std::runtime_error("32 MiB round trip mismatch");
             best = std::max(best, 2 * data.size() / 1e6 / secs);
         }
         emit("bridge_file_roundtrip_32mib_mb_s", best, "MB/s");
@@ -224,8 +236,9 @@ void benchStream(Agent& agent) {
     // The producer is a file of 1000-character lines (made once, untimed) so that the number
     // measures the agent and the client, not the speed of a base64 encoder on a shared core.
     std::string mb = gQuick ? "64M" : "256M";
-    auto made = http.request("POST", "/api/execute",
-                             R"({"command":"head -c )" + mb + R"( /dev/zero | base64 -w 999 > stream.txt"})");
+    auto made = http.request(
+        "POST", "/api/execute",
+        R"({"command":"head -c )" + mb + R"( /dev/zero | base64 -w 999 > stream.txt"})");
     if (made.status != 200) throw std::runtime_error("cannot prepare stream input: " + made.body);
     std::string body = R"({"command":"cat stream.txt"})";
     sandbox::SseParser parser;
@@ -237,8 +250,10 @@ void benchStream(Agent& agent) {
         ev.data.reserve(ev.data.size() + simdjson::SIMDJSON_PADDING);
         auto doc = json.iterate(ev.data.data(), ev.data.size(), ev.data.capacity());
         std::string_view type = doc["type"].get_string().value();
-        if (type == "stdout") bytes += doc["data"].get_string().value().size();
-        else if (type == "complete") complete = true;
+        if (type == "stdout")
+            bytes += doc["data"].get_string().value().size();
+        else if (type == "complete")
+            complete = true;
     };
     auto r = http.stream("POST", "/api/execute/stream", body, {}, [&](std::string_view chunk) {
         parser.feed(chunk, onEvent);
@@ -252,7 +267,8 @@ void benchStream(Agent& agent) {
 
 void benchSseParse() {
     std::string payload(900, 'x');
-    std::string one = "data: {\"type\":\"stdout\",\"data\":\"" + payload + "\",\"timestamp\":\"2026-11-22T03:35:05.187Z\"}\n\n";
+    std::string one = "data: {\"type\":\"stdout\",\"data\":\"" + payload +
+                      "\",\"timestamp\":\"2026-11-22T03:35:05.187Z\"}\n\n";
     std::string stream;
     std::size_t target = gQuick ? (16u << 20) : (128u << 20);
     while (stream.size() < target) stream += one;
@@ -262,10 +278,11 @@ void benchSseParse() {
         sandbox::SseParser parser;
         auto t = Clock::now();
         for (std::size_t off = 0; off < stream.size(); off += 1024)
-            parser.feed(std::string_view(stream).substr(off, 1024), [&](const sandbox::SseEvent& ev) {
-                ++events;
-                data += ev.data.size();
-            });
+            parser.feed(std::string_view(stream).substr(off, 1024),
+                        [&](const sandbox::SseEvent& ev) {
+                            ++events;
+                            data += ev.data.size();
+                        });
         double secs = std::chrono::duration<double>(Clock::now() - t).count();
         best = std::max(best, stream.size() / 1e6 / secs);
     }
@@ -331,7 +348,8 @@ void benchSdk() {
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--quick") gQuick = true;
+        if (a == "--quick")
+            gQuick = true;
         else if (a == "--only" && i + 1 < argc) {
             std::stringstream ss(argv[++i]);
             std::string item;
@@ -349,19 +367,23 @@ int main(int argc, char** argv) {
     try {
         if (wanted("spawn_true_p50_us")) benchSpawn();
         if (wanted("sse_parse_mb_s")) benchSseParse();
-        bool needAgent = wanted("agent_exec_true_p50_us") || wanted("agent_exec_sessionless_true_p50_us") ||
+        bool needAgent = wanted("agent_exec_true_p50_us") ||
+                         wanted("agent_exec_sessionless_true_p50_us") ||
                          wanted("agent_stream_mb_s");
         if (needAgent) {
             Agent agent;
-            if (wanted("agent_exec_true_p50_us")) benchExec(agent, "agent_exec_true_p50_us", R"({"command":"true"})");
+            if (wanted("agent_exec_true_p50_us"))
+                benchExec(agent, "agent_exec_true_p50_us", R"({"command":"true"})");
             if (wanted("agent_exec_sessionless_true_p50_us"))
-                benchExec(agent, "agent_exec_sessionless_true_p50_us", R"({"command":"true","sessionId":"__DISABLE_SESSION__"})");
+                benchExec(agent, "agent_exec_sessionless_true_p50_us",
+                          R"({"command":"true","sessionId":"__DISABLE_SESSION__"})");
             if (wanted("agent_stream_mb_s")) benchStream(agent);
         }
         if (wanted("sandbox_create_p50_us") || wanted("bridge_exec_true_p50_us") ||
             wanted("bridge_file_roundtrip_32mib_mb_s"))
             benchDaemon();
-        if (wanted("sdk_exec_true_p50_us") || wanted("sdk_stream_mb_s") || wanted("sdk_file_roundtrip_32mib_mb_s"))
+        if (wanted("sdk_exec_true_p50_us") || wanted("sdk_stream_mb_s") ||
+            wanted("sdk_file_roundtrip_32mib_mb_s"))
             benchSdk();
     } catch (const std::exception& e) {
         std::cerr << "sandbox-bench: " << e.what() << "\n";

@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
         auto call = [&](const char* route, const json& body) {
             auto r = http.request("POST", route, body.dump());
             json j = json::parse(r.body);
-            if (r.status != 200) throw std::runtime_error(std::string(route) + ": " + j.value("message", r.body));
+            if (r.status != 200)
+                throw std::runtime_error(std::string(route) + ": " + j.value("message", r.body));
             return j;
         };
 
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
                     [&](std::string_view chunk) {
                         parser.feed(chunk, [&](sandbox::SseEvent&& ev) {
                             json e = json::parse(ev.data);
-                            if (e["type"] == "stdout") std::cout << "stream: " << e["data"].get<std::string>();
+                            if (e["type"] == "stdout")
+                                std::cout << "stream: " << e["data"].get<std::string>();
                             if (e["type"] == "complete") {
                                 complete = true;
                                 std::cout << "stream complete, exit code " << e["exitCode"] << "\n";

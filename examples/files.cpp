@@ -8,7 +8,8 @@ int main() {
         sb.mkdir("/workspace/project/src", {.recursive = true});
         sb.writeFile("/workspace/project/src/main.py", "print('hi')\n");
         // Bytes go as base64.
-        sb.writeFile("/workspace/project/logo.bin", "AAEC/w==", {.encoding = sandbox::Encoding::Base64});
+        sb.writeFile("/workspace/project/logo.bin",
+                     "AAEC/w==", {.encoding = sandbox::Encoding::Base64});
 
         auto text = sb.readFile("/workspace/project/src/main.py");
         std::cout << text.path << " (" << text.mimeType << "): " << text.content;
@@ -16,7 +17,8 @@ int main() {
         std::cout << "logo.bin: " << bin.size << " bytes, encoding " << bin.encoding << "\n";
 
         for (const auto& f : sb.listFiles("/workspace/project", {.recursive = true}).files)
-            std::cout << "  " << f.type << " " << f.relativePath << " " << f.size << " " << f.mode << "\n";
+            std::cout << "  " << f.type << " " << f.relativePath << " " << f.size << " " << f.mode
+                      << "\n";
 
         sb.moveFile("/workspace/project/logo.bin", "/workspace/logo.bin");
         std::cout << "moved: " << sb.exists("/workspace/logo.bin").exists << "\n";

@@ -10,7 +10,8 @@ int main() {
         auto sb = sandbox::getSandbox(client, "my-sandbox");
 
         auto result = sb.exec("python3 -c \"print(2 + 2)\"");
-        std::cout << "python3 says: " << result.stdout << " (exit code " << result.exitCode << ")\n";
+        std::cout << "python3 says: " << result.stdout << " (exit code " << result.exitCode
+                  << ")\n";
 
         sb.writeFile("/workspace/hello.txt", "Hello, sandbox!");
         auto file = sb.readFile("/workspace/hello.txt");

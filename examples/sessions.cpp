@@ -5,7 +5,8 @@
 int main() {
     try {
         auto sb = sandbox::getSandbox(sandbox::Client::fromEnv(), "sessions-demo");
-        auto build = sb.createSession({.id = "build", .env = {{"MODE", "release"}}, .cwd = "/workspace"});
+        auto build =
+            sb.createSession({.id = "build", .env = {{"MODE", "release"}}, .cwd = "/workspace"});
         auto test = sb.createSession({.id = "test", .env = {{"MODE", "debug"}}});
 
         build.exec("mkdir -p out && cd out");

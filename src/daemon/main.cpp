@@ -6,8 +6,8 @@
 #include <boost/asio.hpp>
 #include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <optional>
 #include <string>
 
@@ -19,12 +19,15 @@ namespace {
 
 void usage(std::ostream& os) {
     os << "usage: sandboxd --listen HOST:PORT|unix:PATH [--api-key KEY] [--state-dir DIR]\n"
-          "                [--isolation bwrap|none] [--agent PATH] [--memory-mb N] [--max-processes N]\n"
+          "                [--isolation bwrap|none] [--agent PATH] [--memory-mb N] "
+          "[--max-processes N]\n"
           "                [--max-open-files N] [--max-file-mb N]\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
-          "  --api-key        bearer token required on /v1 routes (also SANDBOX_API_KEY); none = no auth\n"
-          "  --state-dir      where workspaces and sockets live (default $XDG_RUNTIME_DIR/sandboxd or\n"
+          "  --api-key        bearer token required on /v1 routes (also SANDBOX_API_KEY); none = "
+          "no auth\n"
+          "  --state-dir      where workspaces and sockets live (default $XDG_RUNTIME_DIR/sandboxd "
+          "or\n"
           "                   /tmp/sandboxd-UID)\n"
           "  --isolation      bwrap (default where it works) or none (no isolation at all)\n"
           "  --agent          the sandbox-agent binary (default: next to sandboxd)\n"
@@ -32,8 +35,10 @@ void usage(std::ostream& os) {
           "  --max-processes  processes per sandbox (default 512)\n"
           "  --max-open-files open files per process (default 4096)\n"
           "  --max-file-mb    largest file a sandbox may write (default 4096)\n"
-          "  --exit-with-stdin  shut down (destroying every sandbox) when stdin reaches end of file;\n"
-          "                   used by the SDK's embedded default so sandboxd never outlives its program\n";
+          "  --exit-with-stdin  shut down (destroying every sandbox) when stdin reaches end of "
+          "file;\n"
+          "                   used by the SDK's embedded default so sandboxd never outlives its "
+          "program\n";
 }
 
 std::string selfDir() {
@@ -70,16 +75,26 @@ int main(int argc, char** argv) {
             }
             return n;
         };
-        if (a == "--listen") listen = value();
-        else if (a == "--api-key") cfg.apiKey = value();
-        else if (a == "--state-dir") cfg.stateDir = value();
-        else if (a == "--isolation") isolation = value();
-        else if (a == "--agent") cfg.agentPath = value();
-        else if (a == "--memory-mb") cfg.limits.memoryBytes = static_cast<std::uint64_t>(number()) << 20;
-        else if (a == "--max-processes") cfg.limits.maxProcesses = static_cast<int>(number());
-        else if (a == "--max-open-files") cfg.limits.maxOpenFiles = static_cast<int>(number());
-        else if (a == "--max-file-mb") cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
-        else if (a == "--exit-with-stdin") exitWithStdin = true;
+        if (a == "--listen")
+            listen = value();
+        else if (a == "--api-key")
+            cfg.apiKey = value();
+        else if (a == "--state-dir")
+            cfg.stateDir = value();
+        else if (a == "--isolation")
+            isolation = value();
+        else if (a == "--agent")
+            cfg.agentPath = value();
+        else if (a == "--memory-mb")
+            cfg.limits.memoryBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--max-processes")
+            cfg.limits.maxProcesses = static_cast<int>(number());
+        else if (a == "--max-open-files")
+            cfg.limits.maxOpenFiles = static_cast<int>(number());
+        else if (a == "--max-file-mb")
+            cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--exit-with-stdin")
+            exitWithStdin = true;
         else if (a == "-h" || a == "--help") {
             usage(std::cout);
             return 0;
@@ -96,11 +111,13 @@ int main(int argc, char** argv) {
     }
     if (cfg.stateDir.empty()) {
         const char* rt = std::getenv("XDG_RUNTIME_DIR");
-        cfg.stateDir = rt && *rt ? std::string(rt) + "/sandboxd" : "/tmp/sandboxd-" + std::to_string(::getuid());
+        cfg.stateDir = rt && *rt ? std::string(rt) + "/sandboxd"
+                                 : "/tmp/sandboxd-" + std::to_string(::getuid());
     }
     if (cfg.agentPath.empty()) cfg.agentPath = selfDir() + "/sandbox-agent";
     if (::access(cfg.agentPath.c_str(), X_OK) != 0) {
-        std::cerr << "sandboxd: the sandbox-agent binary is not at " << cfg.agentPath << " (use --agent PATH)\n";
+        std::cerr << "sandboxd: the sandbox-agent binary is not at " << cfg.agentPath
+                  << " (use --agent PATH)\n";
         return 1;
     }
     std::error_code fsErr;
@@ -108,31 +125,37 @@ int main(int argc, char** argv) {
     if (isolation.empty()) {
         isolation = bwrapWorks() ? "bwrap" : "none";
         if (isolation == "none")
-            std::cerr << "sandboxd: bubblewrap cannot create namespaces on this machine; falling back to --isolation none\n";
+            std::cerr << "sandboxd: bubblewrap cannot create namespaces on this machine; falling "
+                         "back to --isolation none\n";
     }
     if (isolation == "bwrap") {
         if (!bwrapWorks()) {
-            std::cerr << "sandboxd: --isolation bwrap: bubblewrap (/usr/bin/bwrap) cannot create user, pid, mount, net, "
-                         "ipc and uts namespaces here; install bubblewrap or use --isolation none\n";
+            std::cerr
+                << "sandboxd: --isolation bwrap: bubblewrap (/usr/bin/bwrap) cannot create user, "
+                   "pid, mount, net, "
+                   "ipc and uts namespaces here; install bubblewrap or use --isolation none\n";
             return 1;
         }
         cfg.isolation = Isolation::Bwrap;
     } else if (isolation == "none") {
         cfg.isolation = Isolation::None;
-        std::cerr << "sandboxd: WARNING: --isolation none: sandboxes are NOT isolated. Commands run as this user, see "
+        std::cerr << "sandboxd: WARNING: --isolation none: sandboxes are NOT isolated. Commands "
+                     "run as this user, see "
                      "the host's files and processes, and reach the network.\n";
     } else {
         std::cerr << "sandboxd: --isolation must be bwrap or none\n";
         return 2;
     }
     if (cfg.apiKey.empty())
-        std::cerr << "sandboxd: WARNING: no API key (--api-key or SANDBOX_API_KEY): authentication is disabled\n";
+        std::cerr << "sandboxd: WARNING: no API key (--api-key or SANDBOX_API_KEY): authentication "
+                     "is disabled\n";
     ::signal(SIGPIPE, SIG_IGN);
 
     boost::asio::io_context io(1);
     SandboxManager manager(io.get_executor(), cfg);
     if (!manager.cgroupsAvailable())
-        std::cerr << "sandboxd: cgroups are not writable here: memory and process limits fall back to rlimits\n";
+        std::cerr << "sandboxd: cgroups are not writable here: memory and process limits fall back "
+                     "to rlimits\n";
     sandbox::server::Server server(io, makeBridgeRouter(manager), {.serverName = "sandboxd"});
     try {
         server.listen(listen);
@@ -159,15 +182,16 @@ int main(int argc, char** argv) {
     if (exitWithStdin) {
         parentPipe.emplace(io, ::dup(0));
         watchStdin = [&] {
-            parentPipe->async_read_some(boost::asio::buffer(drain), [&](const boost::system::error_code& ec, std::size_t) {
-                if (ec) {
-                    server.stop();
-                    manager.destroyAll();
-                    io.stop();
-                    return;
-                }
-                watchStdin();
-            });
+            parentPipe->async_read_some(boost::asio::buffer(drain),
+                                        [&](const boost::system::error_code& ec, std::size_t) {
+                                            if (ec) {
+                                                server.stop();
+                                                manager.destroyAll();
+                                                io.stop();
+                                                return;
+                                            }
+                                            watchStdin();
+                                        });
         };
         watchStdin();
     }
