@@ -226,20 +226,7 @@ std::string envOr(const std::string& v, const char* name) {
 // Bridge ids are [a-z2-7]{1,128}: a name is mapped to lower-case base32 of its UTF-8 bytes,
 // which is deterministic and injective (names are at most 63 characters -> at most 101).
 std::string bridgeIdFor(const std::string& name) {
-    static const char* alphabet = "abcdefghijklmnopqrstuvwxyz234567";
-    std::string out;
-    unsigned buffer = 0;
-    int bits = 0;
-    for (unsigned char b : name) {
-        buffer = (buffer << 8) | b;
-        bits += 8;
-        while (bits >= 5) {
-            out.push_back(alphabet[(buffer >> (bits - 5)) & 31]);
-            bits -= 5;
-        }
-    }
-    if (bits > 0) out.push_back(alphabet[(buffer << (5 - bits)) & 31]);
-    return out;
+    return core::base32Lower(name);
 }
 
 void validateName(const std::string& id) {

@@ -216,4 +216,22 @@ void Base64StreamEncoder::finish(std::string& out) {
     pendingLen_ = 0;
 }
 
+std::string base32Lower(std::string_view bytes) {
+    static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+    std::string out;
+    out.reserve((bytes.size() * 8 + 4) / 5);
+    unsigned buffer = 0;
+    int bits = 0;
+    for (unsigned char b : bytes) {
+        buffer = (buffer << 8) | b;
+        bits += 8;
+        while (bits >= 5) {
+            out.push_back(kAlphabet[(buffer >> (bits - 5)) & 31]);
+            bits -= 5;
+        }
+    }
+    if (bits > 0) out.push_back(kAlphabet[(buffer << (5 - bits)) & 31]);
+    return out;
+}
+
 }  // namespace sandbox::core

@@ -47,4 +47,8 @@ class Base64StreamEncoder {
     unsigned pendingLen_ = 0;
 };
 
+/// Lower-case RFC 4648 base32 without padding (alphabet a-z2-7): the bridge's sandbox-id
+/// alphabet. Deterministic and injective.
+std::string base32Lower(std::string_view bytes);
+
 }  // namespace sandbox::core

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "agent/proc.hpp"
+#include "core/base64.hpp"
 
 namespace sandbox::daemon {
 namespace fs = std::filesystem;
@@ -41,23 +42,10 @@ bool isDir(const std::string& p) {
 }  // namespace
 
 std::string newSandboxId() {
-    static const char* alphabet = "abcdefghijklmnopqrstuvwxyz234567";
     std::random_device rd;
-    unsigned char bytes[16];
-    for (auto& b : bytes) b = static_cast<unsigned char>(rd());
-    std::string out;
-    int bits = 0;
-    unsigned buffer = 0;
-    for (unsigned char b : bytes) {
-        buffer = (buffer << 8) | b;
-        bits += 8;
-        while (bits >= 5) {
-            out.push_back(alphabet[(buffer >> (bits - 5)) & 31]);
-            bits -= 5;
-        }
-    }
-    if (bits > 0) out.push_back(alphabet[(buffer << (5 - bits)) & 31]);
-    return out;
+    char bytes[16];
+    for (auto& b : bytes) b = static_cast<char>(rd());
+    return core::base32Lower(std::string_view(bytes, sizeof bytes));
 }
 
 bool isValidSandboxId(std::string_view id) {

@@ -199,3 +199,16 @@ TEST_CASE("base64: stream encoder is reusable after finish") {
     enc.finish(b);
     CHECK(b == "Zm8=");
 }
+
+TEST_CASE("base32Lower: RFC 4648 vectors, lower case, no padding") {
+    using sandbox::core::base32Lower;
+    CHECK(base32Lower("") == "");
+    CHECK(base32Lower("f") == "my");
+    CHECK(base32Lower("fo") == "mzxq");
+    CHECK(base32Lower("foo") == "mzxw6");
+    CHECK(base32Lower("foob") == "mzxw6yq");
+    CHECK(base32Lower("fooba") == "mzxw6ytb");
+    CHECK(base32Lower("foobar") == "mzxw6ytboi");
+    CHECK(base32Lower("user-123") == "ovzwk4rngezdg");
+    CHECK(base32Lower(std::string(63, '\xff')).size() == 101);
+}
