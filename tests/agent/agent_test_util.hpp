@@ -1,4 +1,6 @@
 #pragma once
+#include <fcntl.h>
+#include <unistd.h>
 // Helpers shared by the sandbox-agent integration tests: JSON requests, SSE requests parsed with
 // sandbox::SseParser, bounded condition waits, and /proc checks for processes the agent started.
 #include <doctest/doctest.h>
@@ -211,9 +213,20 @@ inline pid_t toPid(const std::string& s) {
     return static_cast<pid_t>(std::stol(s));
 }
 
+// POSIX reads: /proc files of a process that exits mid-read fail with ESRCH, which a
+// std::ifstream turns into an exception. Whatever was read (maybe nothing) is returned.
 inline std::string readFile(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
 }
 
 inline void writeFile(const std::string& path, std::string_view data) {
