@@ -105,6 +105,23 @@ struct Ctx {
     SandboxManager& mgr;
 };
 
+// The running sandbox for `id`; when it cannot be started, answers 502 pool_error (as the
+// reference's pool middleware does) and returns null.
+awaitable<std::shared_ptr<Sandbox>> ensureOrReply(Ctx& ctx, const std::string& id, Responder& res) {
+    std::shared_ptr<Sandbox> sb;
+    std::string startError;
+    try {
+        sb = co_await ctx.mgr.ensure(id);
+    } catch (const std::exception& e) {
+        startError = e.what();
+    }
+    if (!sb) {
+        const std::string message = "pool error: " + startError;
+        co_await sendError(res, 502, "pool_error", message);
+    }
+    co_return sb;
+}
+
 // ---- exec ------------------------------------------------------------------------------
 
 awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& res) {
@@ -140,14 +157,8 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
                                          "cwd must resolve to a location within /workspace");
     }
 
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    try {
-        sb = co_await ctx.mgr.ensure(id);
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(ctx, id, res);
+    if (!sb) co_return;
     const unsigned generation = sb->generation;
 
     std::string command = core::bridgeCommand(argv);
@@ -271,14 +282,8 @@ awaitable<void> readFile(Ctx& ctx, const std::string& id, const std::string& rel
     sessionHeader(req, badSession);
     if (badSession)
         co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    try {
-        sb = co_await ctx.mgr.ensure(id);
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(ctx, id, res);
+    if (!sb) co_return;
     // Resolved inside the sandbox's state root, where workspace/ sits as /workspace does in the
     // sandbox: a link to /workspace/x works, and nothing resolves outside the root.
     std::string inside = path.substr(1);  // "workspace/..."
@@ -321,14 +326,8 @@ awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& re
         co_return co_await sendError(res, 413, "payload_too_large",
                                      "payload too large: " + std::to_string(req.body.size()) +
                                          " bytes exceeds the 33554432-byte limit");
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    try {
-        sb = co_await ctx.mgr.ensure(id);
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(ctx, id, res);
+    if (!sb) co_return;
     std::string inside = path.substr(1);  // "workspace/...", resolved as for reads
     int fd = inside == "workspace" ? -EISDIR : createInWorkspace(sb->root, inside);
     struct stat st {};
@@ -360,14 +359,8 @@ awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& re
 // ---- running, agent passthrough ----------------------------------------------------------
 
 awaitable<void> running(Ctx& ctx, const std::string& id, Responder& res) {
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    try {
-        sb = co_await ctx.mgr.ensure(id);
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(ctx, id, res);
+    if (!sb) co_return;
     const unsigned generation = sb->generation;
     std::string agentSocket = sb->connectPath();
     const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
@@ -383,14 +376,8 @@ awaitable<void> running(Ctx& ctx, const std::string& id, Responder& res) {
 
 awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& rest, Request& req,
                             Responder& res) {
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    try {
-        sb = co_await ctx.mgr.ensure(id);
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(ctx, id, res);
+    if (!sb) co_return;
     const unsigned generation = sb->generation;
     std::string agentSocket = sb->connectPath();
     const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
