@@ -25,6 +25,8 @@
 
 namespace sandbox::testing::agent {
 
+using sandbox::testing::readFile;
+
 using nlohmann::json;
 
 /// A complete (non-streamed) response.
@@ -211,22 +213,6 @@ inline bool waitGone(pid_t pid, std::chrono::milliseconds timeout = std::chrono:
 
 inline pid_t toPid(const std::string& s) {
     return static_cast<pid_t>(std::stol(s));
-}
-
-// POSIX reads: /proc files of a process that exits mid-read fail with ESRCH, which a
-// std::ifstream turns into an exception. Whatever was read (maybe nothing) is returned.
-inline std::string readFile(const std::string& path) {
-    std::string out;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return out;
 }
 
 inline void writeFile(const std::string& path, std::string_view data) {

@@ -37,6 +37,8 @@
 
 namespace sandbox::testing::daemon {
 
+using sandbox::testing::readFile;
+
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -288,22 +290,6 @@ inline bool finishesWithin(DaemonFixture& d, std::chrono::milliseconds limit,
         FAIL_CHECK("the request threw: " << e.what());
     }
     return ok;
-}
-
-// POSIX reads: /proc files of a process that exits mid-read fail with ESRCH, which a
-// std::ifstream turns into an exception. Whatever was read (maybe nothing) is returned.
-inline std::string readFile(const std::string& path) {
-    std::string out;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return out;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return out;
 }
 
 inline void writeFile(const std::string& path, std::string_view data) {

@@ -197,15 +197,7 @@ std::vector<pid_t> hostProcesses(const std::string& marker) {
     for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
         const std::string name = e.path().filename().string();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        // POSIX read: a process that exits meanwhile makes an ifstream throw (ESRCH).
-        std::string cmd;
-        int fd = ::open((e.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            char buf[4096];
-            ssize_t n;
-            while ((n = ::read(fd, buf, sizeof buf)) > 0) cmd.append(buf, static_cast<size_t>(n));
-            ::close(fd);
-        }
+        std::string cmd = readFile((e.path() / "cmdline").string());
         std::replace(cmd.begin(), cmd.end(), '\0', ' ');
         if (cmd.find(marker) != std::string::npos) out.push_back(std::atoi(name.c_str()));
     }

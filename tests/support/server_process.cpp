@@ -18,6 +18,20 @@ extern char** environ;
 
 namespace sandbox::testing {
 
+std::string readFile(const std::string& path) {
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+}
+
 std::string binPath(const std::string& name) {
     return std::string(SANDBOX_BIN_DIR) + "/" + name;
 }

@@ -71,6 +71,11 @@ struct DaemonFixture {
     std::string log() const;
 };
 
+/// The whole content of a file, read with POSIX reads: /proc files of a process that exits
+/// mid-read fail with ESRCH, which a std::ifstream turns into an exception. Whatever was read
+/// (maybe nothing) is returned.
+std::string readFile(const std::string& path);
+
 /// Path of a binary in the build tree's bin/ directory.
 std::string binPath(const std::string& name);
 
