@@ -1,15 +1,21 @@
 #pragma once
-// SDK internals shared by sdk.cpp and embedded.cpp.
+// SDK internals shared by the SDK's translation units (sdk.cpp, embedded.cpp, and the
+// per-area files: processes, git/watch, pty).
 #include <sys/types.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/http_client.hpp"
 #include "sandbox/client.hpp"
+#include "sandbox/errors.hpp"
 #include "sandbox/sse.hpp"
 
 namespace sandbox::detail {
@@ -56,5 +62,144 @@ class EventSource {
     std::size_t queuePos_ = 0;
     bool eof_ = false;
 };
+
+/// Maps a transport failure to the SDK exception for `operation`.
+[[noreturn]] void rethrowTransport(const client::TransportError& e, const std::string& operation,
+                                   bool midStream);
+
+using client::HeaderList;
+using client::HttpConnection;
+
+// ---- the client ---------------------------------------------------------------------------
+
+class ClientImpl {
+  public:
+    TransportKind kind = TransportKind::Embedded;
+    ClientOptions opts;
+    client::Endpoint root;
+    client::HttpSettings settings;
+    std::shared_ptr<EmbeddedDaemon> daemon;
+    HeaderList auth;
+    std::mutex m;
+    std::vector<std::unique_ptr<HttpConnection>> idle;
+    std::atomic<int> agentExtension{
+        -1};  // bridge: does it serve /v1/sandbox/ID/agent/*? (-1: unknown)
+
+    std::unique_ptr<HttpConnection> acquire(const client::Endpoint& ep) {
+        {
+            std::lock_guard lock(m);
+            for (auto it = idle.begin(); it != idle.end(); ++it)
+                if ((*it)->endpoint().basePath == ep.basePath) {
+                    auto c = std::move(*it);
+                    idle.erase(it);
+                    c->setIoTimeout(opts.requestTimeout);
+                    return c;
+                }
+        }
+        return std::make_unique<HttpConnection>(ep, settings);
+    }
+
+    void release(std::unique_ptr<HttpConnection> c) {
+        if (!c || !c->connected()) return;
+        std::lock_guard lock(m);
+        if (idle.size() < 16) idle.push_back(std::move(c));
+    }
+
+    HeaderList headers(const HeaderList& extra = {}) const {
+        HeaderList h = auth;
+        h.insert(h.end(), extra.begin(), extra.end());
+        return h;
+    }
+
+    /// A request with retries (503 and refused connections, within the retry budget) when
+    /// `idempotent`; errors mapped to SDK exceptions. Returns 2xx responses only.
+    client::HttpResponse call(const client::Endpoint& ep, std::string_view method,
+                              const std::string& target, std::string_view body,
+                              const HeaderList& extra, const std::string& operation,
+                              bool idempotent) {
+        auto deadline = std::chrono::steady_clock::now() + opts.retryBudget;
+        auto backoff = std::chrono::milliseconds(100);
+        for (;;) {
+            auto conn = acquire(ep);
+            client::HttpResponse r;
+            try {
+                r = conn->request(method, target, body, headers(extra));
+            } catch (const client::TransportError& e) {
+                bool retry = e.kind() == client::TransportError::Kind::Connect && e.refused() &&
+                             std::chrono::steady_clock::now() + backoff < deadline;
+                if (!retry) rethrowTransport(e, operation, false);
+                std::this_thread::sleep_for(backoff);
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(3000));
+                continue;
+            }
+            release(std::move(conn));
+            if (r.status == 503 && idempotent &&
+                std::chrono::steady_clock::now() + backoff < deadline) {
+                std::this_thread::sleep_for(backoff);
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(3000));
+                continue;
+            }
+            if (r.status < 200 || r.status >= 300)
+                throwErrorFromResponse(r.status, r.body, operation);
+            return r;
+        }
+    }
+
+    /// A streaming request: the response head is checked (errors thrown), the body is returned
+    /// as an EventSource owning the connection. `idle` bounds each wait for more of the body
+    /// (default: the stream idle timeout).
+    std::unique_ptr<EventSource> stream(
+        const client::Endpoint& ep, std::string_view method, const std::string& target,
+        std::string_view body, const HeaderList& extra, const std::string& operation,
+        std::optional<std::chrono::milliseconds> idle = std::nullopt) {
+        auto conn = std::make_unique<HttpConnection>(ep, settings);
+        client::HttpResponse head;
+        try {
+            head = conn->startStream(method, target, body, headers(extra));
+        } catch (const client::TransportError& e) {
+            rethrowTransport(e, operation, false);
+        }
+        if (head.status < 200 || head.status >= 300) {
+            std::string text, piece;
+            try {
+                while (text.size() < (1 << 20) && conn->readChunk(piece)) text += piece;
+            } catch (const client::TransportError&) {
+            }
+            throwErrorFromResponse(head.status, text, operation);
+        }
+        conn->setIoTimeout(idle.value_or(opts.streamIdleTimeout));
+        auto src = std::make_unique<EventSource>(std::move(conn), operation);
+        src->headers = std::move(head.headers);
+        return src;
+    }
+};
+
+struct SandboxState {
+    std::shared_ptr<ClientImpl> client;
+    std::string name;
+    std::string bridgeId;
+    SandboxOptions options;
+    std::mutex m;
+    bool defaultSessionReady = false;
+    std::optional<client::Endpoint> agentEp;  // container API base, when reachable
+
+    std::string defaultSessionId() const { return "sandbox-" + name; }
+};
+
+/// The container API endpoint of a sandbox (agent transport, or the bridge's passthrough);
+/// empty when the bridge has no passthrough (Cloudflare's narrow bridge).
+const client::Endpoint& agentEndpoint(SandboxState& st);
+/// Whether agentEndpoint() is usable.
+bool hasAgent(SandboxState& st);
+/// POST `body` to a container API route; returns the parsed JSON (errors thrown as SDK types).
+nlohmann::json agentCall(SandboxState& st, const std::string& route, const nlohmann::json& body,
+                         const std::string& op);
+/// The session a call runs in: the bound one, the default session (created on first use), or
+/// the "no session" marker when enableDefaultSession is false.
+std::string sessionFor(SandboxState& st, const std::optional<std::string>& bound);
+/// EnvVars as a JSON object (unset entries left out).
+nlohmann::json envJson(const EnvVars& env);
+/// Throws ValidationFailedError for a malformed path, as the container would.
+void checkPath(std::string_view path, const char* operation);
 
 }  // namespace sandbox::detail
