@@ -4,6 +4,7 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(Boost 1.81 REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(simdjson REQUIRED)
+find_package(LibArchive 3.4 REQUIRED)  # sandboxd: /persist and /hydrate
 
 # Boost.Asio/Beast are header-only here; this target carries the settings every translation unit
 # that includes them needs. Only a few TUs link it (keep Boost out of public headers).

@@ -15,6 +15,7 @@
 #include "core/shell.hpp"
 #include "core/text.hpp"
 #include "core/utf8.hpp"
+#include "daemon/bridge_extra.hpp"
 #include "daemon/upstream.hpp"
 #include "daemon/workspace_fs.hpp"
 #include "sandbox/sse.hpp"
@@ -110,12 +111,18 @@ struct Ctx {
 awaitable<std::shared_ptr<Sandbox>> ensureOrReply(Ctx& ctx, const std::string& id, Responder& res) {
     std::shared_ptr<Sandbox> sb;
     std::string startError;
+    bool capacity = false;
     try {
         sb = co_await ctx.mgr.ensure(id);
+    } catch (const CapacityError& e) {
+        capacity = true;  // 503 capacity_exceeded with the raw message (§1.2)
+        startError = e.what();
     } catch (const std::exception& e) {
         startError = e.what();
     }
-    if (!sb) {
+    if (!sb && capacity) {
+        co_await sendError(res, 503, "capacity_exceeded", startError);
+    } else if (!sb) {
         const std::string message = "pool error: " + startError;
         co_await sendError(res, 502, "pool_error", message);
     }
@@ -279,11 +286,12 @@ awaitable<void> readFile(Ctx& ctx, const std::string& id, const std::string& rel
     std::string path = filePath(rel, status, message);
     if (status) co_return co_await sendError(res, status, "invalid_request", message);
     bool badSession = false;
-    sessionHeader(req, badSession);
+    auto sid = sessionHeader(req, badSession);
     if (badSession)
         co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(ctx, id, res);
     if (!sb) co_return;
+    if (sid) co_await touchSession(ctx.mgr, sb, *sid);  // the operation's session exists after it
     // Resolved inside the sandbox's state root, where workspace/ sits as /workspace does in the
     // sandbox: a link to /workspace/x works, and nothing resolves outside the root.
     std::string inside = path.substr(1);  // "workspace/..."
@@ -319,7 +327,7 @@ awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& re
     std::string path = filePath(rel, status, message);
     if (status) co_return co_await sendError(res, status, "invalid_request", message);
     bool badSession = false;
-    sessionHeader(req, badSession);
+    auto sid = sessionHeader(req, badSession);
     if (badSession)
         co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
     if (req.body.size() > kMaxFileBody)
@@ -328,6 +336,7 @@ awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& re
                                          " bytes exceeds the 33554432-byte limit");
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(ctx, id, res);
     if (!sb) co_return;
+    if (sid) co_await touchSession(ctx.mgr, sb, *sid);
     std::string inside = path.substr(1);  // "workspace/...", resolved as for reads
     int fd = inside == "workspace" ? -EISDIR : createInWorkspace(sb->root, inside);
     struct stat st {};
@@ -528,6 +537,8 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
                 co_return co_await res.send(200, "application/json", "{\"ok\":true}");
             co_return co_await sendNotFound(res);
         }
+        bool extraTop = co_await serveTopLevelExtra(ctx->mgr, req, res);  // pool, openapi
+        if (extraTop) co_return;
         if (raw == "/v1/sandbox" || raw.rfind("/v1/sandbox/", 0) == 0) {
             // Raw-segment id check first, then auth (§1.2).
             std::string rest = raw.size() > 12 ? raw.substr(12) : "";
@@ -562,6 +573,8 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
                 if (req.method == "GET") co_return co_await readFile(*ctx, idRaw, rel, req, res);
                 if (req.method == "PUT") co_return co_await writeFile(*ctx, idRaw, rel, req, res);
             }
+            bool extra = co_await serveSandboxExtra(ctx->mgr, idRaw, decoded, req, res);
+            if (extra) co_return;
             co_return co_await sendNotFound(res);
         }
         co_await sendNotFound(res);

@@ -38,7 +38,12 @@ void usage(std::ostream& os) {
           "  --exit-with-stdin  shut down (destroying every sandbox) when stdin reaches end of "
           "file;\n"
           "                   used by the SDK's embedded default so sandboxd never outlives its "
-          "program\n";
+          "program\n"
+          "  --warm-pool-target N            sandboxes kept started ahead of demand (also\n"
+          "                                  WARM_POOL_TARGET; default 0)\n"
+          "  --warm-pool-refresh-interval MS how often the pool is checked and topped up (also\n"
+          "                                  WARM_POOL_REFRESH_INTERVAL; default 10000)\n"
+          "  WARM_POOL_MAX_INSTANCES, WARM_POOL_SCALE_BATCH_SIZE: as in the bridge\n";
 }
 
 std::string selfDir() {
@@ -56,6 +61,8 @@ int main(int argc, char** argv) {
     bool exitWithStdin = false;
     DaemonConfig cfg;
     if (const char* k = std::getenv("SANDBOX_API_KEY")) cfg.apiKey = k;
+    cfg.pool =
+        sandbox::core::wire::PoolConfig::fromEnv([](const char* n) { return std::getenv(n); });
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -93,6 +100,10 @@ int main(int argc, char** argv) {
             cfg.limits.maxOpenFiles = static_cast<int>(number());
         else if (a == "--max-file-mb")
             cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--warm-pool-target")
+            cfg.pool.warmTarget = number();
+        else if (a == "--warm-pool-refresh-interval")
+            cfg.pool.refreshInterval = number();
         else if (a == "--exit-with-stdin")
             exitWithStdin = true;
         else if (a == "-h" || a == "--help") {
@@ -156,6 +167,13 @@ int main(int argc, char** argv) {
     if (!manager.cgroupsAvailable())
         std::cerr << "sandboxd: cgroups are not writable here: memory and process limits fall back "
                      "to rlimits\n";
+    if (cfg.pool.warmTarget > 0) {
+        if (cfg.isolation == Isolation::Bwrap)
+            manager.primePool();
+        else
+            std::cerr << "sandboxd: the warm pool needs --isolation bwrap; WARM_POOL_TARGET is "
+                         "ignored\n";
+    }
     sandbox::server::Server server(io, makeBridgeRouter(manager), {.serverName = "sandboxd"});
     try {
         server.listen(listen);

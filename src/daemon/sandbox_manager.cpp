@@ -95,6 +95,7 @@ SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg)
 }
 
 SandboxManager::~SandboxManager() {
+    *alive_ = false;
     destroyAll();
 }
 
@@ -281,7 +282,11 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
             killSandbox(*sb);
             launch(sb);  // the workspace on disk survives
         }
+    } else if ((sb = takeWarm(id))) {
+        sandboxes_[id] = sb;
+        adjustPool();  // refill behind it
     } else {
+        checkCapacity();
         sb = std::make_shared<Sandbox>();
         sb->id = id;
         sb->root = cfg_.stateDir + "/sandboxes/" + id;
@@ -353,6 +358,9 @@ void SandboxManager::destroy(const std::string& id) {
 }
 
 void SandboxManager::destroyAll() {
+    if (poolTimer_) poolTimer_->cancel();
+    poolLoopRunning_ = false;
+    shutdownPrewarmed();
     while (!sandboxes_.empty()) destroy(sandboxes_.begin()->first);
 }
 

@@ -10,6 +10,7 @@
 
 #include "agent/async_util.hpp"
 #include "agent/proc.hpp"
+#include "core/wire_bridge.hpp"
 
 namespace sandbox::daemon {
 
@@ -34,12 +35,20 @@ struct DaemonConfig {
     Isolation isolation = Isolation::Bwrap;
     Limits limits;
     std::string apiKey;
+    core::wire::PoolConfig pool;  ///< the warm pool (WARM_POOL_* variables)
 };
 
 /// Thrown when a sandbox cannot be started or reached (rendered as 502 pool_error).
 class SandboxStartError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
+};
+
+/// Thrown when WARM_POOL_MAX_INSTANCES sandboxes exist and none is warm (503
+/// capacity_exceeded, with the reference's message).
+class CapacityError : public SandboxStartError {
+  public:
+    using SandboxStartError::SandboxStartError;
 };
 
 class Sandbox {
@@ -87,8 +96,26 @@ class SandboxManager {
     /// Whether cgroup limits are in effect (else rlimits only).
     bool cgroupsAvailable() const { return cgroupsOk_; }
 
+    // ---- warm pool (pool.cpp) ----
+    /// GET /v1/pool/stats.
+    core::wire::PoolStats poolStats() const;
+    /// POST /v1/pool/prime: starts the refresh loop (every refreshInterval ms) if it is not
+    /// running and tops the pool up to its target now. Also called at start-up when the
+    /// target is positive.
+    void primePool();
+    /// POST /v1/pool/shutdown-prewarmed: stops every warm (unassigned) sandbox.
+    void shutdownPrewarmed();
+
   private:
     void launch(const std::shared_ptr<Sandbox>& sb);
+    /// A warm sandbox bound to `id` (its directory renamed to the id's), or null.
+    std::shared_ptr<Sandbox> takeWarm(const std::string& id);
+    /// Throws CapacityError when a new sandbox would exceed the configured ceiling.
+    void checkCapacity() const;
+    /// Drops dead warm sandboxes, starts missing ones, stops surplus ones.
+    void adjustPool();
+    awaitable<void> poolLoop();
+    void stopWarm(const std::shared_ptr<Sandbox>& sb);
     awaitable<void> watchStartup(std::shared_ptr<Sandbox> sb, int stdoutFd);
     awaitable<void> watchExit(std::shared_ptr<Sandbox> sb);
     void killSandbox(Sandbox& sb);
@@ -98,6 +125,11 @@ class SandboxManager {
     std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;
     bool cgroupsOk_ = false;
     std::string cgroupPrefix_;
+    std::vector<std::shared_ptr<Sandbox>> warm_;  ///< oldest first
+    unsigned poolSeq_ = 0;
+    bool poolLoopRunning_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    std::unique_ptr<net::steady_timer> poolTimer_;
 };
 
 /// A new sandbox id: 16 random bytes as unpadded lower-case base32 (26 characters).

@@ -1,0 +1,499 @@
+#include "daemon/bridge_extra.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/text.hpp"
+#include "core/time.hpp"
+#include "core/utf8.hpp"
+#include "core/wire_bridge.hpp"
+#include "daemon/archive.hpp"
+#include "daemon/bridge_routes.hpp"
+#include "daemon/openapi.hpp"
+#include "daemon/upstream.hpp"
+
+namespace sandbox::daemon {
+using nlohmann::json;
+using server::Request;
+using server::Responder;
+namespace wire = core::wire;
+
+namespace {
+
+std::string errorBody(std::string_view message, std::string_view code) {
+    std::string s = "{\"error\":";
+    core::appendJsonString(s, message);
+    s += ",\"code\":";
+    core::appendJsonString(s, code);
+    s += "}";
+    return s;
+}
+
+awaitable<void> sendError(Responder& res, int status, std::string_view code,
+                          std::string_view message) {
+    co_await res.send(status, "application/json", errorBody(message, code));
+}
+
+awaitable<void> sendOk(Responder& res) {
+    co_await res.send(200, "application/json", "{\"ok\":true}");
+}
+
+awaitable<void> sendInternalError(Responder& res) {
+    co_await res.send(500, "text/plain; charset=UTF-8", "Internal Server Error");
+}
+
+std::string trimmed(std::string_view s) {
+    auto b = s.find_first_not_of(" \t");
+    if (b == std::string_view::npos) return {};
+    auto e = s.find_last_not_of(" \t");
+    return std::string(s.substr(b, e - b + 1));
+}
+
+// Authorization with the case-sensitive "Bearer " prefix (pool and OpenAPI routes, §3); the
+// OpenAPI routes also take ?token=.
+bool authorizedStrict(const SandboxManager& mgr, const Request& req, bool queryToken) {
+    const std::string& key = mgr.config().apiKey;
+    if (key.empty()) return true;
+    int count = 0;
+    std::string value;
+    for (const auto& [k, v] : req.headers)
+        if (k == "authorization") {
+            value = v;
+            ++count;
+        }
+    value = trimmed(value);
+    if (count == 1 && value.size() >= 7 && value.compare(0, 7, "Bearer ") == 0 &&
+        constantTimeEquals(std::string_view(value).substr(7), key))
+        return true;
+    if (queryToken)
+        if (auto t = wire::firstQueryParam(req.query, "token"); t && constantTimeEquals(*t, key))
+            return true;
+    return false;
+}
+
+// The running sandbox, or an answer sent (503 capacity_exceeded / 502 pool_error) and null.
+awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,
+                                                  Responder& res) {
+    std::shared_ptr<Sandbox> sb;
+    std::string error;
+    bool capacity = false;
+    try {
+        sb = co_await mgr.ensure(id);
+    } catch (const CapacityError& e) {
+        capacity = true;
+        error = e.what();
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (!sb) {
+        if (capacity) {
+            co_await sendError(res, 503, "capacity_exceeded", error);
+        } else {
+            const std::string message = "pool error: " + error;
+            co_await sendError(res, 502, "pool_error", message);
+        }
+    }
+    co_return sb;
+}
+
+// One JSON call to the sandbox's agent. Returns the HTTP status, or -1 when the agent could
+// not be reached (the sandbox is then marked broken, as the other routes do).
+awaitable<int> agentCall(SandboxManager& mgr, const std::shared_ptr<Sandbox>& sb,
+                         const std::string& path, const std::string& body, std::string& reply) {
+    const unsigned generation = sb->generation;
+    std::string socket = sb->connectPath();
+    const pid_t launcher = std::max<pid_t>(sb->pid, 0);
+    UpstreamCall up(co_await net::this_coro::executor, socket, launcher);
+    HeaderPairs headers{{"content-type", "application/json"}};
+    bool ok = co_await up.start("POST", path, body, headers);
+    if (ok) ok = co_await up.readAll(reply);
+    if (!ok) {
+        reply = up.error().empty() ? "the sandbox agent did not answer" : up.error();
+        mgr.markBroken(sb->id, generation);
+        co_return -1;
+    }
+    co_return up.status();
+}
+
+// The message of a container-API error body (or the status when there is none).
+std::string agentMessage(int status, const std::string& reply) {
+    if (status < 0) return reply;
+    json j = json::parse(reply, nullptr, false);
+    if (j.is_object()) {
+        if (j.contains("message") && j["message"].is_string()) return j["message"];
+        if (j.contains("error") && j["error"].is_object() && j["error"].contains("message") &&
+            j["error"]["message"].is_string())
+            return j["error"]["message"];
+        if (j.contains("error") && j["error"].is_string()) return j["error"];
+    }
+    return "HTTP " + std::to_string(status);
+}
+
+// ---- sessions (§5.13, §5.14) ---------------------------------------------------------------
+
+awaitable<void> sessionCreate(SandboxManager& mgr, const std::string& id, Request& req,
+                              Responder& res) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_null()) co_return co_await sendInternalError(res);        // as the reference
+    if (body.is_discarded() || !body.is_object()) body = json::object();  // "any failure: {}"
+    if (!body.contains("id")) body["id"] = "session-" + std::to_string(core::epochMillisNow());
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
+    std::string reply;
+    std::string payload = body.dump();
+    int status = co_await agentCall(mgr, sb, "/api/session/create", payload, reply);
+    if (status != 200)
+        co_return co_await sendError(res, 502, "session_error",
+                                     "session create failed: " + agentMessage(status, reply));
+    json r = json::parse(reply, nullptr, false);
+    std::string sid = body["id"].is_string() ? body["id"].get<std::string>() : "";
+    if (r.is_object() && r.contains("data") && r["data"].is_object() && r["data"].contains("id") &&
+        r["data"]["id"].is_string())
+        sid = r["data"]["id"];
+    std::string out = "{\"id\":";
+    core::appendJsonString(out, sid);
+    out += "}";
+    co_await res.send(200, "application/json", std::move(out));
+}
+
+awaitable<void> sessionDelete(SandboxManager& mgr, const std::string& id, const std::string& sid,
+                              Responder& res) {
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
+    json body = {{"sessionId", sid}};
+    std::string payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string reply;
+    int status = co_await agentCall(mgr, sb, "/api/session/delete", payload, reply);
+    if (status != 200)
+        co_return co_await sendError(res, 502, "session_error",
+                                     "session delete failed: " + agentMessage(status, reply));
+    json r = json::parse(reply, nullptr, false);
+    std::string ts = r.is_object() && r.contains("timestamp") && r["timestamp"].is_string()
+                         ? r["timestamp"].get<std::string>()
+                         : core::isoTimestampNow();
+    co_await res.send(200, "application/json", wire::sessionDeletedJson(sid, ts));
+}
+
+// ---- persist / hydrate (§5.9, §5.10) -------------------------------------------------------
+
+awaitable<void> persist(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
+    std::vector<std::string> excludes;
+    if (!wire::parseExcludes(wire::firstQueryParam(req.query, "excludes"), excludes))
+        co_return co_await sendError(res, 400, "invalid_request",
+                                     "exclude paths must not contain \"..\"");
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
+    std::unique_ptr<WorkspaceTar> tar;
+    std::string failure;
+    try {
+        tar = std::make_unique<WorkspaceTar>(sb->workspace, excludes);
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    if (!tar)
+        co_return co_await sendError(res, 502, "workspace_archive_read_error",
+                                     "persist failed: " + failure);
+    co_await res.beginStream(200, "application/octet-stream");
+    std::string piece;
+    for (;;) {
+        piece.clear();
+        bool more = false;
+        try {
+            more = tar->next(piece);
+        } catch (const std::exception&) {
+            break;  // the archive ends without its end marker: readers see it is cut short
+        }
+        if (!piece.empty()) {
+            res.queueRaw(piece);
+            bool sent = co_await res.flush();
+            if (!sent) break;
+        }
+        if (!more) break;
+    }
+    co_await res.endSse();
+}
+
+awaitable<void> hydrate(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
+    if (req.body.empty())
+        co_return co_await sendError(res, 400, "invalid_request", "Empty tar payload");
+    if (req.body.size() > wire::kMaxHydrateBytes)
+        co_return co_await sendError(res, 400, "invalid_request",
+                                     "tar payload too large: " + std::to_string(req.body.size()) +
+                                         " bytes exceeds the 33554432-byte limit");
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
+    // Extraction runs on its own thread (tens of milliseconds for 32 MiB), not on the loop.
+    auto data = std::make_shared<std::string>(std::move(req.body));
+    auto result = std::make_shared<std::string>();
+    auto ex = co_await net::this_coro::executor;
+    auto done = std::make_shared<agent::Event>(ex);
+    HydrateLimits limits;
+    limits.maxEntryBytes = mgr.config().limits.maxFileBytes;
+    std::thread([ws = sb->workspace, data, result, done, ex, limits] {
+        try {
+            *result = extractToWorkspace(ws, *data, limits);
+        } catch (const std::exception& e) {
+            *result = e.what();
+        }
+        net::post(ex, [done] { done->set(); });
+    }).detach();
+    co_await done->wait();
+    if (!result->empty())
+        co_return co_await sendError(res, 502, "workspace_archive_write_error",
+                                     "tar extract failed: " + *result);
+    co_await sendOk(res);
+}
+
+// ---- mount / unmount (§5.11, §5.12) --------------------------------------------------------
+
+// Why this machine cannot mount buckets into a sandbox.
+std::string mountUnavailableReason(bool binding) {
+    std::string why;
+    if (binding)
+        why =
+            "R2 bindings exist only inside a Cloudflare Worker; sandboxd can only mount "
+            "S3-compatible buckets given by options.endpoint, and ";
+    why +=
+        "S3 bucket mounts are not available in sandboxd: sandboxes run with every capability "
+        "dropped (no mount, no FUSE) and without network access, so s3fs cannot run inside "
+        "them";
+    if (::access("/usr/bin/s3fs", X_OK) != 0) why += "; s3fs is not installed on this host either";
+    return why;
+}
+
+awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded())
+        co_return co_await sendError(res, 400, "invalid_request", "Invalid JSON body");
+    if (body.is_null()) co_return co_await sendInternalError(res);
+    wire::MountRequest m;
+    std::string bad = wire::MountRequest::parse(body, m);
+    if (!bad.empty()) co_return co_await sendError(res, 400, "invalid_request", bad);
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
+    // The SDK's own checks come first (§5.11), then what this machine lacks.
+    std::string why;
+    if (m.prefix && (m.prefix->empty() || (*m.prefix)[0] != '/'))
+        why = "Prefix must start with '/': " + *m.prefix;
+    else if (m.bucket.find(':') != std::string::npos)
+        why = "Invalid bucket name: " + m.bucket;
+    else
+        why = mountUnavailableReason(!m.remote);
+    co_await sendError(res, 502, "mount_error", "mount failed: " + why);
+}
+
+awaitable<void> unmount(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded())
+        co_return co_await sendError(res, 400, "invalid_request", "Invalid JSON body");
+    if (body.is_null()) co_return co_await sendInternalError(res);
+    wire::UnmountRequest u;
+    std::string bad = wire::UnmountRequest::parse(body, u);
+    if (!bad.empty()) co_return co_await sendError(res, 400, "invalid_request", bad);
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
+    co_await sendError(res, 502, "unmount_error",
+                       "unmount failed: No active mount found for path: " + u.mountPath);
+}
+
+// ---- tunnels (§4.6, §5.16) ------------------------------------------------------------------
+
+// JavaScript Number(s) for a port segment: white space trimmed, "" is 0, 0x/0o/0b prefixes,
+// decimal with fraction and exponent, Infinity. nullopt for NaN.
+std::optional<double> jsNumber(std::string_view s) {
+    auto b = s.find_first_not_of(" \t\n\r\f\v");
+    if (b == std::string_view::npos) return 0.0;
+    s = s.substr(b, s.find_last_not_of(" \t\n\r\f\v") - b + 1);
+    if (s.size() > 2 && s[0] == '0' && std::strchr("xXoObB", s[1])) {
+        int base = (s[1] == 'x' || s[1] == 'X') ? 16 : (s[1] == 'o' || s[1] == 'O') ? 8 : 2;
+        double v = 0;
+        for (char c : s.substr(2)) {
+            int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                    : std::isalpha(static_cast<unsigned char>(c))
+                        ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
+                        : 99;
+            if (d >= base) return std::nullopt;
+            v = v * base + d;
+        }
+        return v;
+    }
+    std::string t(s);
+    if (t == "Infinity" || t == "+Infinity") return HUGE_VAL;
+    if (t == "-Infinity") return -HUGE_VAL;
+    for (char c : t)
+        if (!std::isdigit(static_cast<unsigned char>(c)) && !std::strchr("+-.eE", c))
+            return std::nullopt;
+    char* end = nullptr;
+    double v = std::strtod(t.c_str(), &end);
+    if (!end || *end) return std::nullopt;
+    return v;
+}
+
+bool validTunnelPort(std::string_view seg) {
+    auto v = jsNumber(seg);
+    return v && std::floor(*v) == *v && *v >= 1024 && *v <= 65535 && *v != 3000;
+}
+
+// JavaScript's String.length of UTF-8 text: code units of UTF-16.
+std::size_t utf16Length(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) {
+        if ((c & 0xC0) != 0x80) ++n;
+        if (c >= 0xF0) ++n;  // a surrogate pair
+    }
+    return n;
+}
+
+bool dnsLabel(const std::string& n) {
+    if (n.empty() || n.front() == '-' || n.back() == '-') return false;
+    for (char c : n)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    return true;
+}
+
+awaitable<void> tunnel(SandboxManager& mgr, const std::string& id, const std::string& portSeg,
+                       Request& req, Responder& res) {
+    if (!validTunnelPort(portSeg))
+        co_return co_await sendError(res, 400, "invalid_request", "Invalid port");
+    if (req.method == "POST" && !trimmed(req.body).empty() &&
+        req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+        json body = json::parse(req.body, nullptr, false);
+        if (body.is_discarded())
+            co_return co_await sendError(res, 400, "invalid_request", "Invalid JSON body");
+        if (body.is_object() && body.contains("name")) {
+            const json& n = body["name"];
+            if (!n.is_string())
+                co_return co_await sendError(res, 400, "invalid_request",
+                                             "name must be a string when provided");
+            std::string name = n.get<std::string>();
+            if (name.empty() || utf16Length(name) > 63)
+                co_return co_await sendError(res, 400, "invalid_request",
+                                             "Tunnel name '" + name +
+                                                 "' must be 1\u2013"
+                                                 "63 characters long.");
+            if (!dnsLabel(name))
+                co_return co_await sendError(
+                    res, 400, "invalid_request",
+                    "Tunnel name '" + name +
+                        "' is not a valid DNS label. Use lowercase letters, digits, and internal "
+                        "hyphens only (no dots, no leading/trailing hyphens).");
+        }
+    }
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
+    if (req.method == "DELETE")  // no tunnel can exist, so there is none to stop
+        co_return co_await res.send(204, "text/plain", "");
+    co_await sendError(res, 502, "tunnel_error",
+                       "tunnel failed: public tunnels need cloudflared and network access, which "
+                       "sandboxd sandboxes do not have");
+}
+
+// ---- pool (§5.17) --------------------------------------------------------------------------
+
+awaitable<void> pool(SandboxManager& mgr, const std::string& path, Request& req, Responder& res) {
+    if (!authorizedStrict(mgr, req, false))
+        co_return co_await sendError(res, 401, "unauthorized", "Unauthorized");
+    if (path == "/v1/pool/stats" && (req.method == "GET" || req.method == "HEAD"))
+        co_return co_await res.send(200, "application/json", mgr.poolStats().toJson());
+    if (path == "/v1/pool/prime" && req.method == "POST") {
+        mgr.primePool();
+        co_return co_await sendOk(res);
+    }
+    if (path == "/v1/pool/shutdown-prewarmed" && req.method == "POST") {
+        mgr.shutdownPrewarmed();
+        co_return co_await sendOk(res);
+    }
+    co_await res.send(404, "text/plain; charset=UTF-8", "404 Not Found");
+}
+
+}  // namespace
+
+awaitable<void> touchSession(SandboxManager& mgr, std::shared_ptr<Sandbox> sb,
+                             const std::string& sid) {
+    json body = {{"id", sid}};
+    std::string payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string reply;
+    co_await agentCall(mgr, sb, "/api/session/create", payload, reply);  // 409: it exists
+}
+
+awaitable<bool> serveTopLevelExtra(SandboxManager& mgr, Request& req, Responder& res) {
+    const std::string& path = req.path;
+    if (path.rfind("/v1/pool/", 0) == 0) {
+        co_await pool(mgr, path, req, res);
+        co_return true;
+    }
+    if (path == "/v1/openapi.json" || path == "/v1/openapi" || path == "/v1/openapi.html") {
+        if (req.method != "GET" && req.method != "HEAD") {
+            co_await res.send(404, "text/plain; charset=UTF-8", "404 Not Found");
+            co_return true;
+        }
+        if (!authorizedStrict(mgr, req, true)) {
+            co_await sendError(res, 401, "unauthorized", "Unauthorized");
+            co_return true;
+        }
+        if (path == "/v1/openapi.json") {
+            std::string doc = openApiJson();
+            co_await res.send(200, "application/json", std::move(doc));
+        } else {
+            std::string html = openApiHtml();
+            co_await res.send(200, "text/html; charset=utf-8", std::move(html));
+        }
+        co_return true;
+    }
+    co_return false;
+}
+
+awaitable<bool> serveSandboxExtra(SandboxManager& mgr, const std::string& id,
+                                  const std::string& sub, Request& req, Responder& res) {
+    const std::string& m = req.method;
+    if (sub == "/session" && m == "POST") {
+        co_await sessionCreate(mgr, id, req, res);
+        co_return true;
+    }
+    if (sub.rfind("/session/", 0) == 0 && m == "DELETE") {
+        std::string seg = sub.substr(9);
+        if (seg.empty() || seg.find('/') != std::string::npos) co_return false;
+        // The route parameter is decoded once more (decodeURIComponent, §2.3).
+        std::string sid = wire::formDecode(seg);
+        if (seg.find('+') != std::string::npos) {  // '+' is not a space in a path
+            sid.clear();
+            for (size_t i = 0, j; i <= seg.size(); i = j + 1) {
+                j = seg.find('+', i);
+                if (j == std::string::npos) j = seg.size();
+                if (i) sid += '+';
+                sid += wire::formDecode(seg.substr(i, j - i));
+            }
+        }
+        co_await sessionDelete(mgr, id, sid, res);
+        co_return true;
+    }
+    if (sub.rfind("/tunnel/", 0) == 0 && (m == "POST" || m == "DELETE") &&
+        sub.find('/', 8) == std::string::npos && sub.size() > 8) {
+        co_await tunnel(mgr, id, sub.substr(8), req, res);
+        co_return true;
+    }
+    if (m != "POST") co_return false;
+    if (sub == "/persist") {
+        co_await persist(mgr, id, req, res);
+        co_return true;
+    }
+    if (sub == "/hydrate") {
+        co_await hydrate(mgr, id, req, res);
+        co_return true;
+    }
+    if (sub == "/mount") {
+        co_await mount(mgr, id, req, res);
+        co_return true;
+    }
+    if (sub == "/unmount") {
+        co_await unmount(mgr, id, req, res);
+        co_return true;
+    }
+    co_return false;
+}
+
+}  // namespace sandbox::daemon
