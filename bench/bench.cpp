@@ -23,6 +23,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/http_client.hpp"
@@ -198,6 +199,74 @@ void benchDaemon() {
         emit("bridge_file_roundtrip_32mib_mb_s", best, "MB/s");
     }
     http.request("DELETE", "/v1/sandbox/" + id);
+}
+
+// The warm pool: create -> first exec done with a primed pool (the sandbox is taken from the
+// pool; the pool refills between samples, outside the timing).
+void benchPool() {
+    ServerChild d("sandboxd", {"--state-dir", "{dir}", "--warm-pool-target", "3",
+                               "--warm-pool-refresh-interval", "50"});
+    auto http = d.connect();
+    auto warm = [&] {
+        auto r = http.request("GET", "/v1/pool/stats");
+        auto p = r.body.find("\"warm\":");
+        return p == std::string::npos ? -1 : std::atoi(r.body.c_str() + p + 7);
+    };
+    auto waitWarm = [&] {
+        auto deadline = Clock::now() + std::chrono::seconds(30);
+        while (warm() < 3) {
+            if (Clock::now() > deadline) throw std::runtime_error("the warm pool did not fill");
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    };
+    int n = gQuick ? 10 : 40;
+    std::vector<double> samples;
+    for (int i = 0; i < n; ++i) {
+        waitWarm();
+        auto t = Clock::now();
+        std::string id = newSandbox(http);
+        if (bridgeExec(http, id, "[\"true\"]") != 0)
+            throw std::runtime_error("exec of true failed");
+        samples.push_back(usSince(t));
+        http.request("DELETE", "/v1/sandbox/" + id);
+    }
+    emit("pool_create_p50_us", percentile(samples, 0.5), "us");
+}
+
+// persist (tar of /workspace) then hydrate (into a fresh sandbox of the same id) of ~32 MiB in
+// 32 files: bytes moved both ways per second.
+void benchPersistHydrate() {
+    Daemon d;
+    auto http = d.connect();
+    std::string id = newSandbox(http);
+    std::string data(1047552, '\0');
+    std::mt19937_64 rng(7);
+    std::vector<std::string> files;
+    for (int f = 0; f < 32; ++f) {
+        for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+            auto v = rng();
+            std::memcpy(data.data() + i, &v, 8);
+        }
+        files.push_back(data);
+        auto w = http.request(
+            "PUT", "/v1/sandbox/" + id + "/file/workspace/d/f" + std::to_string(f), data);
+        if (w.status != 200) throw std::runtime_error("write failed");
+    }
+    double best = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+        auto t = Clock::now();
+        auto tar = http.request("POST", "/v1/sandbox/" + id + "/persist");
+        if (tar.status != 200)
+            throw std::runtime_error("persist failed: " + tar.body.substr(0, 200));
+        http.request("DELETE", "/v1/sandbox/" + id);
+        auto h = http.request("POST", "/v1/sandbox/" + id + "/hydrate", tar.body);
+        if (h.status != 200) throw std::runtime_error("hydrate failed: " + h.body);
+        double secs = std::chrono::duration<double>(Clock::now() - t).count();
+        auto back = http.request("GET", "/v1/sandbox/" + id + "/file/workspace/d/f31");
+        if (back.body != files[31]) throw std::runtime_error("persist/hydrate round trip mismatch");
+        best = std::max(best, 2 * tar.body.size() / 1e6 / secs);
+    }
+    emit("persist_hydrate_32mib_mb_s", best, "MB/s");
 }
 
 void benchSpawn() {
@@ -382,6 +451,8 @@ int main(int argc, char** argv) {
         if (wanted("sandbox_create_p50_us") || wanted("bridge_exec_true_p50_us") ||
             wanted("bridge_file_roundtrip_32mib_mb_s"))
             benchDaemon();
+        if (wanted("pool_create_p50_us")) benchPool();
+        if (wanted("persist_hydrate_32mib_mb_s")) benchPersistHydrate();
         if (wanted("sdk_exec_true_p50_us") || wanted("sdk_stream_mb_s") ||
             wanted("sdk_file_roundtrip_32mib_mb_s"))
             benchSdk();
