@@ -141,7 +141,7 @@ struct WorkspaceTar::Impl {
         archive_entry_set_mtime(entry, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
         archive_entry_set_size(entry, t == S_IFREG ? st.st_size : 0);
         if (t == S_IFLNK) archive_entry_set_symlink(entry, m.linkTarget.c_str());
-        if (archive_write_header(ar, entry) != ARCHIVE_OK)
+        if (archive_write_header(ar, entry) < ARCHIVE_WARN)
             throw std::runtime_error(archive_error_string(ar));
         return true;
     }
@@ -168,6 +168,8 @@ WorkspaceTar::WorkspaceTar(const std::string& workspaceDir,
     impl_->entry = archive_entry_new();
     if (!impl_->ar || !impl_->entry) throw std::runtime_error("out of memory");
     archive_write_set_format_pax_restricted(impl_->ar);
+    // Names are the file system's bytes, whatever the locale (no conversion that can fail).
+    archive_write_set_options(impl_->ar, "hdrcharset=BINARY");
     if (archive_write_open(impl_->ar, impl_.get(), nullptr, &Impl::writeCb, nullptr) != ARCHIVE_OK)
         throw std::runtime_error(archive_error_string(impl_->ar));
     impl_->buf.resize(256 * 1024);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <clocale>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -161,6 +162,8 @@ int main(int argc, char** argv) {
         std::cerr << "sandboxd: WARNING: no API key (--api-key or SANDBOX_API_KEY): authentication "
                      "is disabled\n";
     ::signal(SIGPIPE, SIG_IGN);
+    // Archive member names are UTF-8: libarchive converts them through the locale's charset.
+    if (!std::setlocale(LC_CTYPE, "C.UTF-8")) std::setlocale(LC_CTYPE, "");
 
     boost::asio::io_context io(1);
     SandboxManager manager(io.get_executor(), cfg);

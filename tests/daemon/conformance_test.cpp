@@ -527,7 +527,7 @@ TEST_SUITE("daemon.conformance") {
         CHECK(pty["operationId"] == "ptyTerminal");
         std::set<std::string> params;
         for (const auto& p : pty["parameters"]) params.insert(p["name"]);
-        CHECK(params == std::set<std::string>{"cols", "rows", "shell", "session", "id"});
+        for (const char* p : {"cols", "rows", "shell", "session", "id"}) CHECK(params.count(p));
         for (const char* s : {"101", "400", "502"}) CHECK(pty["responses"].contains(s));
         for (const char* page : {"/v1/openapi.html", "/v1/openapi"}) {
             auto h = call(d.http, "GET", page);
