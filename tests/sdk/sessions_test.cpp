@@ -1,8 +1,9 @@
 // Sessions: createSession (id, env, cwd, commandTimeout), getSession, deleteSession, isolation,
 // a shell that exits (SessionTerminatedError, then recovery), session-bound file methods.
-// The narrow bridge (sandboxd without its agent extension) has no session routes: there,
-// createSession/deleteSession throw UnsupportedOperationError and named sessions are created
-// by the container on first use.
+// The narrow bridge (sandboxd used through its /v1 routes only, as Cloudflare's bridge) creates
+// and deletes sessions with /v1/sandbox/ID/session; a session there carries its creation-time
+// cwd and env, and what one exec changes does not outlive it (bridge-api §6.6). A bridge
+// without session routes makes createSession/deleteSession throw UnsupportedOperationError.
 #include "sdk/sdk_fixture.hpp"
 
 namespace sandbox::testing::sdk {
@@ -13,12 +14,14 @@ TEST_CASE("createSession with env and cwd; exec in the session") {
     std::string d = ws() + "/" + uniqueName("sdir");
     sb.mkdir(d);
     if (isNarrow()) {
-        try {
-            sb.createSession({.id = "s1", .env = {{"SV", "one"}}, .cwd = d});
-            FAIL("no exception");
-        } catch (const UnsupportedOperationError& e) {
-            CHECK(std::string(e.what()).find("session") != std::string::npos);
-        }
+        auto s = sb.createSession({.id = "s1", .env = {{"SV", "one"}}, .cwd = d});
+        CHECK(s.id() == "s1");
+        CHECK(s.exec("pwd; echo $SV").stdout == d + "\none\n");
+        CHECK(s.exec("export X=1; cd /tmp; echo $X").stdout == "1\n");
+        CHECK(s.exec("echo ${X-unset}; pwd").stdout == "unset\n" + d + "\n");
+        CHECK(sb.exec("echo ${SV-unset}").stdout == "unset\n");
+        CHECK(sb.createSession().id().rfind("session-", 0) == 0);
+        CHECK_THROWS_AS(sb.createSession({.id = "s1"}), SandboxError);  // 502 session_error
         return;
     }
     auto s =
@@ -80,7 +83,12 @@ TEST_CASE("unknown sessions: created on first use; deleting one is an error") {
     CHECK(r.stdout == inSession(ws() + "\n"));
     CHECK(r.sessionId == std::optional<std::string>("never-created"));
     if (isNarrow()) {
-        CHECK_THROWS_AS(sb.deleteSession("no-such-session"), UnsupportedOperationError);
+        try {
+            sb.deleteSession("no-such-session");
+            FAIL("no exception");
+        } catch (const SandboxError& e) {
+            CHECK(std::string(e.what()).find("not found") != std::string::npos);
+        }
         return;
     }
     try {
@@ -97,7 +105,10 @@ TEST_CASE("deleteSession ends the shell; the default session cannot be deleted")
     auto sb = freshSandbox("del");
     CHECK_THROWS_AS(sb.deleteSession("sandbox-" + sb.id()), ValidationFailedError);
     if (isNarrow()) {
-        CHECK_THROWS_AS(sb.deleteSession("gone"), UnsupportedOperationError);
+        sb.createSession({.id = "gone", .env = {{"MARK", "1"}}});
+        CHECK(sb.getSession("gone").exec("echo ${MARK-unset}").stdout == "1\n");
+        CHECK(sb.deleteSession("gone").sessionId == "gone");
+        CHECK_THROWS_AS(sb.deleteSession("gone"), SandboxError);
         return;
     }
     auto s = sb.createSession({.id = "gone", .env = {{"MARK", "1"}}});
