@@ -168,8 +168,6 @@ WorkspaceTar::WorkspaceTar(const std::string& workspaceDir,
     impl_->entry = archive_entry_new();
     if (!impl_->ar || !impl_->entry) throw std::runtime_error("out of memory");
     archive_write_set_format_pax_restricted(impl_->ar);
-    // Names are the file system's bytes, whatever the locale (no conversion that can fail).
-    archive_write_set_options(impl_->ar, "hdrcharset=BINARY");
     if (archive_write_open(impl_->ar, impl_.get(), nullptr, &Impl::writeCb, nullptr) != ARCHIVE_OK)
         throw std::runtime_error(archive_error_string(impl_->ar));
     impl_->buf.resize(256 * 1024);

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "daemon/sandbox_manager.hpp"
+#include "daemon/upstream.hpp"
 
 namespace sandbox::daemon {
 namespace fs = std::filesystem;
@@ -24,7 +25,7 @@ void SandboxManager::stopWarm(const std::shared_ptr<Sandbox>& sb) {
 core::wire::PoolStats SandboxManager::poolStats() const {
     core::wire::PoolStats s;
     for (const auto& sb : warm_)
-        if (sb->ready && !sb->dead) ++s.warm;
+        if (sb->ready && sb->primed && !sb->dead) ++s.warm;
     s.assigned = static_cast<std::int64_t>(sandboxes_.size());
     s.total = s.warm + s.assigned;
     s.config = cfg_.pool;
@@ -44,15 +45,17 @@ void SandboxManager::checkCapacity() const {
 
 std::shared_ptr<Sandbox> SandboxManager::takeWarm(const std::string& id) {
     // Only a ready one: bubblewrap resolves the workspace's path while it starts, so a
-    // sandbox still starting cannot be renamed under it.
+    // sandbox still starting cannot be renamed under it. Primed ones first.
     std::shared_ptr<Sandbox> pick;
-    for (auto it = warm_.begin(); it != warm_.end(); ++it) {
-        auto& sb = *it;
-        if (sb->dead || !sb->ready || sb->pid <= 0 || !agent::isAlive(sb->pid)) continue;
-        pick = sb;
-        warm_.erase(it);
-        break;
-    }
+    for (int pass = 0; pass < 2 && !pick; ++pass)
+        for (auto it = warm_.begin(); it != warm_.end(); ++it) {
+            auto& sb = *it;
+            if (sb->dead || !sb->ready || sb->pid <= 0 || !agent::isAlive(sb->pid)) continue;
+            if (pass == 0 && !sb->primed) continue;
+            pick = sb;
+            warm_.erase(it);
+            break;
+        }
     if (!pick) return nullptr;
     std::string root = cfg_.stateDir + "/sandboxes/" + id;
     std::error_code ec;
@@ -107,7 +110,25 @@ void SandboxManager::adjustPool() {
             break;  // try again at the next refresh
         }
         warm_.push_back(sb);
+        net::co_spawn(ex_, primeWarm(sb), net::detached);
     }
+}
+
+awaitable<void> SandboxManager::primeWarm(std::shared_ptr<Sandbox> sb) {
+    // The agent's first command costs a few milliseconds more than the next ones (first
+    // connection, first spawn in the new namespaces): pay it here, before anyone waits.
+    auto alive = alive_;
+    auto started = sb->started;
+    co_await started->waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    if (!*alive || !sb->ready || sb->dead) co_return;
+    std::string socket = sb->connectPath();
+    UpstreamCall up(ex_, socket, std::max<pid_t>(sb->pid, 0));
+    HeaderPairs headers{{"content-type", "application/json"}};
+    std::string body = R"({"command":"true","sessionId":"__DISABLE_SESSION__"})";
+    bool ok = co_await up.start("POST", "/api/execute/stream", body, headers);
+    std::string out;
+    if (ok) co_await up.readAll(out);
+    if (*alive) sb->primed = true;  // taken or not, it is as ready as it will get
 }
 
 void SandboxManager::primePool() {

@@ -284,8 +284,10 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
         }
     } else if ((sb = takeWarm(id))) {
         sandboxes_[id] = sb;
-        // Refill behind it, after this request has its sandbox.
-        net::post(ex_, [this, alive = alive_] {
+        // Refill behind it, off the path of the request that took it: starting a sandbox
+        // costs a few milliseconds of CPU that this request's first command would compete with.
+        auto timer = std::make_shared<net::steady_timer>(ex_, std::chrono::milliseconds(20));
+        timer->async_wait([this, timer, alive = alive_](boost::system::error_code) {
             if (*alive) adjustPool();
         });
     } else {

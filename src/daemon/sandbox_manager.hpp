@@ -68,6 +68,7 @@ class Sandbox {
     unsigned generation = 0;  ///< bumped at every (re)launch
     bool ready = false;
     bool dead = false;
+    bool primed = false;  ///< a warm-pool sandbox whose agent has run its first command
     std::string startError;
     std::shared_ptr<agent::Event> started;
     std::unique_ptr<net::posix::stream_descriptor> pidfd;
@@ -115,6 +116,7 @@ class SandboxManager {
     /// Drops dead warm sandboxes, starts missing ones, stops surplus ones.
     void adjustPool();
     awaitable<void> poolLoop();
+    awaitable<void> primeWarm(std::shared_ptr<Sandbox> sb);
     void stopWarm(const std::shared_ptr<Sandbox>& sb);
     awaitable<void> watchStartup(std::shared_ptr<Sandbox> sb, int stdoutFd);
     awaitable<void> watchExit(std::shared_ptr<Sandbox> sb);

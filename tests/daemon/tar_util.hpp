@@ -83,7 +83,7 @@ inline std::optional<std::map<std::string, ReadMember>> readTar(const std::strin
     while (ok) {
         int rc = archive_read_next_header(a, &e);
         if (rc == ARCHIVE_EOF) break;
-        if (rc != ARCHIVE_OK) {
+        if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {  // WARN: a name this locale cannot show
             ok = false;
             break;
         }
@@ -95,7 +95,9 @@ inline std::optional<std::map<std::string, ReadMember>> readTar(const std::strin
         while ((n = archive_read_data(a, buf, sizeof buf)) > 0)
             m.data.append(buf, static_cast<size_t>(n));
         if (n < 0) ok = false;
-        out[archive_entry_pathname(e)] = std::move(m);
+        const char* name = archive_entry_pathname_utf8(e);
+        if (!name) name = archive_entry_pathname(e);
+        out[name ? name : ""] = std::move(m);
     }
     archive_read_free(a);
     if (!ok) return std::nullopt;
