@@ -146,9 +146,10 @@ awaitable<void> sessionCreate(SandboxManager& mgr, const std::string& id, Reques
     std::string reply;
     std::string payload = body.dump();
     int status = co_await agentCall(mgr, sb, "/api/session/create", payload, reply);
-    if (status != 200)
-        co_return co_await sendError(res, 502, "session_error",
-                                     "session create failed: " + agentMessage(status, reply));
+    if (status != 200) {
+        const std::string message = "session create failed: " + agentMessage(status, reply);
+        co_return co_await sendError(res, 502, "session_error", message);
+    }
     json r = json::parse(reply, nullptr, false);
     std::string sid = body["id"].is_string() ? body["id"].get<std::string>() : "";
     if (r.is_object() && r.contains("data") && r["data"].is_object() && r["data"].contains("id") &&
@@ -168,9 +169,10 @@ awaitable<void> sessionDelete(SandboxManager& mgr, const std::string& id, const 
     std::string payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
     std::string reply;
     int status = co_await agentCall(mgr, sb, "/api/session/delete", payload, reply);
-    if (status != 200)
-        co_return co_await sendError(res, 502, "session_error",
-                                     "session delete failed: " + agentMessage(status, reply));
+    if (status != 200) {
+        const std::string message = "session delete failed: " + agentMessage(status, reply);
+        co_return co_await sendError(res, 502, "session_error", message);
+    }
     json r = json::parse(reply, nullptr, false);
     std::string ts = r.is_object() && r.contains("timestamp") && r["timestamp"].is_string()
                          ? r["timestamp"].get<std::string>()
@@ -194,9 +196,10 @@ awaitable<void> persist(SandboxManager& mgr, const std::string& id, Request& req
     } catch (const std::exception& e) {
         failure = e.what();
     }
-    if (!tar)
-        co_return co_await sendError(res, 502, "workspace_archive_read_error",
-                                     "persist failed: " + failure);
+    if (!tar) {
+        const std::string message = "persist failed: " + failure;
+        co_return co_await sendError(res, 502, "workspace_archive_read_error", message);
+    }
     co_await res.beginStream(200, "application/octet-stream");
     std::string piece;
     for (;;) {
@@ -220,10 +223,11 @@ awaitable<void> persist(SandboxManager& mgr, const std::string& id, Request& req
 awaitable<void> hydrate(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
     if (req.body.empty())
         co_return co_await sendError(res, 400, "invalid_request", "Empty tar payload");
-    if (req.body.size() > wire::kMaxHydrateBytes)
-        co_return co_await sendError(res, 400, "invalid_request",
-                                     "tar payload too large: " + std::to_string(req.body.size()) +
-                                         " bytes exceeds the 33554432-byte limit");
+    if (req.body.size() > wire::kMaxHydrateBytes) {
+        const std::string message = "tar payload too large: " + std::to_string(req.body.size()) +
+                                    " bytes exceeds the 33554432-byte limit";
+        co_return co_await sendError(res, 400, "invalid_request", message);
+    }
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
     // Extraction runs on its own thread (tens of milliseconds for 32 MiB), not on the loop.
@@ -242,9 +246,10 @@ awaitable<void> hydrate(SandboxManager& mgr, const std::string& id, Request& req
         net::post(ex, [done] { done->set(); });
     }).detach();
     co_await done->wait();
-    if (!result->empty())
-        co_return co_await sendError(res, 502, "workspace_archive_write_error",
-                                     "tar extract failed: " + *result);
+    if (!result->empty()) {
+        const std::string message = "tar extract failed: " + *result;
+        co_return co_await sendError(res, 502, "workspace_archive_write_error", message);
+    }
     co_await sendOk(res);
 }
 
@@ -283,7 +288,10 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
         why = "Invalid bucket name: " + m.bucket;
     else
         why = mountUnavailableReason(!m.remote);
-    co_await sendError(res, 502, "mount_error", "mount failed: " + why);
+    {
+        const std::string message = "mount failed: " + why;
+        co_await sendError(res, 502, "mount_error", message);
+    }
 }
 
 awaitable<void> unmount(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
@@ -296,8 +304,11 @@ awaitable<void> unmount(SandboxManager& mgr, const std::string& id, Request& req
     if (!bad.empty()) co_return co_await sendError(res, 400, "invalid_request", bad);
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
-    co_await sendError(res, 502, "unmount_error",
-                       "unmount failed: No active mount found for path: " + u.mountPath);
+    {
+        const std::string message =
+            "unmount failed: No active mount found for path: " + u.mountPath;
+        co_await sendError(res, 502, "unmount_error", message);
+    }
 }
 
 // ---- tunnels (§4.6, §5.16) ------------------------------------------------------------------
@@ -370,17 +381,19 @@ awaitable<void> tunnel(SandboxManager& mgr, const std::string& id, const std::st
                 co_return co_await sendError(res, 400, "invalid_request",
                                              "name must be a string when provided");
             std::string name = n.get<std::string>();
-            if (name.empty() || utf16Length(name) > 63)
-                co_return co_await sendError(res, 400, "invalid_request",
-                                             "Tunnel name '" + name +
-                                                 "' must be 1\u2013"
-                                                 "63 characters long.");
-            if (!dnsLabel(name))
-                co_return co_await sendError(
-                    res, 400, "invalid_request",
+            if (name.empty() || utf16Length(name) > 63) {
+                const std::string message = "Tunnel name '" + name +
+                                            "' must be 1\u2013"
+                                            "63 characters long.";
+                co_return co_await sendError(res, 400, "invalid_request", message);
+            }
+            if (!dnsLabel(name)) {
+                const std::string message =
                     "Tunnel name '" + name +
-                        "' is not a valid DNS label. Use lowercase letters, digits, and internal "
-                        "hyphens only (no dots, no leading/trailing hyphens).");
+                    "' is not a valid DNS label. Use lowercase letters, digits, and internal "
+                    "hyphens only (no dots, no leading/trailing hyphens).";
+                co_return co_await sendError(res, 400, "invalid_request", message);
+            }
         }
     }
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);

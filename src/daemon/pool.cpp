@@ -119,7 +119,8 @@ awaitable<void> SandboxManager::primeWarm(std::shared_ptr<Sandbox> sb) {
     // connection, first spawn in the new namespaces): pay it here, before anyone waits.
     auto alive = alive_;
     auto started = sb->started;
-    co_await started->waitUntil(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    co_await started->waitUntil(deadline);
     if (!*alive || !sb->ready || sb->dead) co_return;
     std::string socket = sb->connectPath();
     UpstreamCall up(ex_, socket, std::max<pid_t>(sb->pid, 0));
