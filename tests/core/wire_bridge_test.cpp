@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "core/shell.hpp"
 #include "core/wire_bridge.hpp"
 
 using namespace sandbox::core::wire;
@@ -146,4 +147,32 @@ TEST_SUITE("core.wire_bridge") {
                                     u) == "");
         CHECK(u.mountPath == "/mnt/buckets/store");
     }
+}
+
+
+TEST_CASE("bridge-api 13.11: shellQuote (Q1-Q16)") {
+    using sandbox::core::bridgeQuote;
+    const std::vector<std::pair<std::string, std::string>> rows = {
+        {"hello", "hello"},
+        {"/workspace/foo", "/workspace/foo"},
+        {"./some-dir/file.tar", "./some-dir/file.tar"},
+        {"hello world", "$'hello world'"},
+        {"it's", "$'it\\'s'"},
+        {"foo;rm -rf /", "$'foo;rm -rf /'"},
+        {"foo`whoami`", "$'foo`whoami`'"},
+        {"$(evil)", "$'$(evil)'"},
+        {"a|b", "$'a|b'"},
+        {"a&b", "$'a&b'"},
+        {"", "$''"},
+        {"line1\nline2", "$'line1\\nline2'"},
+        {"a\rb", "$'a\\rb'"},
+        {"a\tb", "$'a\\tb'"},
+        {"a\\b", "$'a\\\\b'"},
+        {"it's a\nnew line", "$'it\\'s a\\nnew line'"}};
+    for (const auto& [in, out] : rows) {
+        CAPTURE(in);
+        CHECK(bridgeQuote(in) == out);
+    }
+    CHECK(sandbox::core::bridgeCommand({"echo", "a;b", "c|d", "e&f"}) ==
+          "echo $'a;b' $'c|d' $'e&f'");
 }
