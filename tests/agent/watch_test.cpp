@@ -3,6 +3,7 @@
 // a 10,000-file burst whose final state must come out right, the checkChanges version-token
 // rules, and every error response.
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -454,4 +455,48 @@ TEST_CASE("watch: too many watches is WATCH_START_ERROR (check) / an error event
     REQUIRE(s.events.size() == 1);
     CHECK(s.events[0]["type"] == "error");
     CHECK(s.events[0]["error"].get<std::string>().find("too many watches") != std::string::npos);
+}
+
+TEST_CASE("watch: an inotify queue overflow is repaired by a rescan") {
+    // The agent is stopped (SIGSTOP) while more events happen than the kernel queues for one
+    // inotify instance, so IN_Q_OVERFLOW is certain; the differences must then arrive as events.
+    long maxQueued = std::atol(readFile("/proc/sys/fs/inotify/max_queued_events").c_str());
+    if (maxQueued <= 0 || maxQueued > 200000) return;  // nothing to overflow in reasonable time
+    AgentFixture a;
+    std::string root = a.workspace() + "/ovf";
+    fs::create_directories(root + "/old");
+    for (int i = 0; i < 50; ++i) writeFile(root + "/old/o" + std::to_string(i), "x");
+    writeFile(root + "/grow", "1");
+    std::set<std::string> state = {root + "/old/", root + "/grow"};
+    for (int i = 0; i < 50; ++i) state.insert(root + "/old/o" + std::to_string(i));
+    const std::string sentinel = root + "/zzzz-sentinel";
+    std::set<std::string> expected;
+    auto r = watchUntil(
+        a, {{"path", root}},
+        [&] {
+            REQUIRE(::kill(a.server.pid(), SIGSTOP) == 0);
+            for (long i = 0; i < maxQueued + 500; ++i)
+                writeFile(root + "/f" + std::to_string(i), "");
+            for (int i = 0; i < 50; i += 2) fs::remove(root + "/old/o" + std::to_string(i));
+            fs::create_directories(root + "/new/deep");
+            writeFile(root + "/new/deep/n.txt", "n");
+            writeFile(root + "/grow", "12345");
+            writeFile(sentinel, "");
+            REQUIRE(::kill(a.server.pid(), SIGCONT) == 0);
+        },
+        eventFor("create", sentinel));
+    CHECK(r.raw.find(": inotify event queue overflowed: rescanned " + root) != std::string::npos);
+    bool grew = false;
+    for (const auto& e : r.ofType("event")) {
+        std::string p = e.value("path", "") + (e.value("isDirectory", false) ? "/" : "");
+        std::string t = e.value("eventType", "");
+        if (t == "create" || t == "move_to") state.insert(p);
+        if (t == "delete" || t == "move_from") state.erase(p);
+        if (t == "modify" && p == root + "/grow") grew = true;
+    }
+    for (const auto& e : fs::recursive_directory_iterator(root))
+        expected.insert(e.path().string() + (e.is_directory() ? "/" : ""));
+    CHECK(state.size() == expected.size());
+    CHECK(state == expected);
+    CHECK(grew);
 }
