@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <regex>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -149,12 +148,7 @@ class WatchService;
 class Watch : public std::enable_shared_from_this<Watch> {
   public:
     Watch(WatchService& svc, net::any_io_executor ex, WatchSpec spec, std::string id)
-        : svc_(svc), ex_(ex), spec_(std::move(spec)), id_(std::move(id)), sd_(ex), expiry_(ex) {
-        if (!spec_.include.empty())
-            include_.emplace(wire::watchGlobsToRegex(spec_.include), std::regex::optimize);
-        if (!spec_.exclude.empty())
-            exclude_.emplace(wire::watchGlobsToRegex(spec_.exclude), std::regex::optimize);
-    }
+        : svc_(svc), ex_(ex), spec_(std::move(spec)), id_(std::move(id)), sd_(ex), expiry_(ex) {}
 
     const std::string& id() const { return id_; }
     const std::string& key() const { return key_; }
@@ -307,12 +301,12 @@ class Watch : public std::enable_shared_from_this<Watch> {
     }
 
     bool excluded(const std::string& path) const {
-        return exclude_ && std::regex_search(relative(path), *exclude_);
+        return !spec_.exclude.empty() && wire::watchGlobMatch(spec_.exclude, relative(path));
     }
 
     void report(unsigned kind, const std::string& path, bool isDir, const std::string& ts) {
         if (!(spec_.events & kind)) return;
-        if (include_ && !std::regex_search(relative(path), *include_)) return;
+        if (!spec_.include.empty() && !wire::watchGlobMatch(spec_.include, relative(path))) return;
         ++cursor_;
         for (auto& s : subs_) s->push(kind, path, isDir, ts);
     }
@@ -540,7 +534,6 @@ class Watch : public std::enable_shared_from_this<Watch> {
     std::string id_, key_;
     net::posix::stream_descriptor sd_;
     net::steady_timer expiry_;
-    std::optional<std::regex> include_, exclude_;
     std::unordered_map<int, std::string> wds_;
     std::unordered_map<std::string, Entry> snapshot_;
     std::unordered_map<std::uint32_t, std::string> movedDirs_;  // IN_MOVED_FROM cookie -> path
@@ -702,6 +695,7 @@ awaitable<void> watchRoute(Agent& agent, server::Request& req, server::Responder
     res.queueEvent(wire::watch_event::watching(spec.path, watch->id()));
     bool ok = co_await res.flush();
     net::steady_timer batch(agent.executor());
+    auto lastBatch = std::chrono::steady_clock::now();
     while (ok) {
         for (const auto& n : sub->notices) res.queueComment(n);
         sub->notices.clear();
@@ -739,11 +733,15 @@ awaitable<void> watchRoute(Agent& agent, server::Request& req, server::Responder
             co_await sub->wake.async_wait(net::redirect_error(use_awaitable, ec));
         }
         if (sub->gone) break;
-        if (!sub->stopped) {  // let a burst gather
+        // At most one batch per window: the first event after a quiet time goes out at once,
+        // the events of a burst gather until the window since the last batch is over.
+        auto nextBatch = lastBatch + kBatchWindow;
+        if (!sub->stopped && std::chrono::steady_clock::now() < nextBatch) {
             boost::system::error_code ec;
-            batch.expires_after(kBatchWindow);
+            batch.expires_at(nextBatch);
             co_await batch.async_wait(net::redirect_error(use_awaitable, ec));
         }
+        lastBatch = std::chrono::steady_clock::now();
     }
     watch->unsubscribe(sub);
     co_await res.endSse();

@@ -8,7 +8,8 @@
 // the tree (path -> type, size, mtime); when the kernel's event queue overflows (IN_Q_OVERFLOW)
 // the tree is rescanned and the differences are reported as create/delete/modify events, so a
 // subscriber's view of the final state stays right (the stream also carries an SSE comment
-// saying a rescan happened). Events are batched per subscriber every 75 ms; consecutive
+// saying a rescan happened). Events go to each subscriber in at most one batch per 75 ms (the first
+// event after a quiet time at once); consecutive
 // duplicates of one path collapse, nothing is dropped.
 #include "agent/agent.hpp"
 #include "server/http_server.hpp"

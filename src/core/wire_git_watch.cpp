@@ -228,32 +228,44 @@ std::string watchGlobProblems(std::string_view pattern) {
     return {};
 }
 
-std::string watchGlobsToRegex(const std::vector<std::string>& patterns) {
-    std::string all;
-    for (const auto& p : patterns) {
-        std::string re;
-        for (std::size_t i = 0; i < p.size(); ++i) {
-            char c = p[i];
-            if (c == '*') {
-                if (i + 1 < p.size() && p[i + 1] == '*') {
-                    re += ".*";
-                    ++i;
-                } else {
-                    re += "[^/]*";
-                }
-            } else if (c == '?') {
-                re += "[^/]";
-            } else if (std::string_view("\\^$.|+()[]{}").find(c) != std::string_view::npos) {
-                re += '\\';
-                re += c;
-            } else {
-                re += c;
+namespace {
+
+// Does glob `p` (from index pi) match `s` from index si up to the end or a '/'?
+bool globAt(std::string_view p, std::size_t pi, std::string_view s, std::size_t si) {
+    while (pi < p.size()) {
+        char c = p[pi];
+        if (c == '*') {
+            bool doubleStar = pi + 1 < p.size() && p[pi + 1] == '*';
+            std::size_t rest = pi + (doubleStar ? 2 : 1);
+            // Try every length the star can take, longest last.
+            for (std::size_t k = si;; ++k) {
+                if (globAt(p, rest, s, k)) return true;
+                if (k >= s.size() || (!doubleStar && s[k] == '/')) return false;
             }
         }
-        if (!all.empty()) all += '|';
-        all += "(^|/)" + re + "(/|$)";
+        if (si >= s.size()) return false;
+        if (c == '?') {
+            if (s[si] == '/') return false;
+        } else if (c != s[si]) {
+            return false;
+        }
+        ++pi;
+        ++si;
     }
-    return all;
+    return si == s.size() || s[si] == '/';
+}
+
+}  // namespace
+
+bool watchGlobMatch(const std::vector<std::string>& patterns, std::string_view path) {
+    for (const auto& p : patterns)
+        for (std::size_t start = 0; start <= path.size();) {
+            if (globAt(p, 0, path, start)) return true;
+            auto slash = path.find('/', start);
+            if (slash == std::string_view::npos) break;
+            start = slash + 1;
+        }
+    return false;
 }
 
 namespace watch_event {

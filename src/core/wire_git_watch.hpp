@@ -105,10 +105,12 @@ struct CheckChangesResponse {
 /// Problems with a watch glob (empty when fine): blank, NUL, or `[ ] { }` (only `*`, `**`, `?`
 /// and path separators are supported).
 std::string watchGlobProblems(std::string_view pattern);
-/// The regular expression (ECMAScript) for a list of globs: `*` -> `[^/]*`, `**` -> `.*`,
-/// `?` -> `[^/]`, each anchored as `(^|/)<re>(/|$)` and joined with `|`. Tested against the
-/// event's full path.
-std::string watchGlobsToRegex(const std::vector<std::string>& patterns);
+/// True when `path` matches one of the globs, with the reference's rule (each glob read as the
+/// regular expression `(^|/)<re>(/|$)` searched in the path, where `*` -> `[^/]*`, `**` -> `.*`,
+/// `?` -> `[^/]`): the glob must match a run of whole path segments somewhere in the path.
+/// `*.log` matches `a/b/x.log`; `build` matches `build` and `x/build/y`. Backtracking on the
+/// glob only (no std::regex: this runs for every event of a busy tree).
+bool watchGlobMatch(const std::vector<std::string>& patterns, std::string_view path);
 
 /// SSE events of /api/watch, rendered as single-line JSON.
 namespace watch_event {
