@@ -334,6 +334,104 @@ void benchStream(Agent& agent) {
     emit("agent_stream_mb_s", bytes / 1e6 / secs, "MB/s");
 }
 
+// Git checkout from a local bare repository (made once, untimed) and file-watch delivery:
+// the latency of one event on a quiet watch, and a 10,000-file burst until its last event.
+void benchGitWatch() {
+    Agent agent;
+    auto http = agent.connect();
+    if (wanted("agent_git_clone_local_ms")) {
+        std::string repo = agent.dir + "/upstream";
+        std::string script =
+            "set -e; export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b GIT_COMMITTER_NAME=b "
+            "GIT_COMMITTER_EMAIL=b@b; mkdir -p '" +
+            repo + "/src'; cd '" + repo +
+            "'; for i in $(seq 1 200); do echo \"int f$i(void) { return $i; }\" > src/f$i.c; "
+            "done; git init -q -b main . && git add -A && git commit -q -m init && "
+            "git clone -q --bare . ../upstream.git";
+        std::string body = nlohmann::json(script).dump();
+        auto made =
+            http.request("POST", "/api/execute",
+                         "{\"command\":" + body + ",\"sessionId\":\"__DISABLE_SESSION__\"}");
+        if (made.status != 200 || made.body.find("\"exitCode\":0") == std::string::npos)
+            throw std::runtime_error("cannot make the git repository: " + made.body);
+        int n = gQuick ? 3 : 10;
+        std::vector<double> samples;
+        for (int i = 0; i < n; ++i) {
+            std::string req = "{\"repoUrl\":\"file://" + agent.dir +
+                              "/upstream.git\",\"targetDir\":\"" + agent.dir + "/clone" +
+                              std::to_string(i) + "\"}";
+            auto t = Clock::now();
+            auto r = http.request("POST", "/api/git/checkout", req);
+            double ms = usSince(t) / 1000;
+            if (r.status != 200) throw std::runtime_error("git checkout failed: " + r.body);
+            samples.push_back(ms);
+        }
+        emit("agent_git_clone_local_ms", percentile(samples, 0.5), "ms");
+    }
+    if (!wanted("agent_watch_event_latency_p50_us") && !wanted("agent_watch_burst_10k_ms")) return;
+    std::string root = agent.dir + "/watched";
+    std::filesystem::create_directories(root);
+    auto touch = [](const std::string& p) {
+        int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) ::close(fd);
+    };
+    const int latencyRuns = gQuick ? 30 : 100;
+    std::vector<double> latency;
+    int next = 0;
+    Clock::time_point t0, burstStart;
+    bool burst = false, done = false;
+    const std::string sentinel = root + "/zzzz-sentinel";
+    auto startBurst = [&] {
+        burst = true;
+        burstStart = Clock::now();
+        for (int d = 0; d < 100; ++d) {
+            std::string dir = root + "/d" + std::to_string(d);
+            std::filesystem::create_directories(dir);
+            for (int f = 0; f < 100; ++f) touch(dir + "/f" + std::to_string(f));
+        }
+        touch(sentinel);
+    };
+    sandbox::SseParser parser;
+    simdjson::ondemand::parser json;
+    auto watchConn = agent.connect();
+    auto onEvent = [&](sandbox::SseEvent&& ev) {
+        ev.data.reserve(ev.data.size() + simdjson::SIMDJSON_PADDING);
+        auto doc = json.iterate(ev.data.data(), ev.data.size(), ev.data.capacity());
+        std::string_view type = doc["type"].get_string().value();
+        if (type == "watching") {
+            t0 = Clock::now();
+            touch(root + "/lat-0");
+            return;
+        }
+        if (type != "event") return;
+        std::string path(doc["path"].get_string().value());
+        if (!burst && path == root + "/lat-" + std::to_string(next)) {
+            latency.push_back(usSince(t0));
+            if (++next < latencyRuns && wanted("agent_watch_event_latency_p50_us")) {
+                // A quiet moment first: the latency of an event that is not part of a burst
+                // (a stream sends at most one batch per 75 ms).
+                std::this_thread::sleep_for(std::chrono::milliseconds(80));
+                t0 = Clock::now();
+                touch(root + "/lat-" + std::to_string(next));
+            } else {
+                startBurst();
+            }
+        } else if (burst && path == sentinel) {
+            done = true;
+        }
+    };
+    watchConn.stream("POST", "/api/watch", "{\"path\":\"" + root + "\"}", {},
+                     [&](std::string_view chunk) {
+                         parser.feed(chunk, onEvent);
+                         return !done;
+                     });
+    if (!done) throw std::runtime_error("the watch stream ended early");
+    if (wanted("agent_watch_event_latency_p50_us"))
+        emit("agent_watch_event_latency_p50_us", percentile(latency, 0.5), "us");
+    if (wanted("agent_watch_burst_10k_ms"))
+        emit("agent_watch_burst_10k_ms", usSince(burstStart) / 1000, "ms");
+}
+
 void benchSseParse() {
     std::string payload(900, 'x');
     std::string one = "data: {\"type\":\"stdout\",\"data\":\"" + payload +
@@ -448,6 +546,9 @@ int main(int argc, char** argv) {
                           R"({"command":"true","sessionId":"__DISABLE_SESSION__"})");
             if (wanted("agent_stream_mb_s")) benchStream(agent);
         }
+        if (wanted("agent_git_clone_local_ms") || wanted("agent_watch_event_latency_p50_us") ||
+            wanted("agent_watch_burst_10k_ms"))
+            benchGitWatch();
         if (wanted("sandbox_create_p50_us") || wanted("bridge_exec_true_p50_us") ||
             wanted("bridge_file_roundtrip_32mib_mb_s"))
             benchDaemon();

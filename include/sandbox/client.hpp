@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "sandbox/errors.hpp"
+#include "sandbox/git_watch.hpp"
 #include "sandbox/types.hpp"
 
 namespace sandbox {
@@ -158,6 +159,21 @@ class Sandbox {
     ListFilesResult listFiles(std::string_view path, const ListFilesOptions& options = {}) const;
     ExistsResult exists(std::string_view path) const;
 
+    // ---- file watching and git (need the container API: the agent transport, the embedded
+    // default, or a bridge with the agent extension; else UnsupportedOperationError) ----
+    /// Watches a file or directory (relative paths: from the workspace root; it must be inside
+    /// the workspace). Returns once the watch is established; the stream's events follow.
+    FileWatch watch(std::string_view path, const WatchOptions& options = {}) const;
+    /// Change detection without a live stream: the first call starts tracking and returns a
+    /// version; a later call with `.since = version` says whether anything changed since.
+    CheckChangesResult checkChanges(std::string_view path,
+                                    const CheckChangesOptions& options = {}) const;
+    /// Clones a repository (credentials may be given in the URL; they are redacted in every
+    /// message). Throws the Git* errors (GitRepositoryNotFoundError, GitBranchNotFoundError,
+    /// GitNetworkError for a clone timeout, InvalidGitUrlError, ...).
+    GitCheckoutResult gitCheckout(std::string_view repoUrl,
+                                  const GitCheckoutOptions& options = {}) const;
+
     // ---- sessions ----
     /// A new shell with its own working directory and variables.
     ExecutionSession createSession(const SessionOptions& options = {}) const;
@@ -207,6 +223,20 @@ class ExecutionSession {
         return sb_.listFiles(path, o);
     }
     ExistsResult exists(std::string_view path) const { return sb_.exists(path); }
+    /// Sandbox::watch() (the path is resolved against the workspace root, not the session).
+    FileWatch watch(std::string_view path, const WatchOptions& o = {}) const {
+        return sb_.watch(path, o);
+    }
+    /// Sandbox::checkChanges().
+    CheckChangesResult checkChanges(std::string_view path,
+                                    const CheckChangesOptions& o = {}) const {
+        return sb_.checkChanges(path, o);
+    }
+    /// Sandbox::gitCheckout() in this session (a relative targetDir is relative to its cwd).
+    GitCheckoutResult gitCheckout(std::string_view repoUrl,
+                                  const GitCheckoutOptions& o = {}) const {
+        return sb_.gitCheckout(repoUrl, o);
+    }
 
   private:
     friend class Sandbox;

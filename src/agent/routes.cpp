@@ -6,6 +6,8 @@
 #include <unordered_map>
 
 #include "agent/files.hpp"
+#include "agent/git.hpp"
+#include "agent/watch.hpp"
 #include "core/base64.hpp"
 #include "core/errors.hpp"
 #include "core/json_util.hpp"
@@ -523,6 +525,9 @@ RouteTable buildRoutes() {
     add("POST", "/api/mkdir", fileMkdir);
     add("POST", "/api/list-files", fileList);
     add("POST", "/api/exists", fileExists);
+    add("POST", "/api/git/checkout", gitCheckoutRoute);
+    add("POST", "/api/watch", watchRoute);
+    add("POST", "/api/watch/check", watchCheckRoute);
     return t;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Compatibility test: the published TypeScript SDK (@cloudflare/sandbox) talks
 // to our C++ sandbox-agent through the SDK's own route clients (SandboxClient
-// -> utils / commands / files), its own SSE parser (parseSSEStream) and its
+// -> utils / commands / files / git / watch), its own SSE parser (parseSSEStream) and its
 // own file-stream helpers (streamFile / collectFile). Every request body, every
 // response parse and every error mapping below is the SDK's code, not ours.
 //
@@ -722,6 +722,102 @@ async function main() {
     assert.equal(err.context.maxSize, MAX_READ_BYTES);
     assert.equal(err.context.actualSize, MAX_READ_BYTES + 1);
     fs.rmSync(bigPath);
+  });
+
+  // ---- git (GitClient) and file watch (WatchClient) -----------------------------
+  const { git, watch } = client;
+  const gitDir = path.join(ws, 'gitsrc');
+  fs.mkdirSync(gitDir);
+  const gitEnv = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 't',
+    GIT_AUTHOR_EMAIL: 't@example.com',
+    GIT_COMMITTER_NAME: 't',
+    GIT_COMMITTER_EMAIL: 't@example.com'
+  };
+  const { execFileSync } = await import('node:child_process');
+  const gitRun = (args, cwd) => execFileSync('git', args, { cwd, env: gitEnv, stdio: 'ignore' });
+  let repoUrl = null;
+  try {
+    gitRun(['init', '-q', '-b', 'main', 'src'], gitDir);
+    fs.writeFileSync(path.join(gitDir, 'src', 'README'), 'hello\n');
+    gitRun(['add', 'README'], path.join(gitDir, 'src'));
+    gitRun(['commit', '-q', '-m', 'one'], path.join(gitDir, 'src'));
+    gitRun(['checkout', '-q', '-b', 'dev'], path.join(gitDir, 'src'));
+    gitRun(['clone', '-q', '--bare', 'src', 'repo.git'], gitDir);
+    repoUrl = `file://${gitDir}/repo.git`;
+  } catch {}
+
+  await check('git.checkout (branch, targetDir, depth) -> {success, repoUrl, branch, targetDir}', async () => {
+    assert.ok(repoUrl, 'the test repository could not be made with git');
+    const target = path.join(ws, 'clone1');
+    const r = await git.checkout(repoUrl, SID, { branch: 'dev', targetDir: target, depth: 1 });
+    assert.equal(r.success, true);
+    assert.equal(r.repoUrl, repoUrl);
+    assert.equal(r.branch, 'dev');
+    assert.equal(r.targetDir, target);
+    assert.equal(fs.readFileSync(path.join(target, 'README'), 'utf8'), 'hello\n');
+  });
+
+  await check('git.checkout missing repository -> GitRepositoryNotFoundError 404', async () => {
+    const err = await rejects(() =>
+      git.checkout(`file://${gitDir}/missing.git`, SID, { targetDir: path.join(ws, 'clone2') })
+    );
+    assertTyped(err, 'GitRepositoryNotFoundError', 'GIT_REPOSITORY_NOT_FOUND', 404);
+  });
+
+  await check('git.checkout missing branch -> GitBranchNotFoundError 404', async () => {
+    assert.ok(repoUrl);
+    const err = await rejects(() =>
+      git.checkout(repoUrl, SID, { branch: 'nope', targetDir: path.join(ws, 'clone3') })
+    );
+    assertTyped(err, 'GitBranchNotFoundError', 'GIT_BRANCH_NOT_FOUND', 404);
+  });
+
+  await check('git.checkout invalid URL -> InvalidGitUrlError 400', async () => {
+    const err = await rejects(() => git.checkout('ext::sh -c id', SID, { targetDir: path.join(ws, 'x') }));
+    assertTyped(err, 'InvalidGitUrlError', 'INVALID_GIT_URL', 400);
+  });
+
+  await check('watch.watch resolves after `watching`; events via parseSSEStream', async () => {
+    const dir = path.join(ws, 'watched');
+    fs.mkdirSync(dir);
+    const stream = await watch.watch({ path: dir, recursive: true });
+    fs.mkdirSync(path.join(dir, 'sub'));
+    fs.writeFileSync(path.join(dir, 'sub', 'a.txt'), 'a');
+    const seen = [];
+    for await (const ev of parseSSEStream(stream)) {
+      seen.push(ev);
+      if (ev.type === 'event' && ev.path === path.join(dir, 'sub', 'a.txt') && ev.eventType === 'create') break;
+    }
+    assert.equal(seen[0].type, 'watching');
+    assert.equal(seen[0].path, dir);
+    assert.match(seen[0].watchId, /^watch-\d+-\d+$/);
+    const created = seen.filter((e) => e.type === 'event' && e.eventType === 'create').map((e) => e.path);
+    assert.deepEqual(created, [path.join(dir, 'sub'), path.join(dir, 'sub', 'a.txt')]);
+    assert.equal(seen[1].isDirectory, true);
+    assert.equal(typeof seen[1].timestamp, 'string');
+  });
+
+  await check('watch.checkChanges unchanged -> changed -> unchanged; resync for another watch', async () => {
+    const dir = path.join(ws, 'checked');
+    fs.mkdirSync(dir);
+    const first = await watch.checkChanges({ path: dir });
+    assert.equal(first.success, true);
+    assert.equal(first.status, 'unchanged');
+    fs.writeFileSync(path.join(dir, 'f'), 'x');
+    const second = await watch.checkChanges({ path: dir, since: first.version });
+    assert.equal(second.status, 'changed');
+    const third = await watch.checkChanges({ path: dir, since: second.version });
+    assert.equal(third.status, 'unchanged');
+    const other = await watch.checkChanges({ path: dir, since: 'watch-1-1:0' });
+    assert.equal(other.status, 'resync');
+    assert.equal(other.reason, 'restarted');
+  });
+
+  await check('watch.checkChanges outside the workspace -> PermissionDeniedError 403', async () => {
+    const err = await rejects(() => watch.checkChanges({ path: '/etc' }));
+    assertTyped(err, 'PermissionDeniedError', 'PERMISSION_DENIED', 403);
   });
 
   await check('unknown endpoint via the SDK base client -> SandboxError UNKNOWN_ERROR 404', async () => {

@@ -1,0 +1,29 @@
+#pragma once
+// POST /api/git/checkout (container-api §3.6): clones a repository by spawning the `git` binary
+// directly (no shell), with a timeout that kills the whole git process tree. Credentials in
+// URLs are redacted in every message the route produces.
+#include <optional>
+#include <string>
+
+#include "agent/agent.hpp"
+#include "core/wire_git_watch.hpp"
+#include "server/http_server.hpp"
+
+namespace sandbox::agent {
+
+/// Validates and runs one clone. `contextSessionId` is the session named by the request's
+/// headers or query (used when the body names none). Throws core::ApiError: INVALID_GIT_URL,
+/// VALIDATION_FAILED, GIT_NETWORK_ERROR (timeout), GIT_REPOSITORY_NOT_FOUND,
+/// GIT_BRANCH_NOT_FOUND, GIT_AUTH_FAILED, GIT_OPERATION_FAILED or GIT_CLONE_FAILED.
+awaitable<core::wire::GitCheckoutResponse> gitCheckout(
+    Agent& agent, const core::wire::GitCheckoutRequest& request,
+    const std::optional<std::string>& contextSessionId);
+
+/// The route handler.
+awaitable<void> gitCheckoutRoute(Agent& agent, server::Request& req, server::Responder& res);
+
+/// The error code for a failed clone (exported for tests of the mapping): `exitCode` of git
+/// (124 for a timeout) and its stderr.
+std::string gitErrorCode(int exitCode, std::string_view stderrText);
+
+}  // namespace sandbox::agent

@@ -1,0 +1,192 @@
+// Sandbox::gitCheckout, Sandbox::watch, Sandbox::checkChanges and FileWatch: container-API
+// features (routes /api/git/checkout, /api/watch, /api/watch/check). They need the agent
+// transport or a bridge with the agent extension; over a narrow bridge they throw
+// UnsupportedOperationError rather than emulate half of the behaviour.
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "client/sdk_internal.hpp"
+#include "core/json_util.hpp"
+#include "core/wire_git_watch.hpp"
+
+namespace sandbox {
+namespace wire = core::wire;
+using detail::SandboxState;
+using nlohmann::json;
+
+namespace {
+
+// Extra time the request may take beyond the clone timeout (as the TypeScript SDK).
+constexpr std::chrono::milliseconds kGitRequestSlack{30'000};
+
+void requireAgent(SandboxState& st, const char* method, const char* operation) {
+    if (detail::hasAgent(st)) return;
+    throw UnsupportedOperationError(
+        "UNSUPPORTED_OPERATION",
+        std::string(method) +
+            "() needs the container API: the agent transport (SANDBOX_AGENT_URL), the embedded "
+            "default, or a bridge with the agent extension (sandboxd's /v1/sandbox/ID/agent/*). "
+            "This bridge serves only /exec and /file",
+        0, json::object(), operation);
+}
+
+FileWatchEvent parseWatchEvent(const json& j) {
+    FileWatchEvent ev;
+    std::string type = j.value("type", "");
+    if (type == "watching") {
+        ev.type = FileWatchEvent::Type::Watching;
+        ev.path = j.value("path", "");
+        ev.watchId = j.value("watchId", "");
+    } else if (type == "stopped") {
+        ev.type = FileWatchEvent::Type::Stopped;
+        ev.reason = j.value("reason", "");
+    } else if (type == "error") {
+        ev.type = FileWatchEvent::Type::Error;
+        ev.error = j.value("error", "");
+    } else {
+        ev.type = FileWatchEvent::Type::Event;
+        ev.eventType = j.value("eventType", "");
+        ev.path = j.value("path", "");
+        ev.isDirectory = j.value("isDirectory", false);
+        ev.timestamp = j.value("timestamp", "");
+    }
+    return ev;
+}
+
+wire::WatchRequest watchRequest(std::string_view path, bool recursive,
+                                const std::vector<std::string>& include,
+                                const std::vector<std::string>& exclude,
+                                const std::optional<std::string>& session) {
+    wire::WatchRequest req;
+    req.path = std::string(path);
+    req.recursive = recursive;
+    req.include = include;
+    req.exclude = exclude;
+    req.sessionId = session;  // accepted and ignored by the container
+    return req;
+}
+
+}  // namespace
+
+FileWatch Sandbox::watch(std::string_view path, const WatchOptions& o) const {
+    requireAgent(*state_, "watch", "watch");
+    auto req = watchRequest(path, o.recursive, o.include, o.exclude, session_);
+    req.events = o.events;
+    auto src = state_->client->stream(detail::agentEndpoint(*state_), "POST", "/api/watch",
+                                      req.toJson().dump(), {}, "watch");
+    // Returns only once the watch is established: read up to the `watching` event.
+    for (;;) {
+        auto ev = src->next();
+        if (!ev)
+            throw StreamLostError("STREAM_LOST",
+                                  "Watch stream ended before watcher was established", 0,
+                                  json{{"path", std::string(path)}}, "watch");
+        json j = core::parseJson(ev->data);
+        if (!j.is_object()) continue;
+        std::string type = j.value("type", "");
+        if (type == "error")
+            throw SandboxError("WATCH_START_ERROR", j.value("error", "the watch failed to start"),
+                               500, json{{"path", std::string(path)}}, "watch");
+        if (type == "watching") {
+            std::string id = j.value("watchId", ""), p = j.value("path", "");
+            src->push(std::move(*ev));  // the stream still starts with it
+            return FileWatch(std::move(src), std::move(id), std::move(p));
+        }
+    }
+}
+
+CheckChangesResult Sandbox::checkChanges(std::string_view path,
+                                         const CheckChangesOptions& o) const {
+    requireAgent(*state_, "checkChanges", "watch.check");
+    auto req = watchRequest(path, o.recursive, o.include, o.exclude, session_);
+    req.since = o.since;
+    auto w = wire::CheckChangesResponse::fromJson(
+        detail::agentCall(*state_, "/api/watch/check", req.toJson(), "watch.check"));
+    return CheckChangesResult{w.success, w.status, w.reason, w.version, w.timestamp};
+}
+
+GitCheckoutResult Sandbox::gitCheckout(std::string_view repoUrl,
+                                       const GitCheckoutOptions& o) const {
+    if (o.depth && *o.depth <= 0)
+        throw ValidationFailedError(
+            "VALIDATION_FAILED", "depth must be a positive integer", 400,
+            json{{"validationErrors", json::array({{{"field", "depth"},
+                                                    {"message", "must be a positive integer"},
+                                                    {"code", "INVALID_DEPTH"}}})}},
+            "git.clone");
+    if (o.cloneTimeout && o.cloneTimeout->count() <= 0)
+        throw ValidationFailedError(
+            "VALIDATION_FAILED", "cloneTimeout must be a positive number of milliseconds", 400,
+            json{{"validationErrors", json::array({{{"field", "timeoutMs"},
+                                                    {"message", "must be a positive integer"},
+                                                    {"code", "INVALID_TIMEOUT"}}})}},
+            "git.clone");
+    requireAgent(*state_, "gitCheckout", "git.clone");
+    wire::GitCheckoutRequest req;
+    req.repoUrl = std::string(repoUrl);
+    req.branch = o.branch;
+    req.targetDir = o.targetDir;  // absent: the container's default (<workspace>/<repo name>)
+    if (o.depth) req.depth = *o.depth;
+    auto timeout = o.cloneTimeout.value_or(std::chrono::milliseconds(wire::kDefaultCloneTimeoutMs));
+    req.timeoutMs = timeout.count();
+    req.sessionId = detail::sessionFor(*state_, session_);
+
+    // One request that may run as long as the clone: its own read timeout.
+    auto& c = *state_->client;
+    const auto& ep = detail::agentEndpoint(*state_);
+    auto conn = c.acquire(ep);
+    conn->setIoTimeout(std::max(c.opts.requestTimeout, timeout + kGitRequestSlack));
+    client::HttpResponse r;
+    try {
+        r = conn->request("POST", "/api/git/checkout", req.toJson().dump(), c.headers());
+    } catch (const client::TransportError& e) {
+        detail::rethrowTransport(e, "git.clone", false);
+    }
+    conn->setIoTimeout(c.opts.requestTimeout);
+    c.release(std::move(conn));
+    if (r.status < 200 || r.status >= 300) throwErrorFromResponse(r.status, r.body, "git.clone");
+    json j = core::parseJson(r.body);
+    if (!j.is_object())
+        throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON",
+                           r.status, json::object(), "git.clone");
+    auto w = wire::GitCheckoutResponse::fromJson(j);
+    return GitCheckoutResult{w.success, w.repoUrl, w.branch, w.targetDir, w.timestamp};
+}
+
+// ---- FileWatch ------------------------------------------------------------------------------
+
+FileWatch::FileWatch(std::unique_ptr<detail::EventSource> src, std::string watchId,
+                     std::string path)
+    : src_(std::move(src)), watchId_(std::move(watchId)), path_(std::move(path)) {}
+FileWatch::FileWatch(FileWatch&&) noexcept = default;
+FileWatch& FileWatch::operator=(FileWatch&&) noexcept = default;
+FileWatch::~FileWatch() = default;
+
+FileWatch::iterator FileWatch::begin() {
+    return iterator(this);
+}
+
+void FileWatch::stop() {
+    done_ = true;
+    src_.reset();  // closing the connection unsubscribes
+}
+
+std::optional<FileWatchEvent> FileWatch::next() {
+    if (done_ || !src_) return std::nullopt;
+    for (;;) {
+        auto ev = src_->next();
+        if (!ev) {
+            done_ = true;
+            throw StreamLostError("STREAM_LOST", "Watch stream ended without a stopped event", 0,
+                                  json{{"path", path_}}, "watch");
+        }
+        json j = core::parseJson(ev->data);
+        if (!j.is_object() || !j.contains("type")) continue;
+        auto out = parseWatchEvent(j);
+        if (out.type == FileWatchEvent::Type::Stopped || out.type == FileWatchEvent::Type::Error)
+            done_ = true;
+        return out;
+    }
+}
+
+}  // namespace sandbox
