@@ -142,7 +142,7 @@ struct WaitForPortOptions {
 /// methods that ask the sandbox again. Cheap to copy; safe to use from several threads.
 class Process {
   public:
-    std::string id;       ///< process id (the chosen processId, or "proc_...")
+    std::string id;  ///< process id (the chosen processId, or "proc_...")
     std::optional<int> pid;
     std::string command;
     ProcessStatus status = ProcessStatus::Running;  ///< as fetched

@@ -47,8 +47,8 @@ awaitable<std::optional<int>> probe(const wire::PortWatchRequest& r) {
     if (connected && r.mode == "tcp") {
         result = 0;
     } else if (connected) {
-        std::string request = "GET " + r.path + " HTTP/1.1\r\nHost: localhost:" +
-                              std::to_string(r.port) +
+        std::string request = "GET " + r.path +
+                              " HTTP/1.1\r\nHost: localhost:" + std::to_string(r.port) +
                               "\r\nUser-Agent: sandbox-agent-port-watch\r\nAccept: */*\r\n"
                               "Connection: close\r\n\r\n";
         boost::system::error_code ec;
@@ -58,7 +58,7 @@ awaitable<std::optional<int>> probe(const wire::PortWatchRequest& r) {
         char buf[1024];
         while (!ec && head.find("\r\n") == std::string::npos && head.size() < 8192) {
             std::size_t n = co_await sock->async_read_some(net::buffer(buf),
-                                                          net::redirect_error(use_awaitable, ec));
+                                                           net::redirect_error(use_awaitable, ec));
             head.append(buf, n);
         }
         // "HTTP/1.x NNN reason"

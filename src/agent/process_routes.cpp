@@ -31,8 +31,7 @@ void checkEnv(const wire::EnvMap& env) {
                                         "INVALID_ENV_NAME", "invalid variable name '" + k + "'");
         if (k.rfind("__sb_", 0) == 0 || k == kProcessTagVar)
             throw core::validationError("Reserved environment variable name: " + k, "env",
-                                        "INVALID_ENV_NAME",
-                                        "'" + k + "' is reserved by the agent");
+                                        "INVALID_ENV_NAME", "'" + k + "' is reserved by the agent");
     }
 }
 
@@ -62,10 +61,11 @@ awaitable<void> start(Agent& agent, Request& req, Responder& res) {
         if (auto problem = wire::processIdProblem(*r.processId); !problem.empty())
             throw core::validationError("Invalid processId '" + *r.processId + "': " + problem,
                                         "processId", "INVALID_PROCESS_ID", problem);
-        if (auto old = table.get(*r.processId); old && !old->ended) throw alreadyExists(*r.processId);
+        if (auto old = table.get(*r.processId); old && !old->ended)
+            throw alreadyExists(*r.processId);
     }
-    std::string sid = r.sessionId && !r.sessionId->empty() ? *r.sessionId
-                                                           : std::string(wire::kDefaultSession);
+    std::string sid =
+        r.sessionId && !r.sessionId->empty() ? *r.sessionId : std::string(wire::kDefaultSession);
     if (blank(sid))
         throw core::validationError("sessionId must not be empty or whitespace", "sessionId",
                                     "INVALID_SESSION_ID", "must not be empty or whitespace");
@@ -87,8 +87,7 @@ awaitable<void> start(Agent& agent, Request& req, Responder& res) {
         run = co_await s->startBackground(spec);
         if (!run) {
             agent.evictIfDead(sid);
-            throw ApiError("STREAM_START_ERROR",
-                           "Failed to start command in session '" + sid + "'",
+            throw ApiError("STREAM_START_ERROR", "Failed to start command in session '" + sid + "'",
                            {{"command", r.command}, {"stderr", "the session shell is gone"}});
         }
     }
@@ -141,8 +140,8 @@ awaitable<void> streamLogs(std::shared_ptr<ProcessRecord> rec, Responder& res) {
     co_await res.beginSse();
     auto gone = std::make_shared<bool>(false);
     res.onClientGone([gone] { *gone = true; });
-    res.queueEvent(wire::process_event::info(rec->id, rec->command, rec->status,
-                                             core::isoTimestampNow()));
+    res.queueEvent(
+        wire::process_event::info(rec->id, rec->command, rec->status, core::isoTimestampNow()));
     LogCursor cur;
     const char* names[2] = {"stdout", "stderr"};
     for (;;) {

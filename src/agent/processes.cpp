@@ -279,7 +279,8 @@ std::shared_ptr<ProcessRecord> ProcessTable::get(const std::string& id) const {
 
 std::vector<std::shared_ptr<ProcessRecord>> ProcessTable::list() const {
     std::vector<std::shared_ptr<ProcessRecord>> running, done;
-    for (const auto& [id, rec] : records_) (rec->status == "running" ? running : done).push_back(rec);
+    for (const auto& [id, rec] : records_)
+        (rec->status == "running" ? running : done).push_back(rec);
     auto byStart = [](const auto& a, const auto& b) { return a->startTime < b->startTime; };
     std::stable_sort(running.begin(), running.end(), byStart);
     std::stable_sort(done.begin(), done.end(), byStart);

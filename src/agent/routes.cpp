@@ -501,7 +501,7 @@ awaitable<void> commands(Agent&, Request&, Responder& res) {
 using PrefixRoute = std::function<awaitable<void>(Agent&, Request&, Responder&, std::string)>;
 
 struct RouteTable {
-    std::unordered_map<std::string, Route> exact;  // "METHOD path"
+    std::unordered_map<std::string, Route> exact;               // "METHOD path"
     std::vector<std::pair<std::string, PrefixRoute>> prefixes;  // tried when no exact match
 };
 

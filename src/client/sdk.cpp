@@ -529,8 +529,8 @@ ExecResult Sandbox::exec(std::string_view command, const ExecOptions& o) const {
             req.command = std::string(command);
             req.sessionId = sessionFor(*state_, session_);
             if (o.timeout) req.timeoutMs = o.timeout->count();
-            req.env = *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env)
-                                                         : o.env;
+            req.env =
+                *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env) : o.env;
             req.cwd = o.cwd;
             auto resp = wire::ExecuteResponse::fromJson(
                 agentCall(*state_, "/api/execute", req.toJson(), "command.execute"));
@@ -568,8 +568,7 @@ ExecStream Sandbox::execStream(std::string_view command, const ExecOptions& o) c
     req.command = std::string(command);
     req.sessionId = sessionFor(*state_, session_);
     if (o.timeout) req.timeoutMs = o.timeout->count();
-    req.env =
-        *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env) : o.env;
+    req.env = *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env) : o.env;
     req.cwd = o.cwd;
     auto src = state_->client->stream(agentEndpoint(*state_), "POST", "/api/execute/stream",
                                       req.toJson().dump(), {}, "command.stream");

@@ -23,12 +23,18 @@ using ms = std::chrono::milliseconds;
 
 std::string to_string(ProcessStatus s) {
     switch (s) {
-        case ProcessStatus::Starting: return "starting";
-        case ProcessStatus::Running: return "running";
-        case ProcessStatus::Completed: return "completed";
-        case ProcessStatus::Failed: return "failed";
-        case ProcessStatus::Killed: return "killed";
-        case ProcessStatus::Error: return "error";
+        case ProcessStatus::Starting:
+            return "starting";
+        case ProcessStatus::Running:
+            return "running";
+        case ProcessStatus::Completed:
+            return "completed";
+        case ProcessStatus::Failed:
+            return "failed";
+        case ProcessStatus::Killed:
+            return "killed";
+        case ProcessStatus::Error:
+            return "error";
     }
     return "error";
 }
@@ -73,8 +79,8 @@ void checkProcessId(std::string_view id, const char* op) {
             op);
 }
 
-json agentGet(SandboxState& st, const std::string& route, const std::string& op,
-              const char* method, std::string_view verb = "GET") {
+json agentGet(SandboxState& st, const std::string& route, const std::string& op, const char* method,
+              std::string_view verb = "GET") {
     const auto& ep = requireAgent(st, method);
     auto r = st.client->call(ep, verb, route, {}, {}, op, verb == "GET");
     json j = core::parseJson(r.body);
@@ -131,8 +137,8 @@ std::unique_ptr<detail::EventSource> openLogStream(SandboxState& st, const std::
                                                    std::optional<ms> idle = std::nullopt) {
     checkProcessId(id, "process.stream");
     const auto& ep = requireAgent(st, method);
-    return st.client->stream(ep, "GET", "/api/process/" + id + "/stream", {}, {},
-                             "process.stream", idle);
+    return st.client->stream(ep, "GET", "/api/process/" + id + "/stream", {}, {}, "process.stream",
+                             idle);
 }
 
 // Remaining time until `deadline` (at least 1 ms), or 0 (no limit) without a deadline.
@@ -143,30 +149,29 @@ ms remaining(const std::optional<std::chrono::steady_clock::time_point>& deadlin
 }
 
 [[noreturn]] void throwReadyTimeout(const Process& p, const std::string& condition, ms timeout) {
-    throw ProcessReadyTimeoutError(
-        "PROCESS_READY_TIMEOUT",
-        "Process " + p.id + " did not become ready (" + condition + ") within " +
-            std::to_string(timeout.count()) + "ms",
-        408,
-        json{{"processId", p.id},
-             {"command", p.command},
-             {"condition", condition},
-             {"timeout", timeout.count()}},
-        "process.wait");
+    throw ProcessReadyTimeoutError("PROCESS_READY_TIMEOUT",
+                                   "Process " + p.id + " did not become ready (" + condition +
+                                       ") within " + std::to_string(timeout.count()) + "ms",
+                                   408,
+                                   json{{"processId", p.id},
+                                        {"command", p.command},
+                                        {"condition", condition},
+                                        {"timeout", timeout.count()}},
+                                   "process.wait");
 }
 
 [[noreturn]] void throwExitedBeforeReady(const Process& p, const std::string& condition,
                                          std::optional<int> code) {
-    throw ProcessExitedBeforeReadyError(
-        "PROCESS_EXITED_BEFORE_READY",
-        "Process " + p.id + " exited before it was ready (" + condition + "), exit code " +
-            (code ? std::to_string(*code) : std::string("unknown")),
-        500,
-        json{{"processId", p.id},
-             {"command", p.command},
-             {"condition", condition},
-             {"exitCode", code ? json(*code) : json(nullptr)}},
-        "process.wait");
+    throw ProcessExitedBeforeReadyError("PROCESS_EXITED_BEFORE_READY",
+                                        "Process " + p.id + " exited before it was ready (" +
+                                            condition + "), exit code " +
+                                            (code ? std::to_string(*code) : std::string("unknown")),
+                                        500,
+                                        json{{"processId", p.id},
+                                             {"command", p.command},
+                                             {"condition", condition},
+                                             {"exitCode", code ? json(*code) : json(nullptr)}},
+                                        "process.wait");
 }
 
 // Reads a log stream until `onEvent` returns true (done) or the process exits. Returns the
@@ -244,8 +249,7 @@ WaitForLogResult waitForLine(const Process& p, SandboxState& st, const std::stri
 }
 
 SandboxState& stateOf(const std::shared_ptr<SandboxState>& st) {
-    if (!st)
-        throw SandboxError("INVALID_STATE", "this Process is not bound to a sandbox", 0);
+    if (!st) throw SandboxError("INVALID_STATE", "this Process is not bound to a sandbox", 0);
     return *st;
 }
 
@@ -289,8 +293,8 @@ Process Sandbox::startProcess(std::string_view command, const ProcessOptions& o)
         req.sessionId = detail::sessionFor(*state_, session_);
         req.processId = o.processId;
         if (o.timeout) req.timeoutMs = o.timeout->count();
-        req.env = *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env)
-                                                     : o.env;
+        req.env =
+            *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env) : o.env;
         for (auto it = req.env.begin(); it != req.env.end();)
             it = it->second ? std::next(it) : req.env.erase(it);
         req.cwd = o.cwd;
@@ -316,8 +320,10 @@ Process Sandbox::startProcess(std::string_view command, const ProcessOptions& o)
                 try {
                     LogStream stream(std::move(src));
                     for (auto& ev : stream) {
-                        if (ev.type == LogEvent::Type::Stdout && onOutput) onOutput("stdout", ev.data);
-                        if (ev.type == LogEvent::Type::Stderr && onOutput) onOutput("stderr", ev.data);
+                        if (ev.type == LogEvent::Type::Stdout && onOutput)
+                            onOutput("stdout", ev.data);
+                        if (ev.type == LogEvent::Type::Stderr && onOutput)
+                            onOutput("stderr", ev.data);
                         if (ev.type == LogEvent::Type::Exit && onExit) onExit(ev.exitCode);
                     }
                 } catch (const std::exception& e) {
@@ -337,7 +343,8 @@ std::vector<Process> Sandbox::listProcesses() const {
     json j = agentGet(*state_, "/api/process/list", "process.list", "listProcesses");
     std::vector<Process> out;
     if (j.contains("processes") && j["processes"].is_array())
-        for (const auto& p : j["processes"]) out.push_back(fromInfo(wire::ProcessInfo::fromJson(p), state_));
+        for (const auto& p : j["processes"])
+            out.push_back(fromInfo(wire::ProcessInfo::fromJson(p), state_));
     return out;
 }
 
@@ -358,8 +365,8 @@ void Sandbox::killProcess(std::string_view id, std::string_view signal) const {
     checkProcessId(id, "process.kill");
     std::string target = "/api/process/" + std::string(id);
     if (!signal.empty() && signal != "SIGTERM" && signal != "TERM")
-        target += "?signal=" + std::string(signal == "SIGKILL" || signal == "KILL" ? "SIGKILL"
-                                                                                     : signal);
+        target +=
+            "?signal=" + std::string(signal == "SIGKILL" || signal == "KILL" ? "SIGKILL" : signal);
     if (target.find_first_of(" #&\r\n") != std::string::npos)
         throw ValidationFailedError("VALIDATION_FAILED",
                                     "Unsupported signal '" + std::string(signal) + "'", 400);
@@ -367,8 +374,8 @@ void Sandbox::killProcess(std::string_view id, std::string_view signal) const {
 }
 
 int Sandbox::killAllProcesses() const {
-    json j = agentGet(*state_, "/api/process/kill-all", "process.killAll", "killAllProcesses",
-                      "DELETE");
+    json j =
+        agentGet(*state_, "/api/process/kill-all", "process.killAll", "killAllProcesses", "DELETE");
     return j.value("cleanedCount", 0);
 }
 
@@ -474,33 +481,32 @@ ProcessLogs Process::getLogs() const {
 void Process::kill(std::string_view signal) const {
     auto& st = stateOf(state_);
     std::string target = "/api/process/" + id;
-    if (signal == "SIGKILL" || signal == "KILL") target += "?signal=SIGKILL";
+    if (signal == "SIGKILL" || signal == "KILL")
+        target += "?signal=SIGKILL";
     else if (!signal.empty() && signal != "SIGTERM" && signal != "TERM")
-        throw ValidationFailedError("VALIDATION_FAILED",
-                                    "Unsupported signal '" + std::string(signal) +
-                                        "': use SIGTERM or SIGKILL",
-                                    400);
+        throw ValidationFailedError(
+            "VALIDATION_FAILED",
+            "Unsupported signal '" + std::string(signal) + "': use SIGTERM or SIGKILL", 400);
     agentGet(st, target, "process.kill", "kill", "DELETE");
 }
 
 WaitForLogResult Process::waitForLog(std::string_view pattern, std::optional<ms> timeout) const {
     std::string needle(pattern);
-    return waitForLine(*this, stateOf(state_), "log \"" + needle + "\"", timeout,
-                       [&](const std::string& line) {
-                           return line.find(needle) != std::string::npos;
-                       });
+    return waitForLine(
+        *this, stateOf(state_), "log \"" + needle + "\"", timeout,
+        [&](const std::string& line) { return line.find(needle) != std::string::npos; });
 }
 
 WaitForLogResult Process::waitForLog(const std::regex& pattern, std::optional<ms> timeout) const {
     std::vector<std::string> groups;
-    auto r = waitForLine(*this, stateOf(state_), "log pattern", timeout,
-                         [&](const std::string& line) {
-                             std::smatch m;
-                             if (!std::regex_search(line, m, pattern)) return false;
-                             groups.clear();
-                             for (const auto& g : m) groups.push_back(g.str());
-                             return true;
-                         });
+    auto r =
+        waitForLine(*this, stateOf(state_), "log pattern", timeout, [&](const std::string& line) {
+            std::smatch m;
+            if (!std::regex_search(line, m, pattern)) return false;
+            groups.clear();
+            for (const auto& g : m) groups.push_back(g.str());
+            return true;
+        });
     r.match = std::move(groups);
     return r;
 }

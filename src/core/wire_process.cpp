@@ -22,9 +22,9 @@ std::optional<std::int64_t> optNum(const json& j, const char* key) {
 std::uint64_t unum(const json& j, const char* key) {
     auto it = j.find(key);
     if (it == j.end() || !it->is_number_integer()) return 0;
-    return it->is_number_unsigned() ? it->get<std::uint64_t>()
-                                    : static_cast<std::uint64_t>(std::max<std::int64_t>(
-                                          0, it->get<std::int64_t>()));
+    return it->is_number_unsigned()
+               ? it->get<std::uint64_t>()
+               : static_cast<std::uint64_t>(std::max<std::int64_t>(0, it->get<std::int64_t>()));
 }
 }  // namespace
 
@@ -119,21 +119,21 @@ PortWatchRequest PortWatchRequest::fromJson(const json& j) {
     Fields f(j);
     PortWatchRequest r;
     auto port = f.optInt("port", 1, 65535);
-    if (!port)
-        throw validationError("port is required", "port", "REQUIRED", "port is required");
+    if (!port) throw validationError("port is required", "port", "REQUIRED", "port is required");
     r.port = static_cast<int>(*port);
     r.mode = f.optString("mode").value_or("http");
     if (r.mode != "tcp") r.mode = "http";
     r.path = f.optString("path").value_or("/");
     if (r.path.empty() || r.path[0] != '/') r.path.insert(r.path.begin(), '/');
-    if (r.path.find_first_of(" \r\n\t") != std::string::npos || r.path.find('\0') != std::string::npos)
+    if (r.path.find_first_of(" \r\n\t") != std::string::npos ||
+        r.path.find('\0') != std::string::npos)
         throw validationError("path must not contain whitespace or control characters", "path",
                               "INVALID_PATH", "must not contain whitespace or control characters");
     r.statusMin = static_cast<int>(f.optInt("statusMin", 100, 599).value_or(200));
     r.statusMax = static_cast<int>(f.optInt("statusMax", 100, 599).value_or(399));
     if (r.statusMin > r.statusMax)
-        throw validationError("statusMin must not exceed statusMax", "statusMin",
-                              "INVALID_RANGE", "must not exceed statusMax");
+        throw validationError("statusMin must not exceed statusMax", "statusMin", "INVALID_RANGE",
+                              "must not exceed statusMax");
     r.processId = f.optString("processId");
     r.intervalMs = std::clamp<std::int64_t>(f.optInt("interval", 0).value_or(500), 100, 10000);
     return r;
@@ -158,7 +158,8 @@ std::string info(std::string_view processId, std::string_view command, std::stri
 }
 std::string output(std::string_view stream, std::string_view data, std::string_view processId,
                    std::string_view timestamp) {
-    return json{{"type", stream}, {"data", data}, {"processId", processId}, {"timestamp", timestamp}}
+    return json{
+        {"type", stream}, {"data", data}, {"processId", processId}, {"timestamp", timestamp}}
         .dump();
 }
 std::string dropped(std::string_view stream, std::uint64_t bytes, std::string_view processId,

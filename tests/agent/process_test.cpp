@@ -127,7 +127,8 @@ std::string uniqueMarker(const char* prefix) {
 // Shell text that sets $m to `marker` without spelling it out (a `bash -c` command line must
 // not match the marker itself), then links ./$m to sleep.
 std::string linkMarker(const std::string& marker) {
-    return "m=" + marker.substr(0, 3) + "; m=${m}" + marker.substr(3) + "; ln -sf /bin/sleep ./$m; ";
+    return "m=" + marker.substr(0, 3) + "; m=${m}" + marker.substr(3) +
+           "; ln -sf /bin/sleep ./$m; ";
 }
 }  // namespace
 
@@ -135,9 +136,10 @@ TEST_CASE("process: start, get, list, logs, exit codes 0 and 1, in both modes") 
     AgentFixture a;
     for (const std::string& sid : {std::string("default"), kNoSession}) {
         CAPTURE(sid);
-        auto r = startProc(a, "echo out-$X; echo err >&2", {{"sessionId", sid},
-                                                            {"env", {{"X", "42"}}},
-                                                            {"processId", "ok-" + std::to_string(sid.size())}});
+        auto r = startProc(a, "echo out-$X; echo err >&2",
+                           {{"sessionId", sid},
+                            {"env", {{"X", "42"}}},
+                            {"processId", "ok-" + std::to_string(sid.size())}});
         REQUIRE_MESSAGE(r.status == 200, r.raw);
         CHECK(r.body["success"] == true);
         CHECK(r.body["pid"].is_number_integer());
@@ -183,7 +185,8 @@ TEST_CASE("process: start, get, list, logs, exit codes 0 and 1, in both modes") 
     CHECK(del(a, "/api/process/sleeper").status == 200);
 }
 
-TEST_CASE("process: kill gives 143, a TERM-proof tree 137, a timeout 124 (session and sessionless)") {
+TEST_CASE(
+    "process: kill gives 143, a TERM-proof tree 137, a timeout 124 (session and sessionless)") {
     AgentFixture a;
     for (const std::string& sid : {std::string("default"), kNoSession}) {
         CAPTURE(sid);
@@ -212,7 +215,8 @@ TEST_CASE("process: kill gives 143, a TERM-proof tree 137, a timeout 124 (sessio
         REQUIRE(del(a, "/api/process/" + forced + "?signal=SIGKILL").status == 200);
         CHECK(waitEnded(a, forced)["exitCode"] == 137);
 
-        std::string slow = started(a, "echo begun; sleep 60", {{"sessionId", sid}, {"timeoutMs", 300}});
+        std::string slow =
+            started(a, "echo begun; sleep 60", {{"sessionId", sid}, {"timeoutMs", 300}});
         json t = waitEnded(a, slow);
         CHECK(t["exitCode"] == 124);
         CHECK(t["status"] == "failed");
@@ -222,7 +226,9 @@ TEST_CASE("process: kill gives 143, a TERM-proof tree 137, a timeout 124 (sessio
     }
 }
 
-TEST_CASE("process: a kill leaves no descendant, even one that escaped with setsid, double fork or nohup") {
+TEST_CASE(
+    "process: a kill leaves no descendant, even one that escaped with setsid, double fork or "
+    "nohup") {
     AgentFixture a;
     for (const std::string& sid : {std::string("default"), kNoSession}) {
         CAPTURE(sid);
@@ -301,7 +307,8 @@ TEST_CASE("process: the log stream replays, follows live output and never repeat
     // Joining mid-way: every line exactly once, in order.
     std::string live = started(a, "for i in $(seq 1 300); do echo $i; sleep 0.002; done");
     REQUIRE(waitFor([&] {
-        return get(a, "/api/process/" + live + "/logs").body["stdout"].get<std::string>().size() > 50;
+        return get(a, "/api/process/" + live + "/logs").body["stdout"].get<std::string>().size() >
+               50;
     }));
     auto s = getStream(a.http, "/api/process/" + live + "/stream");
     std::string expected;
@@ -318,10 +325,12 @@ TEST_CASE("process: the log stream replays, follows live output and never repeat
     REQUIRE(del(a, "/api/process/" + bg).status == 200);
 }
 
-TEST_CASE("process: a flood of output stays within the ring buffer, and streams say what was dropped") {
+TEST_CASE(
+    "process: a flood of output stays within the ring buffer, and streams say what was dropped") {
     AgentFixture a;
     const long total = 100'000'000;  // 100 MB of output
-    std::string id = started(a, "head -c " + std::to_string(total) + " /dev/zero | tr '\\0' x; echo; echo tail");
+    std::string id =
+        started(a, "head -c " + std::to_string(total) + " /dev/zero | tr '\\0' x; echo; echo tail");
     json p = waitEnded(a, id, std::chrono::seconds(60));
     CHECK(p["status"] == "completed");
     auto logs = get(a, "/api/process/" + id + "/logs");
@@ -330,7 +339,8 @@ TEST_CASE("process: a flood of output stays within the ring buffer, and streams 
     CHECK(kept.size() <= 1024 * 1024);
     CHECK(kept.size() > 512 * 1024);
     CHECK(kept.ends_with("x\ntail\n"));
-    CHECK(logs.body["stdoutDroppedBytes"].get<long>() + static_cast<long>(kept.size()) == total + 6);
+    CHECK(logs.body["stdoutDroppedBytes"].get<long>() + static_cast<long>(kept.size()) ==
+          total + 6);
     // The agent's peak memory stayed far below the output's size.
     long hwm = vmHwmKb(a.server.pid());
     CHECK_MESSAGE(hwm > 0, hwm);
@@ -371,7 +381,8 @@ TEST_CASE("process: error responses") {
     CHECK(startProc(a, "echo again", {{"processId", "dup"}}).status == 200);
     CHECK(waitFor([&] { return get(a, "/api/process/dup/logs").body["stdout"] == "again\n"; }));
 
-    for (const char* t : {"/api/process/nope", "/api/process/nope/logs", "/api/process/nope/stream"}) {
+    for (const char* t :
+         {"/api/process/nope", "/api/process/nope/logs", "/api/process/nope/stream"}) {
         auto r = get(a, t);
         checkError(r, 404, "PROCESS_NOT_FOUND");
         CHECK(r.body["context"]["processId"] == "nope");
@@ -389,18 +400,20 @@ TEST_CASE("process: error responses") {
 TEST_CASE("port-watch: http with a status range, tcp, a process that dies first, errors") {
     AgentFixture a;
     int port = freePort();
-    std::string server = started(a, "exec python3 -m http.server " + std::to_string(port) +
-                                        " --bind 127.0.0.1",
-                                 {{"sessionId", kNoSession}});
-    auto ready = stream(a, "/api/port-watch",
-                        {{"port", port}, {"mode", "http"}, {"processId", server}, {"interval", 100}});
+    std::string server =
+        started(a, "exec python3 -m http.server " + std::to_string(port) + " --bind 127.0.0.1",
+                {{"sessionId", kNoSession}});
+    auto ready =
+        stream(a, "/api/port-watch",
+               {{"port", port}, {"mode", "http"}, {"processId", server}, {"interval", 100}});
     REQUIRE(ready.status == 200);
     REQUIRE_MESSAGE(ready.events.size() == 2, ready.raw);
     CHECK(ready.events[0] == json{{"type", "watching"}, {"port", port}});
     CHECK(ready.events[1] == json{{"type", "ready"}, {"port", port}, {"statusCode", 200}});
     // A status range that only a missing page satisfies.
-    auto missing = stream(a, "/api/port-watch",
-                          {{"port", port}, {"path", "no-such-page"}, {"statusMin", 404}, {"statusMax", 404}});
+    auto missing =
+        stream(a, "/api/port-watch",
+               {{"port", port}, {"path", "no-such-page"}, {"statusMin", 404}, {"statusMax", 404}});
     CHECK(missing.events.back() == json{{"type", "ready"}, {"port", port}, {"statusCode", 404}});
     auto tcp = stream(a, "/api/port-watch", {{"port", port}, {"mode", "tcp"}});
     CHECK(tcp.events.back() == json{{"type", "ready"}, {"port", port}});
@@ -409,8 +422,10 @@ TEST_CASE("port-watch: http with a status range, tcp, a process that dies first,
     // The watched process ends before anything listens.
     int closed = freePort();
     std::string dies = started(a, "sleep 0.3; exit 3");
-    auto exited = stream(a, "/api/port-watch", {{"port", closed}, {"processId", dies}, {"interval", 100}});
-    CHECK(exited.events.back() == json{{"type", "process_exited"}, {"port", closed}, {"exitCode", 3}});
+    auto exited =
+        stream(a, "/api/port-watch", {{"port", closed}, {"processId", dies}, {"interval", 100}});
+    CHECK(exited.events.back() ==
+          json{{"type", "process_exited"}, {"port", closed}, {"exitCode", 3}});
     auto unknown = stream(a, "/api/port-watch", {{"port", closed}, {"processId", "ghost"}});
     CHECK(unknown.events.back() ==
           json{{"type", "error"}, {"port", closed}, {"error", "Process not found"}});
@@ -424,11 +439,13 @@ TEST_CASE("port-watch: http with a status range, tcp, a process that dies first,
     checkValidation(post(a, "/api/port-watch", json::object()));
     checkValidation(post(a, "/api/port-watch", {{"port", 70000}}));
     checkValidation(post(a, "/api/port-watch", {{"port", "80"}}));
-    checkValidation(post(a, "/api/port-watch", {{"port", 80}, {"statusMin", 500}, {"statusMax", 200}}));
+    checkValidation(
+        post(a, "/api/port-watch", {{"port", 80}, {"statusMin", 500}, {"statusMax", 200}}));
     checkValidation(postRaw(a, "/api/port-watch", "[1,2"));
 }
 
-TEST_CASE("execute background:true is a process too: tagged, killable as a tree, timeout honoured") {
+TEST_CASE(
+    "execute background:true is a process too: tagged, killable as a tree, timeout honoured") {
     AgentFixture a;
     auto r = post(a, "/api/execute", {{"command", "sleep 60"}, {"background", true}});
     REQUIRE(r.status == 200);
@@ -437,6 +454,7 @@ TEST_CASE("execute background:true is a process too: tagged, killable as a tree,
     CHECK(info(a, id)["status"] == "running");
     REQUIRE(del(a, "/api/process/" + id).status == 200);
     CHECK(waitEnded(a, id)["exitCode"] == 143);
-    auto t = post(a, "/api/execute", {{"command", "sleep 60"}, {"background", true}, {"timeoutMs", 200}});
+    auto t = post(a, "/api/execute",
+                  {{"command", "sleep 60"}, {"background", true}, {"timeoutMs", 200}});
     CHECK(waitEnded(a, t.body["processId"])["exitCode"] == 124);
 }

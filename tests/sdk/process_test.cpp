@@ -192,8 +192,8 @@ TEST_CASE("waitForPort: python3 -m http.server in http and tcp modes, early exit
     auto server = sb.startProcess("exec python3 -m http.server " + std::to_string(port) +
                                   " --bind 127.0.0.1");
     server.waitForPort(port, {.timeout = 30s});
-    server.waitForPort(port, {.path = "/no-such-page", .statusMin = 404, .statusMax = 404,
-                              .timeout = 30s});
+    server.waitForPort(
+        port, {.path = "/no-such-page", .statusMin = 404, .statusMax = 404, .timeout = 30s});
     server.waitForPort(port, {.mode = PortCheckMode::Tcp, .timeout = 30s});
     CHECK(server.getStatus() == ProcessStatus::Running);
     server.kill();
