@@ -92,6 +92,8 @@ awaitable<void> Agent::deleteSession(const std::string& id) {
     auto s = it->second;
     sessions_.erase(it);
     std::erase(sessionOrder_, id);
+    // Its background processes go with it, descendants that left the tree included.
+    procs_.killSessionNow(id);
     // Kill first so an in-flight command ends (its request gets SESSION_DESTROYED), then
     // wait for the lock so the delete completes after it.
     s->destroy();

@@ -396,6 +396,12 @@ awaitable<void> ProcessTable::kill(std::shared_ptr<ProcessRecord> rec,
         co_await rec->waitChange(deadline);
 }
 
+void ProcessTable::killSessionNow(const std::string& sessionId) {
+    for (auto& [id, rec] : records_)
+        if (!rec->ended && rec->sessionId == sessionId && !rec->tag.empty())
+            signalProcessTree(rec->pid.value_or(0), rec->tag, SIGKILL);
+}
+
 void ProcessTable::killAllNow() {
     for (auto& [id, rec] : records_)
         if (!rec->ended) signalProcessTree(rec->pid.value_or(0), rec->tag, SIGKILL);

@@ -136,6 +136,8 @@ class ProcessTable {
     std::string newTag(const std::string& id);
     /// Kills every running process at once (shutdown).
     void killAllNow();
+    /// SIGKILLs the trees of the running processes started in session `sessionId`.
+    void killSessionNow(const std::string& sessionId);
 
   private:
     net::any_io_executor ex_;

@@ -249,6 +249,9 @@ std::string sessionFor(SandboxState& st, const std::optional<std::string>& bound
         try {
             agentCall(st, "/api/session/create", req.toJson(), "session.create");
         } catch (const SessionAlreadyExistsError&) {
+            // Created earlier (another handle): the sandbox-level variables still apply.
+            EnvVars env = withSandboxEnv(st, {});
+            if (!env.empty()) applyEnvInSession(st, id, env);
         }
         std::lock_guard lock(st.m);
         st.defaultSessionReady = true;

@@ -205,6 +205,9 @@ nlohmann::json envJson(const EnvVars& env);
 /// The sandbox-level variables under `perCall` (per-call values win): what a session-less
 /// call runs with.
 EnvVars withSandboxEnv(SandboxState& st, const EnvVars& perCall);
+/// Runs `export K=v` / `unset K` for `env` in session `sessionId` (nullopt values unset).
+/// Throws ValidationFailedError for a bad name, SandboxError when the shell command fails.
+void applyEnvInSession(SandboxState& st, const std::string& sessionId, const EnvVars& env);
 /// Throws ValidationFailedError for a malformed path, as the container would.
 void checkPath(std::string_view path, const char* operation);
 

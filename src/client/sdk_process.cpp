@@ -394,7 +394,8 @@ LogStream Sandbox::streamProcessLogs(std::string_view id) const {
 
 // ---- Sandbox: environment -------------------------------------------------------------------
 
-void Sandbox::setEnvVars(const EnvVars& envVars) const {
+namespace detail {
+void applyEnvInSession(SandboxState& st, const std::string& sessionId, const EnvVars& envVars) {
     for (const auto& [k, v] : envVars)
         if (!core::isValidEnvName(k))
             throw ValidationFailedError(
@@ -403,7 +404,7 @@ void Sandbox::setEnvVars(const EnvVars& envVars) const {
                                                         {"message", "invalid name '" + k + "'"},
                                                         {"code", "INVALID_ENV_NAME"}}})}},
                 "env.set");
-    // The shell text that applies them: export K='v' ...; unset X ...
+    // One command for all of them: export K='v' ...; unset X ...
     std::string exports, unsets;
     for (const auto& [k, v] : envVars) {
         if (v)
@@ -414,18 +415,31 @@ void Sandbox::setEnvVars(const EnvVars& envVars) const {
     std::string script;
     if (!exports.empty()) script += "export" + exports;
     if (!unsets.empty()) script += (script.empty() ? "unset" : "; unset") + unsets;
+    if (script.empty()) return;
+    wire::ExecuteRequest req;
+    req.command = script;
+    req.sessionId = sessionId;
+    req.origin = "internal";
+    auto resp =
+        wire::ExecuteResponse::fromJson(agentCall(st, "/api/execute", req.toJson(), "env.set"));
+    if (resp.exitCode != 0)
+        throw SandboxError("COMMAND_EXECUTION_ERROR",
+                           "Failed to set environment variables: " + resp.stderrText, 500,
+                           json{{"command", script}, {"stderr", resp.stderrText}}, "env.set");
+}
+}  // namespace detail
+
+void Sandbox::setEnvVars(const EnvVars& envVars) const {
+    for (const auto& [k, v] : envVars)
+        if (!core::isValidEnvName(k))
+            throw ValidationFailedError(
+                "VALIDATION_FAILED", "Invalid environment variable name: " + k, 400,
+                json{{"validationErrors", json::array({{{"field", "envVars"},
+                                                        {"message", "invalid name '" + k + "'"},
+                                                        {"code", "INVALID_ENV_NAME"}}})}},
+                "env.set");
     auto applyIn = [&](const std::string& sid) {
-        if (script.empty()) return;
-        wire::ExecuteRequest req;
-        req.command = script;
-        req.sessionId = sid;
-        req.origin = "internal";
-        auto resp = wire::ExecuteResponse::fromJson(
-            detail::agentCall(*state_, "/api/execute", req.toJson(), "env.set"));
-        if (resp.exitCode != 0)
-            throw SandboxError("COMMAND_EXECUTION_ERROR",
-                               "Failed to set environment variables: " + resp.stderrText, 500,
-                               json{{"command", script}, {"stderr", resp.stderrText}}, "env.set");
+        detail::applyEnvInSession(*state_, sid, envVars);
     };
 
     if (session_) {

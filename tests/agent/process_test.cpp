@@ -458,3 +458,16 @@ TEST_CASE(
                   {{"command", "sleep 60"}, {"background", true}, {"timeoutMs", 200}});
     CHECK(waitEnded(a, t.body["processId"])["exitCode"] == 124);
 }
+
+TEST_CASE("deleting a session kills its background processes, escaped descendants included") {
+    AgentFixture a;
+    std::string m = uniqueMarker("ses");
+    REQUIRE(post(a, "/api/session/create", {{"id", "doomed"}}).status == 200);
+    std::string id = started(a, linkMarker(m) + "setsid ./$m 1000 & ( (./$m 1000 &) & ); ./$m 1000",
+                             {{"sessionId", "doomed"}});
+    REQUIRE(waitFor([&] { return countMarked(m) == 3; }));
+    REQUIRE(post(a, "/api/session/delete", {{"sessionId", "doomed"}}).status == 200);
+    CHECK_MESSAGE(waitFor([&] { return countMarked(m) == 0; }, std::chrono::seconds(5)),
+                  countMarked(m));
+    CHECK(waitEnded(a, id)["status"] != "running");
+}

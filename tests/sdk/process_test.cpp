@@ -275,6 +275,12 @@ TEST_CASE("environment variables: sandbox, session and command levels, and unset
     q.waitForExit(20s);
     CHECK(q.getLogs().stdout == "sandbox changed unset\n");
 
+    // A second handle on the same sandbox: its default session exists already, and its
+    // sandbox-level values still reach it.
+    auto again = getSandbox(client(), sb.id());
+    again.setEnvVars({{"SB_C", "second-handle"}});
+    CHECK(again.exec(show).stdout == inSession("sandbox changed second-handle\n"));
+
     // Session-less calls (enableDefaultSession = false) merge the sandbox values per call.
     auto bare = getSandbox(client(), uniqueName("penvbare"), {.enableDefaultSession = false});
     bare.setEnvVars({{"SB_A", "bare"}});
