@@ -509,6 +509,37 @@ void benchSdk() {
         }
         emit("sdk_file_roundtrip_32mib_mb_s", best, "MB/s");
     }
+    if (wanted("sdk_start_process_p50_us")) {
+        // startProcess of `sleep 10` until the call returns (the pid is known).
+        int n = gQuick ? 50 : 200;
+        std::vector<double> samples;
+        for (int i = 0; i < n + 10; ++i) {
+            auto t = Clock::now();
+            auto p = sb.startProcess("sleep 10");
+            double us = usSince(t);
+            if (!p.pid) throw std::runtime_error("startProcess returned no pid");
+            if (i >= 10) samples.push_back(us);
+            if (i % 25 == 24) sb.killAllProcesses();  // keep the sandbox's process table small
+        }
+        sb.killAllProcesses();
+        emit("sdk_start_process_p50_us", percentile(samples, 0.5), "us");
+    }
+    if (wanted("sdk_wait_for_port_ms")) {
+        // python3 -m http.server started -> waitForPort resolves (best of a few runs).
+        int reps = gQuick ? 2 : 5;
+        double best = 1e18;
+        for (int i = 0; i < reps; ++i) {
+            int port = 18080 + i;
+            auto t = Clock::now();
+            auto p = sb.startProcess("exec python3 -m http.server " + std::to_string(port) +
+                                     " --bind 127.0.0.1");
+            p.waitForPort(port, {.timeout = std::chrono::seconds(30),
+                                 .interval = std::chrono::milliseconds(100)});
+            best = std::min(best, usSince(t) / 1000.0);
+            p.kill();
+        }
+        emit("sdk_wait_for_port_ms", best, "ms");
+    }
     sb.destroy();
 }
 
@@ -555,7 +586,8 @@ int main(int argc, char** argv) {
         if (wanted("pool_create_p50_us")) benchPool();
         if (wanted("persist_hydrate_32mib_mb_s")) benchPersistHydrate();
         if (wanted("sdk_exec_true_p50_us") || wanted("sdk_stream_mb_s") ||
-            wanted("sdk_file_roundtrip_32mib_mb_s"))
+            wanted("sdk_file_roundtrip_32mib_mb_s") || wanted("sdk_start_process_p50_us") ||
+            wanted("sdk_wait_for_port_ms"))
             benchSdk();
     } catch (const std::exception& e) {
         std::cerr << "sandbox-bench: " << e.what() << "\n";

@@ -7,9 +7,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
+#include "sandbox/process.hpp"
 #include "sandbox/types.hpp"
 
 namespace sandbox {
@@ -173,6 +175,31 @@ class Sandbox {
     /// GitNetworkError for a clone timeout, InvalidGitUrlError, ...).
     GitCheckoutResult gitCheckout(std::string_view repoUrl,
                                   const GitCheckoutOptions& options = {}) const;
+    // ---- background processes (sandbox-wide ids; need the container API: the agent
+    // transport or a bridge with the agent extension, else UnsupportedOperationError) ----
+    /// Starts `command` in the background (in this session, or the default one).
+    Process startProcess(std::string_view command, const ProcessOptions& options = {}) const;
+    /// Every process the sandbox knows, running ones first.
+    std::vector<Process> listProcesses() const;
+    /// One process; empty when the sandbox does not know it.
+    std::optional<Process> getProcess(std::string_view id) const;
+    /// Kills a process and every descendant ("SIGTERM" then SIGKILL after a grace period, or
+    /// "SIGKILL" at once). ProcessNotFoundError for an unknown id, CommandNotFoundError when it
+    /// already ended.
+    void killProcess(std::string_view id, std::string_view signal = "SIGTERM") const;
+    /// Kills every running process; returns how many.
+    int killAllProcesses() const;
+    /// A process's output so far.
+    ProcessLogs getProcessLogs(std::string_view id) const;
+    /// A process's output: what is buffered, then live, then its exit.
+    LogStream streamProcessLogs(std::string_view id) const;
+
+    // ---- environment ----
+    /// Sets (or, with std::nullopt, unsets) variables. On a Sandbox: for the default session
+    /// (now, if it exists), sessions created later and session-less commands. On an
+    /// ExecutionSession: in that session's shell only. Per-session values win over sandbox
+    /// values, per-command values over both.
+    void setEnvVars(const EnvVars& envVars) const;
 
     // ---- sessions ----
     /// A new shell with its own working directory and variables.
@@ -237,6 +264,20 @@ class ExecutionSession {
                                   const GitCheckoutOptions& o = {}) const {
         return sb_.gitCheckout(repoUrl, o);
     }
+    /// Starts a background process in this session (process ids are sandbox-wide).
+    Process startProcess(std::string_view command, const ProcessOptions& o = {}) const {
+        return sb_.startProcess(command, o);
+    }
+    std::vector<Process> listProcesses() const { return sb_.listProcesses(); }
+    std::optional<Process> getProcess(std::string_view id) const { return sb_.getProcess(id); }
+    void killProcess(std::string_view id, std::string_view signal = "SIGTERM") const {
+        sb_.killProcess(id, signal);
+    }
+    int killAllProcesses() const { return sb_.killAllProcesses(); }
+    ProcessLogs getProcessLogs(std::string_view id) const { return sb_.getProcessLogs(id); }
+    LogStream streamProcessLogs(std::string_view id) const { return sb_.streamProcessLogs(id); }
+    /// Sets or unsets variables in this session's shell only.
+    void setEnvVars(const EnvVars& envVars) const { sb_.setEnvVars(envVars); }
 
   private:
     friend class Sandbox;

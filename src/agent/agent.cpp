@@ -18,8 +18,6 @@ std::string randomChars(std::string_view alphabet, int n) {
     for (int i = 0; i < n; ++i) s.push_back(alphabet[rng() % alphabet.size()]);
     return s;
 }
-// Finished process records kept for listing; the oldest are forgotten beyond this.
-constexpr std::size_t kMaxFinishedRecords = 1000;
 }  // namespace
 
 std::string newProcessId() {
@@ -32,41 +30,8 @@ std::string newSessionId() {
            randomChars("0123456789abcdef", 12);
 }
 
-void BoundedLog::append(std::string_view s, std::size_t limit) {
-    data.append(s);
-    // Trim in amortised steps: let the buffer reach twice the limit, then keep the newest part.
-    if (data.size() > 2 * limit) {
-        std::size_t cut = data.size() - limit;
-        data.erase(0, cut);
-        dropped += cut;
-    }
-}
-
-std::string_view BoundedLog::view(std::size_t limit) const {
-    std::string_view v(data);
-    return v.size() > limit ? v.substr(v.size() - limit) : v;
-}
-
-std::size_t BoundedLog::droppedBytes(std::size_t limit) const {
-    return dropped + (data.size() > limit ? data.size() - limit : 0);
-}
-
-void ProcessRecord::finish(std::optional<int> code) {
-    exitCode = code;
-    if (status == "running") {
-        if (!code)
-            status = "error";
-        else if (*code == 0)
-            status = "completed";
-        else if (*code == 137 || *code == 143)
-            status = "killed";
-        else
-            status = "failed";
-    }
-    endTime = core::isoTimestampNow();
-}
-
-Agent::Agent(net::any_io_executor ex, AgentConfig cfg) : ex_(ex), cfg_(std::move(cfg)) {}
+Agent::Agent(net::any_io_executor ex, AgentConfig cfg)
+    : ex_(ex), cfg_(std::move(cfg)), procs_(ex) {}
 
 Agent::~Agent() {
     shutdown();
@@ -127,6 +92,8 @@ awaitable<void> Agent::deleteSession(const std::string& id) {
     auto s = it->second;
     sessions_.erase(it);
     std::erase(sessionOrder_, id);
+    // Its background processes go with it, descendants that left the tree included.
+    procs_.killSessionNow(id);
     // Kill first so an in-flight command ends (its request gets SESSION_DESTROYED), then
     // wait for the lock so the delete completes after it.
     s->destroy();
@@ -135,57 +102,9 @@ awaitable<void> Agent::deleteSession(const std::string& id) {
 
 std::shared_ptr<ProcessRecord> Agent::addProcess(std::string command, std::string sessionId,
                                                  std::shared_ptr<RunningCommand> run,
-                                                 std::optional<std::string> id) {
-    auto rec = std::make_shared<ProcessRecord>();
-    rec->id = id.value_or(newProcessId());
-    rec->command = std::move(command);
-    rec->sessionId = std::move(sessionId);
-    rec->startTime = core::isoTimestampNow();
-    if (run) rec->pid = run->pid();
-    rec->run = std::move(run);
-    processes_[rec->id] = rec;
-    return rec;
-}
-
-std::shared_ptr<ProcessRecord> Agent::process(const std::string& id) const {
-    auto it = processes_.find(id);
-    return it == processes_.end() ? nullptr : it->second;
-}
-
-std::vector<std::shared_ptr<ProcessRecord>> Agent::processes() const {
-    std::vector<std::shared_ptr<ProcessRecord>> running, done;
-    for (const auto& [id, rec] : processes_)
-        (rec->status == "running" ? running : done).push_back(rec);
-    auto byStart = [](const auto& a, const auto& b) { return a->startTime < b->startTime; };
-    std::sort(running.begin(), running.end(), byStart);
-    std::sort(done.begin(), done.end(), byStart);
-    running.insert(running.end(), done.begin(), done.end());
-    return running;
-}
-
-void Agent::pump(std::shared_ptr<ProcessRecord> rec) {
-    net::co_spawn(
-        ex_,
-        [this, rec]() -> awaitable<void> {
-            OutputChunk chunk_;
-            for (;;) {
-                bool more = co_await rec->run->next(chunk_);
-                if (!more) break;
-                OutputChunk* chunk = &chunk_;
-                if (chunk->kind == OutputChunk::Stdout)
-                    rec->out.append(chunk->data);
-                else if (chunk->kind == OutputChunk::Stderr)
-                    rec->err.append(chunk->data);
-                else
-                    rec->finish(chunk->exitCode);
-            }
-            finishedOrder_.push_back(rec->id);
-            while (finishedOrder_.size() > kMaxFinishedRecords) {
-                processes_.erase(finishedOrder_.front());
-                finishedOrder_.pop_front();
-            }
-        },
-        net::detached);
+                                                 std::optional<std::string> id, std::string tag) {
+    return procs_.add(std::move(command), std::move(sessionId), std::move(run), std::move(id),
+                      std::move(tag));
 }
 
 std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& spec) {
@@ -208,8 +127,7 @@ std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& spec)
 }
 
 void Agent::shutdown() {
-    for (auto& [id, rec] : processes_)
-        if (rec->run && !rec->run->finished()) rec->run->kill(std::chrono::milliseconds(0));
+    procs_.killAllNow();
     for (auto& [id, s] : sessions_) s->destroy();
     sessions_.clear();
     sessionOrder_.clear();

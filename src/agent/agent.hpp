@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/async_util.hpp"
+#include "agent/processes.hpp"
 #include "agent/running.hpp"
 #include "agent/session.hpp"
 #include "core/wire.hpp"
@@ -21,37 +22,6 @@ struct AgentConfig {
     std::string version = "unknown";
     std::optional<std::int64_t> defaultCommandTimeoutMs;  ///< COMMAND_TIMEOUT_MS
     std::chrono::milliseconds killGrace{2000};            ///< TERM -> KILL escalation
-};
-
-/// Output kept per stream of a process record; older bytes are dropped first.
-inline constexpr std::size_t kProcessLogLimit = 1024 * 1024;
-
-/// A bounded log: keeps (at least) the last `limit` bytes; view() returns exactly those.
-struct BoundedLog {
-    std::string data;
-    std::size_t dropped = 0;
-    void append(std::string_view s, std::size_t limit = kProcessLogLimit);
-    /// The newest `limit` bytes.
-    std::string_view view(std::size_t limit = kProcessLogLimit) const;
-    /// Bytes no longer available through view().
-    std::size_t droppedBytes(std::size_t limit = kProcessLogLimit) const;
-};
-
-/// A background process or exec stream, as listed by the process API.
-struct ProcessRecord {
-    std::string id;
-    std::optional<pid_t> pid;
-    std::string command;
-    std::string sessionId;
-    std::string status = "running";  ///< running, completed, failed, killed, error
-    std::string startTime;
-    std::optional<std::string> endTime;
-    std::optional<int> exitCode;
-    BoundedLog out, err;
-    std::shared_ptr<RunningCommand> run;
-    /// Records the end: status from the exit code (0 completed, 137/143 killed, else failed;
-    /// unknown code: error).
-    void finish(std::optional<int> code);
 };
 
 /// A command to run, with the execution mode resolved.
@@ -82,14 +52,16 @@ class Agent {
     /// Drops a session whose shell died (the next use creates a fresh one).
     void evictIfDead(const std::string& id);
 
-    // ---- processes ----
+    // ---- processes (see processes.hpp) ----
+    ProcessTable& processTable() noexcept { return procs_; }
     std::shared_ptr<ProcessRecord> addProcess(std::string command, std::string sessionId,
                                               std::shared_ptr<RunningCommand> run,
-                                              std::optional<std::string> id = {});
-    std::shared_ptr<ProcessRecord> process(const std::string& id) const;
-    std::vector<std::shared_ptr<ProcessRecord>> processes() const;
+                                              std::optional<std::string> id = {},
+                                              std::string tag = {});
+    std::shared_ptr<ProcessRecord> process(const std::string& id) const { return procs_.get(id); }
+    std::vector<std::shared_ptr<ProcessRecord>> processes() const { return procs_.list(); }
     /// Keeps reading a background process's output into its record until it ends.
-    void pump(std::shared_ptr<ProcessRecord> rec);
+    void pump(std::shared_ptr<ProcessRecord> rec) { procs_.pump(std::move(rec), cfg_.killGrace); }
 
     /// Spawns `bash -c command` directly (sessionless mode) in its own process group.
     std::shared_ptr<RunningCommand> spawnSessionless(const CommandSpec& spec);
@@ -102,8 +74,7 @@ class Agent {
     AgentConfig cfg_;
     std::map<std::string, std::shared_ptr<Session>> sessions_;
     std::vector<std::string> sessionOrder_;
-    std::map<std::string, std::shared_ptr<ProcessRecord>> processes_;
-    std::deque<std::string> finishedOrder_;
+    ProcessTable procs_;
 };
 
 /// A new process id: proc_<epochMs>_<6 base36 chars>.

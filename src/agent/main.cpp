@@ -18,7 +18,7 @@ namespace {
 void usage(std::ostream& os) {
     os << "usage: sandbox-agent --listen HOST:PORT|unix:PATH [--workspace DIR]\n"
           "\n"
-          "Serves the sandbox container API (sessions, exec, files) in place.\n"
+          "Serves the sandbox container API (sessions, exec, files, processes) in place.\n"
           "  --listen      where to listen: HOST:PORT (PORT 0 picks a free port) or unix:PATH\n"
           "  --workspace   the sessions' starting directory (default /workspace)\n"
           "Environment: SANDBOX_VERSION (reported by /api/version), COMMAND_TIMEOUT_MS (default\n"
@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context io(1);
     sandbox::agent::Agent agent(io.get_executor(), cfg);
+    // Orphans of background processes (double forks, setsid) reparent to the agent, so a kill
+    // can find them and nothing is left as a zombie.
+    sandbox::agent::enableSubreaper(io.get_executor());
     sandbox::server::Server server(io, sandbox::agent::makeRouter(agent),
                                    {.serverName = "sandbox-agent"});
     try {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <system_error>
 
@@ -31,6 +32,21 @@ Pipe Pipe::make(bool nonBlockingRead) {
     Pipe p{Fd(fds[0]), Fd(fds[1])};
     if (nonBlockingRead) ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
     return p;
+}
+
+namespace {
+// Children started by spawnProcess() and not yet reaped (sandboxd may spawn from several
+// threads, hence the lock).
+std::mutex childrenMutex;
+std::set<pid_t>& spawnedChildren() {
+    static std::set<pid_t> pids;
+    return pids;
+}
+}  // namespace
+
+bool isSpawnedChild(pid_t pid) {
+    std::lock_guard lock(childrenMutex);
+    return spawnedChildren().count(pid) != 0;
 }
 
 namespace {
@@ -97,6 +113,10 @@ pid_t spawnProcess(const SpawnOptions& opts) {
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) throw std::system_error(rc, std::generic_category(), "spawn " + opts.argv[0]);
+    {
+        std::lock_guard lock(childrenMutex);
+        spawnedChildren().insert(pid);
+    }
     return pid;
 }
 
@@ -112,6 +132,10 @@ std::optional<int> reapExitCode(pid_t pid) {
     pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == 0) return std::nullopt;
     if (r < 0) return -1;
+    {
+        std::lock_guard lock(childrenMutex);
+        spawnedChildren().erase(pid);
+    }
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return -1;

@@ -52,6 +52,10 @@ struct SpawnOptions {
 /// failure, e.g. ENOENT for a missing cwd or program).
 pid_t spawnProcess(const SpawnOptions& opts);
 
+/// Whether `pid` is a child started by spawnProcess() and not yet reaped through
+/// reapExitCode() (its owner reaps it; an orphan reaper must leave it alone).
+bool isSpawnedChild(pid_t pid);
+
 /// pidfd_open(2): a descriptor that becomes readable when `pid` exits. Throws on failure.
 Fd openPidFd(pid_t pid);
 

@@ -157,23 +157,26 @@ awaitable<void> sessionDelete(Agent& agent, Request& req, Responder& res) {
 awaitable<void> startBackground(Agent& agent, const wire::ExecuteRequest& r, const ExecTarget& t,
                                 Responder& res, const std::optional<std::string>& processId = {}) {
     std::shared_ptr<RunningCommand> run;
+    // Tagged like POST /api/process/start, so a kill finds every descendant.
+    std::string tag = agent.processTable().newTag(processId.value_or(""));
+    CommandSpec spec = specFrom(r);
+    spec.env[kProcessTagVar] = tag;
     if (t.sessionless) {
         if (r.cwd && !isDir(*r.cwd))
             throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'",
                            {{"command", r.command}});
-        run = agent.spawnSessionless(specFrom(r));
-        if (r.timeoutMs && *r.timeoutMs > 0)
-            run->setTimeout(std::chrono::milliseconds(*r.timeoutMs), agent.config().killGrace);
+        run = agent.spawnSessionless(spec);
     } else {
         auto s = agent.session(t.sessionId, r.cwd);
         auto guard = co_await LockGuard::acquire(s->mutex());
-        run = co_await s->startBackground(specFrom(r));
+        run = co_await s->startBackground(spec);
         if (!run)
             throw ApiError("STREAM_START_ERROR",
                            "Failed to start command in session '" + t.sessionId + "'",
                            {{"command", r.command}});
     }
-    auto rec = agent.addProcess(r.command, t.sessionId, run, processId);
+    auto rec = agent.addProcess(r.command, t.sessionId, run, processId, tag);
+    if (r.timeoutMs && *r.timeoutMs > 0) rec->timeoutMs = r.timeoutMs;
     agent.pump(rec);
     wire::ProcessStartedResponse out{rec->id, rec->pid, rec->command, core::isoTimestampNow()};
     co_await res.sendJson(200, out.toJson());
@@ -321,7 +324,7 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
     core::Utf8StreamDecoder decoders[2];
     std::string ts = core::isoTimestampNow();
     auto emit = [&](int which, std::string_view data) {
-        (which == 0 ? rec->out : rec->err).append(data);
+        rec->append(which, std::string(data));
         res.queueEvent(wire::exec_event::output(which == 0 ? "stdout" : "stderr", data, ts));
     };
     OutputChunk c_;
@@ -496,8 +499,12 @@ awaitable<void> commands(Agent&, Request&, Responder& res) {
     co_await res.sendJson(200, reply);
 }
 
+// A route for every path under a prefix; the handler gets what follows the prefix.
+using PrefixRoute = std::function<awaitable<void>(Agent&, Request&, Responder&, std::string)>;
+
 struct RouteTable {
-    std::unordered_map<std::string, Route> exact;  // "METHOD path"
+    std::unordered_map<std::string, Route> exact;               // "METHOD path"
+    std::vector<std::pair<std::string, PrefixRoute>> prefixes;  // tried when no exact match
 };
 
 RouteTable buildRoutes() {
@@ -528,6 +535,12 @@ RouteTable buildRoutes() {
     add("POST", "/api/git/checkout", gitCheckoutRoute);
     add("POST", "/api/watch", watchRoute);
     add("POST", "/api/watch/check", watchCheckRoute);
+    // Processes and ports (processes.hpp). list and kill-all win over /api/process/{id}.
+    add("POST", "/api/process/start", process_routes::start);
+    add("GET", "/api/process/list", process_routes::list);
+    add("DELETE", "/api/process/kill-all", process_routes::killAll);
+    t.prefixes.emplace_back("/api/process/", process_routes::byId);
+    add("POST", "/api/port-watch", process_routes::portWatch);
     return t;
 }
 
@@ -543,8 +556,16 @@ server::Handler makeRouter(Agent& agent) {
     auto table = std::make_shared<RouteTable>(buildRoutes());
     return [&agent, table](Request& req, Responder& res) -> awaitable<void> {
         auto it = table->exact.find(req.method + " " + req.path);
+        Route route = it == table->exact.end() ? Route() : it->second;
+        if (!route && req.method != "OPTIONS")
+            for (const auto& [prefix, handler] : table->prefixes)
+                if (req.path.size() > prefix.size() && req.path.rfind(prefix, 0) == 0) {
+                    route = [h = handler, rest = req.path.substr(prefix.size())](
+                                Agent& a, Request& q, Responder& s) { return h(a, q, s, rest); };
+                    break;
+                }
         std::optional<ApiError> error;
-        if (it == table->exact.end()) {
+        if (!route) {
             if (req.method == "OPTIONS") {
                 co_await res.send(204, "text/plain", "", kCors);
                 co_return;
@@ -553,7 +574,7 @@ server::Handler makeRouter(Agent& agent) {
                 ApiError("UNKNOWN_ERROR", "The requested endpoint was not found").withStatus(404);
         } else {
             try {
-                co_await it->second(agent, req, res);
+                co_await route(agent, req, res);
             } catch (const ApiError& e) {
                 error = e;
             } catch (const std::system_error& e) {

@@ -158,6 +158,17 @@ json envJson(const EnvVars& env) {
     return e;
 }
 
+EnvVars withSandboxEnv(SandboxState& st, const EnvVars& perCall) {
+    EnvVars merged;
+    {
+        std::lock_guard lock(st.m);
+        merged = st.envVars;
+    }
+    for (const auto& [k, v] : perCall)
+        if (v) merged[k] = v;
+    return merged;
+}
+
 // Paths are checked here as the container checks them, so that a malformed one is the same
 // ValidationFailedError over every transport (the bridge would read "" as the workspace itself).
 void checkPath(std::string_view path, const char* operation) {
@@ -233,9 +244,14 @@ std::string sessionFor(SandboxState& st, const std::optional<std::string>& bound
         // existing session is fine.
         wire::SessionCreateRequest req;
         req.id = id;
+        for (const auto& [k, v] : withSandboxEnv(st, {}))
+            if (v) req.env[k] = *v;  // the sandbox-level variables (setEnvVars)
         try {
             agentCall(st, "/api/session/create", req.toJson(), "session.create");
         } catch (const SessionAlreadyExistsError&) {
+            // Created earlier (another handle): the sandbox-level variables still apply.
+            EnvVars env = withSandboxEnv(st, {});
+            if (!env.empty()) applyEnvInSession(st, id, env);
         }
         std::lock_guard lock(st.m);
         st.defaultSessionReady = true;
@@ -295,9 +311,11 @@ std::unique_ptr<detail::EventSource> bridgeExecStream(
     const std::optional<std::string>& session,
     std::optional<std::chrono::milliseconds> idle = std::nullopt) {
     std::vector<std::string> argv;
-    if (!o.env.empty()) {
+    // Sandbox-level variables (setEnvVars) under the per-command ones.
+    EnvVars env = detail::withSandboxEnv(st, o.env);
+    if (!env.empty()) {
         argv.push_back("env");
-        for (const auto& [k, v] : o.env)
+        for (const auto& [k, v] : env)
             if (v) argv.push_back(k + "=" + *v);
     }
     argv.insert(argv.end(), {"bash", "-c", command});
@@ -514,7 +532,8 @@ ExecResult Sandbox::exec(std::string_view command, const ExecOptions& o) const {
             req.command = std::string(command);
             req.sessionId = sessionFor(*state_, session_);
             if (o.timeout) req.timeoutMs = o.timeout->count();
-            req.env = o.env;
+            req.env =
+                *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env) : o.env;
             req.cwd = o.cwd;
             auto resp = wire::ExecuteResponse::fromJson(
                 agentCall(*state_, "/api/execute", req.toJson(), "command.execute"));
@@ -552,7 +571,7 @@ ExecStream Sandbox::execStream(std::string_view command, const ExecOptions& o) c
     req.command = std::string(command);
     req.sessionId = sessionFor(*state_, session_);
     if (o.timeout) req.timeoutMs = o.timeout->count();
-    req.env = o.env;
+    req.env = *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env) : o.env;
     req.cwd = o.cwd;
     auto src = state_->client->stream(agentEndpoint(*state_), "POST", "/api/execute/stream",
                                       req.toJson().dump(), {}, "command.stream");
@@ -851,9 +870,11 @@ ExecutionSession Sandbox::createSession(const SessionOptions& o) const {
     if (id == wire::kNoSession)
         throw ValidationFailedError("VALIDATION_FAILED", "'" + id + "' is a reserved session id",
                                     400);
+    // Session values over the sandbox-level ones (setEnvVars).
+    const EnvVars sessionEnv = detail::withSandboxEnv(*state_, o.env);
     if (!hasAgent(*state_)) {
         json body = {{"id", id}};
-        if (!o.env.empty()) body["env"] = envJson(o.env);
+        if (!sessionEnv.empty()) body["env"] = envJson(sessionEnv);
         if (o.cwd) body["cwd"] = *o.cwd;
         try {
             state_->client->call(state_->client->root, "POST",
@@ -866,7 +887,7 @@ ExecutionSession Sandbox::createSession(const SessionOptions& o) const {
     }
     wire::SessionCreateRequest req;
     req.id = id;
-    for (const auto& [k, v] : o.env)
+    for (const auto& [k, v] : sessionEnv)
         if (v) req.env[k] = *v;
     req.cwd = o.cwd;  // default: the container's workspace
     if (o.commandTimeout) req.commandTimeoutMs = o.commandTimeout->count();

@@ -48,6 +48,8 @@ class EventSource {
     std::optional<SseEvent> next();
     /// Next raw body piece; false at the end (for non-SSE bodies).
     bool nextRaw(std::string& out);
+    /// Changes how long one wait for more of the body may take (0: no limit).
+    void setIdleTimeout(std::chrono::milliseconds t) { conn_->setIoTimeout(t); }
     /// Queues an event the server did not send (next() returns it before reading on).
     void push(SseEvent ev) { queue_.push_back(std::move(ev)); }
 
@@ -182,6 +184,7 @@ struct SandboxState {
     std::mutex m;
     bool defaultSessionReady = false;
     std::optional<client::Endpoint> agentEp;  // container API base, when reachable
+    EnvVars envVars;  // sandbox-level variables (setEnvVars): new sessions, session-less calls
 
     std::string defaultSessionId() const { return "sandbox-" + name; }
 };
@@ -199,6 +202,12 @@ nlohmann::json agentCall(SandboxState& st, const std::string& route, const nlohm
 std::string sessionFor(SandboxState& st, const std::optional<std::string>& bound);
 /// EnvVars as a JSON object (unset entries left out).
 nlohmann::json envJson(const EnvVars& env);
+/// The sandbox-level variables under `perCall` (per-call values win): what a session-less
+/// call runs with.
+EnvVars withSandboxEnv(SandboxState& st, const EnvVars& perCall);
+/// Runs `export K=v` / `unset K` for `env` in session `sessionId` (nullopt values unset).
+/// Throws ValidationFailedError for a bad name, SandboxError when the shell command fails.
+void applyEnvInSession(SandboxState& st, const std::string& sessionId, const EnvVars& env);
 /// Throws ValidationFailedError for a malformed path, as the container would.
 void checkPath(std::string_view path, const char* operation);
 

@@ -832,6 +832,88 @@ async function main() {
     assert.ok(Array.isArray(list) && list.includes('exec'), `got ${JSON.stringify(list)}`);
   });
 
+  // ---- processes and port readiness -----------------------------------------
+  const { processes, ports } = client;
+  const waitDone = async (id) => {
+    for (let i = 0; i < 400; i++) {
+      const info = await processes.getProcess(id);
+      if (info.process.status !== 'running') return info.process;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`process ${id} still running`);
+  };
+
+  await check('processes.startProcess / getProcess / getProcessLogs / listProcesses', async () => {
+    const r = await processes.startProcess('echo from-process; echo e >&2', SID, { processId: 'compat-p1' });
+    assert.equal(r.success, true);
+    assert.equal(r.processId, 'compat-p1');
+    assert.equal(typeof r.pid, 'number');
+    const p = await waitDone('compat-p1');
+    assert.equal(p.status, 'completed');
+    assert.equal(p.exitCode, 0);
+    const logs = await processes.getProcessLogs('compat-p1');
+    assert.equal(logs.stdout, 'from-process\n');
+    assert.equal(logs.stderr, 'e\n');
+    const list = await processes.listProcesses();
+    assert.ok(list.processes.some((q) => q.id === 'compat-p1'), JSON.stringify(list));
+  });
+
+  await check('processes.streamProcessLogs via parseSSEStream (process_info/stdout/stderr/exit)', async () => {
+    const events = await collectEvents(parseSSEStream(await processes.streamProcessLogs('compat-p1')));
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'process_info', types.join(','));
+    assert.equal(types.at(-1), 'exit', types.join(','));
+    assert.equal(events.at(-1).exitCode, 0);
+    assert.equal(events.filter((e) => e.type === 'stdout').map((e) => e.data).join(''), 'from-process\n');
+    assert.equal(events.filter((e) => e.type === 'stderr').map((e) => e.data).join(''), 'e\n');
+  });
+
+  await check('processes.killProcess -> killed 143; killAllProcesses -> cleanedCount', async () => {
+    await processes.startProcess('sleep 30', SID, { processId: 'compat-p2' });
+    const k = await processes.killProcess('compat-p2');
+    assert.equal(k.success, true);
+    const p = await processes.getProcess('compat-p2');
+    assert.equal(p.process.status, 'killed');
+    assert.equal(p.process.exitCode, 143);
+    await processes.startProcess('sleep 30', '__DISABLE_SESSION__', { processId: 'compat-p3' });
+    const all = await processes.killAllProcesses();
+    assert.equal(all.cleanedCount, 1);
+  });
+
+  await check('processes.getProcess unknown -> ProcessNotFoundError 404', async () => {
+    const err = await rejects(() => processes.getProcess('compat-no-such-process'));
+    assertTyped(err, 'ProcessNotFoundError', 'PROCESS_NOT_FOUND', 404);
+    assert.equal(err.processId, 'compat-no-such-process');
+  });
+
+  // Deliberate difference (docs/compatibility.md): the reference accepts a duplicate live id.
+  await check('processes.startProcess with a running id -> 409 PROCESS_ALREADY_EXISTS', async () => {
+    await processes.startProcess('sleep 30', SID, { processId: 'compat-dup' });
+    const err = await rejects(() => processes.startProcess('true', SID, { processId: 'compat-dup' }));
+    assert.equal(err.code, 'PROCESS_ALREADY_EXISTS');
+    assert.equal(err.httpStatus, 409);
+    await processes.killProcess('compat-dup');
+  });
+
+  await check('ports.watchPort http against python3 -m http.server -> watching, ready 200', async () => {
+    const net = await import('node:net');
+    const port = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const p = srv.address().port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const r = await processes.startProcess(`exec python3 -m http.server ${port} --bind 127.0.0.1`,
+      '__DISABLE_SESSION__', { processId: 'compat-web' });
+    const stream = await ports.watchPort({ port, mode: 'http', path: '/', statusMin: 200, statusMax: 399,
+      processId: r.processId, interval: 100 });
+    const events = await collectEvents(parseSSEStream(stream));
+    assert.deepEqual(events.map((e) => e.type), ['watching', 'ready']);
+    assert.equal(events[1].statusCode, 200);
+    await processes.killProcess('compat-web');
+  });
+
   await check('agent still alive after the run', async () => {
     assert.equal(agent.exitCode, null, `agent exited: ${oneLine(agentStderr)}`);
     assert.equal(await utils.getVersion(), 'compat-test-9.9.9');

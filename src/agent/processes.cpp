@@ -1,0 +1,410 @@
+#include "agent/processes.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "agent/agent.hpp"
+#include "core/errors.hpp"
+#include "core/json_util.hpp"
+#include "core/shell.hpp"
+#include "core/time.hpp"
+#include "core/utf8.hpp"
+
+namespace sandbox::agent {
+namespace wire = core::wire;
+using core::ApiError;
+using nlohmann::json;
+
+// ---- the output ring ---------------------------------------------------------------------
+
+void ProcessLog::append(int stream, std::string data) {
+    if (data.empty()) return;
+    if (data.size() > limit_) {  // only the newest part of an oversized chunk can be kept
+        std::size_t cut = data.size() - limit_;
+        // Cut at a character boundary (data is valid UTF-8).
+        while (cut < data.size() && (static_cast<unsigned char>(data[cut]) & 0xC0) == 0x80) ++cut;
+        dropped_[stream] += cut;
+        data.erase(0, cut);
+    }
+    size_ += data.size();
+    chunks_.push_back(Chunk{nextSeq_++, stream, std::move(data)});
+    while (size_ > limit_ && !chunks_.empty()) {
+        auto& front = chunks_.front();
+        size_ -= front.data.size();
+        dropped_[front.stream] += front.data.size();
+        chunks_.pop_front();
+    }
+}
+
+std::string ProcessLog::text(int stream) const {
+    std::string s;
+    for (const auto& c : chunks_)
+        if (c.stream == stream) s += c.data;
+    return s;
+}
+
+// ---- records -----------------------------------------------------------------------------
+
+ProcessRecord::ProcessRecord(net::any_io_executor ex)
+    : ex_(ex), changed_(std::make_shared<Event>(ex)) {}
+
+void ProcessRecord::append(int stream, std::string data) {
+    log.append(stream, std::move(data));
+    notify();
+}
+
+void ProcessRecord::notify() {
+    auto ev = std::exchange(changed_, std::make_shared<Event>(ex_));
+    ev->set();
+}
+
+void ProcessRecord::finish(std::optional<int> code) {
+    exitCode = code;
+    if (status == "running") {
+        if (!code)
+            status = "error";
+        else if (*code == 0)
+            status = "completed";
+        else if (*code == 137 || *code == 143)
+            status = "killed";
+        else
+            status = "failed";
+    }
+    endTime = core::isoTimestampNow();
+    ended = true;
+    auto ev = std::exchange(changed_, std::make_shared<Event>(ex_));
+    ev->set();
+}
+
+awaitable<void> ProcessRecord::waitChange(std::chrono::steady_clock::time_point deadline) {
+    auto ev = changed_;  // keep it alive across the wait
+    co_await ev->waitUntil(deadline);
+}
+
+wire::ProcessInfo ProcessRecord::info() const {
+    wire::ProcessInfo p;
+    p.id = id;
+    if (pid) p.pid = *pid;
+    p.command = command;
+    p.status = status;
+    p.startTime = startTime;
+    p.endTime = endTime;
+    p.exitCode = exitCode;
+    return p;
+}
+
+// ---- /proc: tree membership, signals, orphans --------------------------------------------
+
+namespace {
+
+struct ProcStat {
+    pid_t ppid = 0, pgid = 0, sid = 0;
+    char state = '?';
+};
+
+std::map<pid_t, ProcStat> readProcTable() {
+    std::map<pid_t, ProcStat> table;
+    DIR* d = ::opendir("/proc");
+    if (!d) return table;
+    while (dirent* e = ::readdir(d)) {
+        char* end = nullptr;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0) continue;
+        char path[64];
+        std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        char buf[512];
+        ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        if (n <= 0) continue;
+        buf[n] = '\0';
+        // "pid (comm) S ppid pgrp session ..." — comm may contain spaces and parens.
+        char* rp = std::strrchr(buf, ')');
+        if (!rp || rp[1] == '\0' || rp[2] == '\0') continue;
+        ProcStat st;
+        st.state = rp[2];
+        long ppid = 0, pgid = 0, sid = 0;
+        if (std::sscanf(rp + 3, " %ld %ld %ld", &ppid, &pgid, &sid) != 3) continue;
+        st.ppid = static_cast<pid_t>(ppid);
+        st.pgid = static_cast<pid_t>(pgid);
+        st.sid = static_cast<pid_t>(sid);
+        table[static_cast<pid_t>(pid)] = st;
+    }
+    ::closedir(d);
+    return table;
+}
+
+bool environHas(pid_t pid, const std::string& needle) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    std::string env;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        env.append(buf, static_cast<size_t>(n));
+        if (env.size() > (1u << 20)) break;
+    }
+    ::close(fd);
+    // Entries are NUL-separated: match a whole entry.
+    std::size_t pos = 0;
+    while ((pos = env.find(needle, pos)) != std::string::npos) {
+        bool startOk = pos == 0 || env[pos - 1] == '\0';
+        bool endOk = pos + needle.size() == env.size() || env[pos + needle.size()] == '\0';
+        if (startOk && endOk) return true;
+        pos += needle.size();
+    }
+    return false;
+}
+
+bool isZombie(char state) {
+    return state == 'Z' || state == 'X';
+}
+
+}  // namespace
+
+std::set<pid_t> processTreeMembers(pid_t root, const std::string& tag) {
+    auto table = readProcTable();
+    const pid_t self = ::getpid();
+    std::multimap<pid_t, pid_t> children, byGroup, bySession;
+    for (const auto& [pid, st] : table) {
+        children.emplace(st.ppid, pid);
+        byGroup.emplace(st.pgid, pid);
+        bySession.emplace(st.sid, pid);
+    }
+    std::set<pid_t> members;
+    std::vector<pid_t> work;
+    auto add = [&](pid_t p) {
+        if (p <= 1 || p == self) return;
+        auto it = table.find(p);
+        if (it == table.end() || isZombie(it->second.state)) return;
+        if (members.insert(p).second) work.push_back(p);
+    };
+    if (root > 0) add(root);
+    if (!tag.empty()) {
+        std::string needle = std::string(kProcessTagVar) + "=" + tag;
+        for (const auto& [pid, st] : table)
+            if (pid != self && !isZombie(st.state) && environHas(pid, needle)) add(pid);
+    }
+    while (!work.empty()) {
+        pid_t p = work.back();
+        work.pop_back();
+        for (auto* m : {&children, &byGroup, &bySession}) {
+            auto [b, e] = m->equal_range(p);
+            for (auto it = b; it != e; ++it) add(it->second);
+        }
+    }
+    return members;
+}
+
+int signalProcessTree(pid_t root, const std::string& tag, int sig) {
+    std::set<pid_t> frozen;
+    for (int round = 0; round < 32; ++round) {
+        bool grew = false;
+        for (pid_t p : processTreeMembers(root, tag))
+            if (frozen.insert(p).second) {
+                ::kill(p, SIGSTOP);
+                grew = true;
+            }
+        if (!grew) break;
+    }
+    int n = 0;
+    for (pid_t p : frozen)
+        if (::kill(p, sig) == 0) ++n;
+    for (pid_t p : frozen) ::kill(p, SIGCONT);
+    return n;
+}
+
+void reapOrphans() {
+    const pid_t self = ::getpid();
+    for (const auto& [pid, st] : readProcTable())
+        if (st.ppid == self && isZombie(st.state) && !isSpawnedChild(pid)) {
+            int status = 0;
+            ::waitpid(pid, &status, WNOHANG);
+        }
+}
+
+void enableSubreaper(net::any_io_executor ex) {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    auto signals = std::make_shared<net::signal_set>(ex, SIGCHLD);
+    struct Loop {
+        std::shared_ptr<net::signal_set> s;
+        void operator()(const boost::system::error_code& ec, int) const {
+            if (ec) return;
+            reapOrphans();
+            s->async_wait(*this);
+        }
+    };
+    signals->async_wait(Loop{signals});
+    reapOrphans();
+}
+
+// ---- the table ---------------------------------------------------------------------------
+
+namespace {
+constexpr std::size_t kMaxFinishedRecords = 1000;  // finished records kept for listing
+}
+
+std::shared_ptr<ProcessRecord> ProcessTable::add(std::string command, std::string sessionId,
+                                                 std::shared_ptr<RunningCommand> run,
+                                                 std::optional<std::string> id, std::string tag) {
+    auto rec = std::make_shared<ProcessRecord>(ex_);
+    rec->id = id.value_or(newProcessId());
+    rec->command = std::move(command);
+    rec->sessionId = std::move(sessionId);
+    rec->startTime = core::isoTimestampNow();
+    if (run) rec->pid = run->pid();
+    rec->run = std::move(run);
+    rec->tag = std::move(tag);
+    std::erase(finishedOrder_, rec->id);  // a finished record under this id is replaced
+    records_[rec->id] = rec;
+    return rec;
+}
+
+std::shared_ptr<ProcessRecord> ProcessTable::get(const std::string& id) const {
+    auto it = records_.find(id);
+    return it == records_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<ProcessRecord>> ProcessTable::list() const {
+    std::vector<std::shared_ptr<ProcessRecord>> running, done;
+    for (const auto& [id, rec] : records_)
+        (rec->status == "running" ? running : done).push_back(rec);
+    auto byStart = [](const auto& a, const auto& b) { return a->startTime < b->startTime; };
+    std::stable_sort(running.begin(), running.end(), byStart);
+    std::stable_sort(done.begin(), done.end(), byStart);
+    running.insert(running.end(), done.begin(), done.end());
+    return running;
+}
+
+std::string ProcessTable::newTag(const std::string& id) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::string t = std::to_string(::getpid()) + "-" + std::to_string(++tagCounter_) + "-" +
+                    std::to_string(rng() % 1000000000ull);
+    if (!id.empty() && id.size() <= 64) t += "-" + id;
+    return t;
+}
+
+void ProcessTable::pump(std::shared_ptr<ProcessRecord> rec, std::chrono::milliseconds grace) {
+    if (rec->timeoutMs && *rec->timeoutMs > 0) {
+        auto timer = std::make_shared<net::steady_timer>(ex_);
+        timer->expires_after(std::chrono::milliseconds(*rec->timeoutMs));
+        timer->async_wait([this, rec, timer, grace](boost::system::error_code ec) {
+            if (ec || rec->ended || rec->killing) return;
+            rec->forcedExit = 124;
+            net::co_spawn(ex_, kill(rec, grace, false), net::detached);
+        });
+    }
+    net::co_spawn(
+        ex_,
+        [this, rec]() -> awaitable<void> {
+            core::Utf8StreamDecoder decoders[2];
+            OutputChunk chunk_;
+            for (;;) {
+                bool more = co_await rec->run->next(chunk_);
+                if (!more) break;
+                OutputChunk* chunk = &chunk_;
+                if (chunk->kind == OutputChunk::Exit) {
+                    for (int i = 0; i < 2; ++i)
+                        if (auto rest = decoders[i].flush(); !rest.empty())
+                            rec->append(i, std::move(rest));
+                    // A kill in progress decides the exit code (143 or 137) once the whole
+                    // tree is gone; the leader may die first.
+                    while (rec->killing && !rec->forcedExit) {
+                        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+                        co_await rec->waitChange(until);
+                    }
+                    std::optional<int> code = chunk->exitCode;
+                    if (rec->forcedExit) code = rec->forcedExit;
+                    if (code == 124 && rec->timeoutMs)
+                        rec->append(1, "Command timed out after " +
+                                           std::to_string(*rec->timeoutMs) + "ms\n");
+                    rec->finish(code);
+                    break;
+                }
+                int i = chunk->kind == OutputChunk::Stdout ? 0 : 1;
+                std::string text = decoders[i].decode(chunk->data);
+                if (!text.empty()) rec->append(i, std::move(text));
+            }
+            if (!rec->ended) rec->finish(rec->forcedExit);
+            finishedOrder_.push_back(rec->id);
+            while (finishedOrder_.size() > kMaxFinishedRecords) {
+                auto it = records_.find(finishedOrder_.front());
+                if (it != records_.end() && it->second->ended) records_.erase(it);
+                finishedOrder_.pop_front();
+            }
+        },
+        net::detached);
+}
+
+namespace {
+// Polls until no member of the tree is left; false at `deadline`.
+awaitable<bool> waitTreeGone(net::steady_timer& timer, pid_t root, const std::string& tag,
+                             const std::chrono::steady_clock::time_point& deadline) {
+    for (;;) {
+        if (processTreeMembers(root, tag).empty()) co_return true;
+        if (std::chrono::steady_clock::now() >= deadline) co_return false;
+        boost::system::error_code ec;
+        timer.expires_after(std::chrono::milliseconds(25));
+        co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+    }
+}
+}  // namespace
+
+awaitable<void> ProcessTable::kill(std::shared_ptr<ProcessRecord> rec,
+                                   std::chrono::milliseconds grace, bool force) {
+    rec->killing = true;
+    // The root pid is ours to address only while the command has not ended (after that it may
+    // have been reaped and reused); the tag still finds what it left behind.
+    const pid_t root = rec->ended ? 0 : rec->pid.value_or(0);
+    net::steady_timer timer(ex_);
+    int code = 143;
+    bool gone = false;
+    if (!force) {
+        signalProcessTree(root, rec->tag, SIGTERM);
+        auto deadline = std::chrono::steady_clock::now() + grace;
+        gone = co_await waitTreeGone(timer, root, rec->tag, deadline);
+    }
+    if (!gone) {
+        code = 137;
+        // Re-walk and kill until nothing is left (a member may fork while being frozen).
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        for (;;) {
+            signalProcessTree(root, rec->tag, SIGKILL);
+            auto step = std::min(std::chrono::steady_clock::now() + std::chrono::milliseconds(200),
+                                 deadline);
+            bool done = co_await waitTreeGone(timer, root, rec->tag, step);
+            if (done || std::chrono::steady_clock::now() >= deadline) break;
+        }
+    }
+    if (!rec->forcedExit) rec->forcedExit = code;
+    rec->notify();
+    reapOrphans();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!rec->ended && std::chrono::steady_clock::now() < deadline)
+        co_await rec->waitChange(deadline);
+}
+
+void ProcessTable::killSessionNow(const std::string& sessionId) {
+    for (auto& [id, rec] : records_)
+        if (!rec->ended && rec->sessionId == sessionId && !rec->tag.empty())
+            signalProcessTree(rec->pid.value_or(0), rec->tag, SIGKILL);
+}
+
+void ProcessTable::killAllNow() {
+    for (auto& [id, rec] : records_)
+        if (!rec->ended) signalProcessTree(rec->pid.value_or(0), rec->tag, SIGKILL);
+}
+
+}  // namespace sandbox::agent
