@@ -15,6 +15,7 @@
 #include "core/shell.hpp"
 #include "core/text.hpp"
 #include "core/utf8.hpp"
+#include "daemon/pty_proxy.hpp"
 #include "daemon/upstream.hpp"
 #include "daemon/workspace_fs.hpp"
 #include "sandbox/sse.hpp"
@@ -557,6 +558,8 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
                 co_return co_await running(*ctx, idRaw, res);
             if (decoded == "/exec" && req.method == "POST")
                 co_return co_await exec(*ctx, idRaw, req, res);
+            if (decoded == "/pty" && req.method == "GET")
+                co_return co_await ptyProxy(ctx->mgr, idRaw, req, res);
             if (decoded == "/file" || decoded.rfind("/file/", 0) == 0) {
                 std::string rel = decoded.size() > 6 ? decoded.substr(6) : "";
                 if (req.method == "GET") co_return co_await readFile(*ctx, idRaw, rel, req, res);
