@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "sandbox/errors.hpp"
+#include "sandbox/pty.hpp"
 #include "sandbox/types.hpp"
 
 namespace sandbox {
@@ -165,6 +166,11 @@ class Sandbox {
     ExecutionSession getSession(std::string_view sessionId) const;
     SessionDeleteResult deleteSession(std::string_view sessionId) const;
 
+    // ---- terminal ----
+    /// An interactive terminal on this sandbox's default session (or the bound session), over
+    /// the container API's /ws/pty or the bridge's /pty route. See sandbox/pty.hpp.
+    Pty terminal(const PtyOptions& options = {}) const;
+
     /// Destroys the sandbox: every process dies and its files are removed.
     void destroy() const;
 
@@ -207,6 +213,8 @@ class ExecutionSession {
         return sb_.listFiles(path, o);
     }
     ExistsResult exists(std::string_view path) const { return sb_.exists(path); }
+    /// An interactive terminal attached to this session (one terminal per session, shared).
+    Pty terminal(const PtyOptions& options = {}) const { return sb_.terminal(options); }
 
   private:
     friend class Sandbox;

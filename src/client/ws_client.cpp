@@ -171,10 +171,9 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<Impl> {
         if (closeWanted && !closeSent) {
             closeSent = true;
             writing = true;
-            conn->asyncClose(closeWanted->first, closeWanted->second,
-                             [self = shared_from_this()](beast::error_code) {
-                                 self->writing = false;
-                             });
+            conn->asyncClose(
+                closeWanted->first, closeWanted->second,
+                [self = shared_from_this()](beast::error_code) { self->writing = false; });
         }
     }
 };
@@ -229,17 +228,16 @@ WebSocketClient::WebSocketClient(const Endpoint& ep, const std::string& target,
             s.expires_after(connectTimeout);
             std::promise<beast::error_code> p;
             auto f = p.get_future();
-            s.async_connect(results, [&p](beast::error_code e, const tcp::endpoint&) {
-                p.set_value(e);
-            });
+            s.async_connect(results,
+                            [&p](beast::error_code e, const tcp::endpoint&) { p.set_value(e); });
             impl.io.restart();
             impl.io.run();
             beast::error_code e = f.get();
             if (e)
-                throw TransportError(TransportError::Kind::Connect,
-                                     "cannot connect to " + ep.host + ":" + ep.port + ": " +
-                                         e.message(),
-                                     e == net::error::connection_refused);
+                throw TransportError(
+                    TransportError::Kind::Connect,
+                    "cannot connect to " + ep.host + ":" + ep.port + ": " + e.message(),
+                    e == net::error::connection_refused);
             s.expires_never();
             s.socket().set_option(tcp::no_delay(true));
         };
@@ -256,13 +254,13 @@ WebSocketClient::WebSocketClient(const Endpoint& ep, const std::string& target,
             if (!settings.caFile.empty()) {
                 impl.tls->load_verify_file(settings.caFile, ec);
                 if (ec)
-                    throw TransportError(TransportError::Kind::Connect,
-                                         "cannot load the CA file " + settings.caFile + ": " +
-                                             ec.message());
+                    throw TransportError(
+                        TransportError::Kind::Connect,
+                        "cannot load the CA file " + settings.caFile + ": " + ec.message());
             }
             impl.tls->set_verify_mode(ssl::verify_peer);
-            auto c = std::make_unique<ConnT<beast::ssl_stream<beast::tcp_stream>>>(impl.io,
-                                                                                  *impl.tls);
+            auto c =
+                std::make_unique<ConnT<beast::ssl_stream<beast::tcp_stream>>>(impl.io, *impl.tls);
             connectTcp(beast::get_lowest_layer(c->ws));
             auto& tlsStream = c->ws.next_layer();
             SSL_set_tlsext_host_name(tlsStream.native_handle(), ep.host.c_str());
@@ -317,7 +315,8 @@ void WebSocketClient::sendText(std::string data) {
         self->outbox.emplace_back(std::make_pair(false, std::move(data)), std::move(p));
         self->pump();
     });
-    if (!f.get()) throw TransportError(TransportError::Kind::Lost, "the WebSocket connection broke");
+    if (!f.get())
+        throw TransportError(TransportError::Kind::Lost, "the WebSocket connection broke");
 }
 
 void WebSocketClient::sendBinary(std::string data) {
@@ -333,11 +332,12 @@ void WebSocketClient::sendBinary(std::string data) {
         self->outbox.emplace_back(std::make_pair(true, std::move(data)), std::move(p));
         self->pump();
     });
-    if (!f.get()) throw TransportError(TransportError::Kind::Lost, "the WebSocket connection broke");
+    if (!f.get())
+        throw TransportError(TransportError::Kind::Lost, "the WebSocket connection broke");
 }
 
-WebSocketClient::ReadResult WebSocketClient::read(WsMessage& out,
-                                                  std::optional<std::chrono::milliseconds> timeout) {
+WebSocketClient::ReadResult WebSocketClient::read(
+    WsMessage& out, std::optional<std::chrono::milliseconds> timeout) {
     std::unique_lock lock(impl_->m);
     auto ready = [&] { return !impl_->inbox.empty() || impl_->closed; };
     if (timeout) {
