@@ -748,7 +748,15 @@ async function main() {
       wsUrl: `ws://127.0.0.1:${port}/ws`,
       retryTimeoutMs: 2000
     });
+    // The transport falls back to plain HTTP while its socket connects; here every request
+    // must travel over the socket, so the fallback fails loudly.
+    const noHttp = async () => {
+      throw new Error('the websocket transport fell back to HTTP');
+    };
+    wsClient.transport.httpFetch = noHttp;
+    wsClient.transport.httpFetchStream = noHttp;
     await check('websocket transport: utils.getVersion and ping', async () => {
+      assert.equal(wsClient.transport.getMode(), 'websocket');
       assert.equal(await wsClient.utils.getVersion(), 'compat-test-9.9.9');
       await wsClient.utils.ping();
     });
@@ -779,6 +787,8 @@ async function main() {
       assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
     });
     await check('websocket transport: concurrent requests on one socket', async () => {
+      await wsClient.utils.ping(); // connected before the burst (no connect-time fallback)
+      assert.ok(wsClient.transport.isConnected(), 'the socket is connected');
       const flag = path.join(ws, 'ws-flag');
       // The first can only finish once the second ran.
       const waiting = wsClient.commands.execute(`until [ -f '${flag}' ]; do sleep 0.02; done; echo released`, 'compat-ws-a');
