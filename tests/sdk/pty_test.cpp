@@ -100,3 +100,103 @@ TEST_CASE("terminal: bad options and auth") {
 
 }  // namespace
 }  // namespace sandbox::testing::sdk
+
+namespace sandbox::testing::sdk {
+namespace {
+
+// A TLS front for the bridge: terminates TLS with a certificate of a throwaway CA and relays
+// the bytes to sandboxd's plain port (so the terminal's WebSocket runs as wss://).
+const char* kTlsRelay = R"PY(
+import socket, ssl, sys, threading
+
+backend = int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)
+print("tls relay listening on port %d" % srv.getsockname()[1], flush=True)
+
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+def serve(conn):
+    try:
+        tls = ctx.wrap_socket(conn, server_side=True)
+    except (OSError, ssl.SSLError):
+        conn.close()
+        return
+    up = socket.create_connection(("127.0.0.1", backend))
+    threading.Thread(target=pipe, args=(tls, up), daemon=True).start()
+    pipe(up, tls)
+
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+)PY";
+
+void run(const std::string& cmd) {
+    INFO(cmd);
+    REQUIRE(std::system((cmd + " > /dev/null 2>&1").c_str()) == 0);
+}
+
+TEST_CASE("terminal over https (wss) with the client's caFile") {
+    if (mode() != Mode::Bridge) {
+        MESSAGE("the wss terminal test runs in the bridge mode only");
+        return;
+    }
+    TempDir dir;
+    const std::string d = dir.path();
+    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d +
+        "/ca.key -out " + d +
+        "/ca.pem -days 1 -subj '/CN=pty test CA' -addext basicConstraints=critical,CA:TRUE "
+        "-addext keyUsage=critical,keyCertSign,cRLSign");
+    writeHostFile(d + "/srv.ext",
+                  "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                  "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n");
+    run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d +
+        "/srv.key -out " + d + "/srv.csr -subj /CN=localhost");
+    run("openssl x509 -req -in " + d + "/srv.csr -CA " + d + "/ca.pem -CAkey " + d +
+        "/ca.key -CAcreateserial -out " + d + "/srv.pem -days 1 -extfile " + d + "/srv.ext");
+    writeHostFile(d + "/relay.py", kTlsRelay);
+    std::string backend = backendUrl();
+    std::string backendPort = backend.substr(backend.rfind(':') + 1);
+    ServerProcess relay("/usr/bin/python3",
+                        {d + "/relay.py", d + "/srv.pem", d + "/srv.key", backendPort});
+
+    ClientOptions o = clientOptions();
+    o.apiUrl = "https://localhost:" + std::to_string(relay.port());
+    o.caFile = d + "/ca.pem";
+    auto sb = getSandbox(Client(o), uniqueName("wss"));
+    auto pty = sb.terminal({.cols = 77, .rows = 11});
+    std::string out;
+    pty.write("stty size; echo wss-$((5*5))\n");
+    CHECK(readUntil(pty, out, "11 77"));
+    CHECK(readUntil(pty, out, "wss-25"));
+    pty.write("exit 6\n");
+    CHECK(pty.wait(30s) == std::optional<int>(6));
+
+    // Without the CA the certificate is not trusted: a ConnectionError naming TLS.
+    o.caFile.clear();
+    try {
+        getSandbox(Client(o), uniqueName("wss")).terminal();
+        FAIL("no exception");
+    } catch (const ConnectionError& e) {
+        CHECK(std::string(e.what()).find("TLS") != std::string::npos);
+    }
+}
+
+}  // namespace
+}  // namespace sandbox::testing::sdk
