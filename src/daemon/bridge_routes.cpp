@@ -551,6 +551,11 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
                 }
                 co_return co_await sendNotFound(res);
             }
+            if (sub.rfind("/agent/", 0) == 0 && server::isWebSocketUpgrade(req)) {
+                const std::string target =
+                    sub.substr(6) + (req.query.empty() ? "" : "?" + req.query);
+                co_return co_await agentWebSocketProxy(ctx->mgr, idRaw, target, req, res);
+            }
             if (sub.rfind("/agent/", 0) == 0)
                 co_return co_await passthrough(*ctx, idRaw, sub.substr(7), req, res);
             std::string decoded = removeDotSegments(decodeBridgePath(sub));

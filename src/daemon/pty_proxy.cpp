@@ -126,6 +126,68 @@ awaitable<void> relayDown(std::shared_ptr<AgentWs> up, std::shared_ptr<WebSocket
     }
 }
 
+// Opens `target` on the sandbox's agent as a WebSocket; when the agent accepts, accepts the
+// client's upgrade and relays frames both ways until either side closes. The agent's refusal
+// goes back as it is; an unreachable agent is a 502 `exec_transport_error` (`failurePrefix`
+// before the reason).
+awaitable<void> relay(SandboxManager& mgr, const std::string& id, std::shared_ptr<Sandbox> sb,
+                      const std::string& target, const char* failurePrefix, Responder& res) {
+    auto ex = co_await net::this_coro::executor;
+    auto up = std::make_shared<AgentWs>(ex);
+    std::string failure;
+    beast::error_code ec;
+    const std::string socketPath = sb->connectPath();
+    unix_sock::endpoint agentEndpoint(socketPath);
+    co_await up->next_layer().async_connect(agentEndpoint, net::redirect_error(use_awaitable, ec));
+    const pid_t launcher = std::max<pid_t>(sb->pid, 0);
+    if (ec)
+        failure = "cannot reach the sandbox agent: " + ec.message();
+    else if (!agentSocketServedBy(up->next_layer().native_handle(), launcher))
+        failure = "the sandbox agent socket is not served by the sandbox";
+    websocket::response_type agentRes;
+    if (failure.empty()) {
+        websocket::stream_base::timeout t{};
+        t.handshake_timeout = std::chrono::seconds(30);
+        t.idle_timeout = websocket::stream_base::none();
+        t.keep_alive_pings = false;
+        up->set_option(t);
+        up->read_message_max(64 * 1024 * 1024);
+        co_await up->async_handshake(agentRes, "sandbox", target,
+                                     net::redirect_error(use_awaitable, ec));
+        if (ec && agentRes.result_int() != 0 && agentRes.result_int() != 101) {
+            // The agent answered without upgrading: its response goes back as it is.
+            std::string contentType(agentRes[http::field::content_type]);
+            if (contentType.empty()) contentType = "text/plain";
+            int status = static_cast<int>(agentRes.result_int());
+            co_return co_await res.send(status, contentType, std::move(agentRes.body()));
+        }
+        if (ec) failure = "WebSocket upgrade failed: " + ec.message();
+    }
+    if (!failure.empty()) {
+        mgr.markBroken(id, sb->generation);
+        const std::string message = failurePrefix + failure;
+        co_return co_await sendError(res, 502, "exec_transport_error", message);
+    }
+
+    std::shared_ptr<WebSocket> client = co_await res.acceptWebSocket();
+    net::co_spawn(ex, relayDown(up, client), net::detached);
+    // Client -> agent; the only writer of `up`.
+    for (;;) {
+        WebSocket::Message msg;
+        bool ok = co_await client->read(msg);
+        if (!ok) break;
+        up->binary(msg.binary);
+        co_await up->async_write(net::buffer(msg.data), net::redirect_error(use_awaitable, ec));
+        if (ec) break;
+    }
+    if (up->is_open()) {
+        int code = client->closeCode();
+        if (code == 1005 || code == 1006 || code == 0) code = 1000;
+        websocket::close_reason reason(static_cast<std::uint16_t>(code));
+        co_await up->async_close(reason, net::redirect_error(use_awaitable, ec));
+    }
+}
+
 }  // namespace
 
 awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
@@ -159,7 +221,10 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
     } catch (const std::exception& e) {
         startError = e.what();
     }
-    if (!sb) co_return co_await sendError(res, 502, "pool_error", "pool error: " + startError);
+    if (!sb) {
+        const std::string message = "pool error: " + startError;
+        co_return co_await sendError(res, 502, "pool_error", message);
+    }
 
     std::string target = "/ws/pty?sessionId=" + queryEscape(session) +
                          "&cols=" + dimension(colsRaw, 80, *cols) +
@@ -167,58 +232,24 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
     if (auto shell = req.queryParam("shell"); shell && !shell->empty())
         target += "&shell=" + queryEscape(*shell);
 
-    auto ex = co_await net::this_coro::executor;
-    auto up = std::make_shared<AgentWs>(ex);
-    std::string failure;
-    beast::error_code ec;
-    const std::string socketPath = sb->connectPath();
-    unix_sock::endpoint agentEndpoint(socketPath);
-    co_await up->next_layer().async_connect(agentEndpoint, net::redirect_error(use_awaitable, ec));
-    const pid_t launcher = std::max<pid_t>(sb->pid, 0);
-    if (ec)
-        failure = "cannot reach the sandbox agent: " + ec.message();
-    else if (!agentSocketServedBy(up->next_layer().native_handle(), launcher))
-        failure = "the sandbox agent socket is not served by the sandbox";
-    websocket::response_type agentRes;
-    if (failure.empty()) {
-        websocket::stream_base::timeout t{};
-        t.handshake_timeout = std::chrono::seconds(30);
-        t.idle_timeout = websocket::stream_base::none();
-        t.keep_alive_pings = false;
-        up->set_option(t);
-        up->read_message_max(64 * 1024 * 1024);
-        co_await up->async_handshake(agentRes, "sandbox", target,
-                                     net::redirect_error(use_awaitable, ec));
-        if (ec && agentRes.result_int() != 0 && agentRes.result_int() != 101) {
-            // The agent answered without upgrading: its response goes back as it is.
-            std::string contentType(agentRes[http::field::content_type]);
-            if (contentType.empty()) contentType = "text/plain";
-            int status = static_cast<int>(agentRes.result_int());
-            co_return co_await res.send(status, contentType, std::move(agentRes.body()));
-        }
-        if (ec) failure = "WebSocket upgrade failed: " + ec.message();
-    }
-    if (!failure.empty())
-        co_return co_await sendError(res, 502, "exec_transport_error",
-                                     "terminal failed: " + failure);
+    co_await relay(mgr, id, sb, target, "terminal failed: ", res);
+}
 
-    std::shared_ptr<WebSocket> client = co_await res.acceptWebSocket();
-    net::co_spawn(ex, relayDown(up, client), net::detached);
-    // Client -> agent; the only writer of `up`.
-    for (;;) {
-        WebSocket::Message msg;
-        bool ok = co_await client->read(msg);
-        if (!ok) break;
-        up->binary(msg.binary);
-        co_await up->async_write(net::buffer(msg.data), net::redirect_error(use_awaitable, ec));
-        if (ec) break;
+awaitable<void> agentWebSocketProxy(SandboxManager& mgr, const std::string& id,
+                                    const std::string& target, Request& req, Responder& res) {
+    std::shared_ptr<Sandbox> sb;
+    std::string startError;
+    try {
+        sb = co_await mgr.ensure(id);
+    } catch (const std::exception& e) {
+        startError = e.what();
     }
-    if (up->is_open()) {
-        int code = client->closeCode();
-        if (code == 1005 || code == 1006 || code == 0) code = 1000;
-        websocket::close_reason reason(static_cast<std::uint16_t>(code));
-        co_await up->async_close(reason, net::redirect_error(use_awaitable, ec));
+    if (!sb) {
+        const std::string message = "pool error: " + startError;
+        co_return co_await sendError(res, 502, "pool_error", message);
     }
+    (void)req;
+    co_await relay(mgr, id, sb, target, "agent failed: ", res);
 }
 
 }  // namespace sandbox::daemon

@@ -13,4 +13,11 @@ namespace sandbox::daemon {
 awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, server::Request& req,
                          server::Responder& res);
 
+/// The agent passthrough for WebSockets: `/v1/sandbox/:id/agent/<target>` with an upgrade
+/// (e.g. `ws/pty?sessionId=...`, or `ws` for the route multiplexer) is relayed to the agent's
+/// `<target>` (auth and the id were checked by the caller).
+awaitable<void> agentWebSocketProxy(SandboxManager& mgr, const std::string& id,
+                                    const std::string& target, server::Request& req,
+                                    server::Responder& res);
+
 }  // namespace sandbox::daemon

@@ -99,3 +99,42 @@ TEST_CASE("bridge pty: replay on reconnect; the default session is shared with e
 }
 
 }  // namespace sandbox::testing::daemon
+
+namespace sandbox::testing::daemon {
+
+TEST_CASE("agent passthrough: WebSockets reach the agent's /ws/pty and /ws") {
+    DaemonFixture d("secret");
+    client::HeaderList good = {{"Authorization", "Bearer secret"}};
+    std::string id = newSandbox(d.http, good);
+    auto ep = client::Endpoint::parse(d.server.url());
+    // Auth applies to the upgrade.
+    try {
+        client::WebSocketClient ws(ep, sandboxPath(id, "/agent/ws/pty?sessionId=pp"), {});
+        FAIL("the upgrade was accepted without a key");
+    } catch (const client::WsHandshakeError& e) {
+        CHECK(e.status() == 401);
+    }
+    PtyClient p(ep, sandboxPath(id, "/agent/ws/pty?sessionId=pp&cols=50&rows=7"), good);
+    REQUIRE(p.waitReady());
+    p.send("stty size\n");
+    CHECK(p.waitOutput("7 50"));
+    // The agent's own refusal comes back as it is.
+    try {
+        client::WebSocketClient ws(ep, sandboxPath(id, "/agent/ws/pty"), good);
+        FAIL("the upgrade was accepted without a session id");
+    } catch (const client::WsHandshakeError& e) {
+        CHECK(e.status() == 400);
+        CHECK(e.body() == "sessionId query parameter required");
+    }
+    // The route multiplexer.
+    client::WebSocketClient mux(ep, sandboxPath(id, "/agent/ws"), good);
+    mux.sendText(R"({"type":"request","id":"m1","method":"GET","path":"/api/ping"})");
+    client::WsMessage m;
+    REQUIRE(mux.read(m, 30s) == client::WebSocketClient::ReadResult::Message);
+    auto j = json::parse(m.data);
+    CHECK(j["id"] == "m1");
+    CHECK(j["status"] == 200);
+    CHECK(j["body"]["success"] == true);
+}
+
+}  // namespace sandbox::testing::daemon
