@@ -238,7 +238,8 @@ server::Handler withWebSockets(Agent& agent, server::Handler inner) {
         if (upgrade && req.path == "/ws/pty") {
             std::string sid = req.queryParam("sessionId").value_or("");
             if (sid.empty()) {
-                co_await res.send(400, "text/plain", "sessionId query parameter required");
+                std::string message = "sessionId query parameter required";
+                co_await res.send(400, "text/plain", std::move(message));
                 co_return;
             }
             co_await pty->serve(req, res, sid);

@@ -26,6 +26,8 @@ using unix_sock = net::local::stream_protocol;
 
 namespace {
 
+constexpr std::size_t kInboxLimit = 16 * 1024 * 1024;
+
 // The connection, whatever its lower layers; all of it runs on the io thread.
 struct Conn {
     virtual ~Conn() = default;
@@ -98,7 +100,9 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<Impl> {
     mutable std::mutex m;
     std::condition_variable cv;
     std::deque<WsMessage> inbox;
-    bool closed = false;  // the read side ended
+    std::size_t inboxBytes = 0;
+    bool readPaused = false;  // the inbox is full: reading resumes when the caller catches up
+    bool closed = false;      // the read side ended
     bool closing = false;
     int code = 0;
     std::string reasonText;
@@ -133,13 +137,18 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<Impl> {
                 self->failOutbox();
                 return;
             }
+            bool pause;
             {
                 std::lock_guard lock(self->m);
                 self->inbox.push_back(
                     WsMessage{binary, beast::buffers_to_string(self->readBuf.data())});
+                self->inboxBytes += self->inbox.back().data.size();
+                // Unread messages are bounded: past the limit the socket is not read (the
+                // server sees backpressure) until read() has taken some.
+                pause = self->readPaused = self->inboxBytes > kInboxLimit;
             }
             self->cv.notify_all();
-            self->readLoop();
+            if (!pause) self->readLoop();
         });
     }
 
@@ -348,6 +357,12 @@ WebSocketClient::ReadResult WebSocketClient::read(
     if (!impl_->inbox.empty()) {
         out = std::move(impl_->inbox.front());
         impl_->inbox.pop_front();
+        impl_->inboxBytes -= out.data.size();
+        if (impl_->readPaused && impl_->inboxBytes <= kInboxLimit / 2) {
+            impl_->readPaused = false;
+            auto self = impl_;
+            net::post(self->io, [self] { self->readLoop(); });
+        }
         return ReadResult::Message;
     }
     return ReadResult::Closed;

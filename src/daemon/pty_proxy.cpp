@@ -130,8 +130,9 @@ awaitable<void> relayDown(std::shared_ptr<AgentWs> up, std::shared_ptr<WebSocket
 // client's upgrade and relays frames both ways until either side closes. The agent's refusal
 // goes back as it is; an unreachable agent is a 502 `exec_transport_error` (`failurePrefix`
 // before the reason).
-awaitable<void> relay(SandboxManager& mgr, const std::string& id, std::shared_ptr<Sandbox> sb,
-                      const std::string& target, const char* failurePrefix, Responder& res) {
+awaitable<void> relay(SandboxManager& mgr, const std::string& id,
+                      const std::shared_ptr<Sandbox>& sb, const std::string& target,
+                      const char* failurePrefix, Responder& res) {
     auto ex = co_await net::this_coro::executor;
     auto up = std::make_shared<AgentWs>(ex);
     std::string failure;
@@ -152,7 +153,8 @@ awaitable<void> relay(SandboxManager& mgr, const std::string& id, std::shared_pt
         t.keep_alive_pings = false;
         up->set_option(t);
         up->read_message_max(64 * 1024 * 1024);
-        co_await up->async_handshake(agentRes, "sandbox", target,
+        const std::string host = "sandbox";
+        co_await up->async_handshake(agentRes, host, target,
                                      net::redirect_error(use_awaitable, ec));
         if (ec && agentRes.result_int() != 0 && agentRes.result_int() != 101) {
             // The agent answered without upgrading: its response goes back as it is.
