@@ -543,6 +543,45 @@ void benchSdk() {
     sb.destroy();
 }
 
+// A keystroke to its echo through the SDK's terminal on the embedded default: the byte goes
+// SDK -> sandboxd -> the agent -> the PTY, and its echo (the terminal's own, under `cat`) comes
+// back the same way.
+void benchPty() {
+    sandbox::Client client(sandbox::ClientOptions{.sandboxdPath = selfDir() + "/sandboxd"});
+    auto sb = sandbox::getSandbox(client, "bench-pty");
+    auto pty = sb.terminal();
+    pty.write("echo bench-re\"ady\"; cat > /dev/null\n");
+    std::string seen;
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (seen.find("bench-ready") == std::string::npos) {
+        if (Clock::now() > deadline) throw std::runtime_error("pty bench: no prompt");
+        auto chunk = pty.read(std::chrono::seconds(30));
+        if (!chunk) throw std::runtime_error("pty bench: terminal ended");
+        seen += *chunk;
+    }
+    int n = gQuick ? 200 : 1000;
+    std::vector<double> samples;
+    for (int i = 0; i < n + 20; ++i) {
+        if (i % 64 == 63) {  // keep the line short: end it (cat discards it)
+            pty.write("\n");
+            for (std::string got; got.find('\n') == std::string::npos;)
+                got += pty.read(std::chrono::seconds(30)).value_or("\n");
+        }
+        auto t = Clock::now();
+        pty.write("k");
+        for (std::string got; got.find('k') == std::string::npos;) {
+            auto chunk = pty.read(std::chrono::seconds(30));
+            if (!chunk) throw std::runtime_error("pty bench: terminal ended");
+            got += *chunk;
+        }
+        double us = usSince(t);
+        if (i >= 20) samples.push_back(us);
+    }
+    emit("pty_echo_roundtrip_p50_us", percentile(samples, 0.5), "us");
+    pty.close();
+    sb.destroy();
+}
+
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -589,6 +628,7 @@ int main(int argc, char** argv) {
             wanted("sdk_file_roundtrip_32mib_mb_s") || wanted("sdk_start_process_p50_us") ||
             wanted("sdk_wait_for_port_ms"))
             benchSdk();
+        if (wanted("pty_echo_roundtrip_p50_us")) benchPty();
     } catch (const std::exception& e) {
         std::cerr << "sandbox-bench: " << e.what() << "\n";
         return 1;

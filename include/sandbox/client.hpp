@@ -12,6 +12,7 @@
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
 #include "sandbox/process.hpp"
+#include "sandbox/pty.hpp"
 #include "sandbox/types.hpp"
 
 namespace sandbox {
@@ -208,6 +209,11 @@ class Sandbox {
     ExecutionSession getSession(std::string_view sessionId) const;
     SessionDeleteResult deleteSession(std::string_view sessionId) const;
 
+    // ---- terminal ----
+    /// An interactive terminal on this sandbox's default session (or the bound session), over
+    /// the container API's /ws/pty or the bridge's /pty route. See sandbox/pty.hpp.
+    Pty terminal(const PtyOptions& options = {}) const;
+
     /// Destroys the sandbox: every process dies and its files are removed.
     void destroy() const;
 
@@ -278,6 +284,8 @@ class ExecutionSession {
     LogStream streamProcessLogs(std::string_view id) const { return sb_.streamProcessLogs(id); }
     /// Sets or unsets variables in this session's shell only.
     void setEnvVars(const EnvVars& envVars) const { sb_.setEnvVars(envVars); }
+    /// An interactive terminal attached to this session (one terminal per session, shared).
+    Pty terminal(const PtyOptions& options = {}) const { return sb_.terminal(options); }
 
   private:
     friend class Sandbox;

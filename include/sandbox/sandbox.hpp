@@ -11,5 +11,6 @@
 #include "sandbox/client.hpp"
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
+#include "sandbox/pty.hpp"
 #include "sandbox/sse.hpp"
 #include "sandbox/types.hpp"

@@ -97,6 +97,7 @@ awaitable<void> Agent::deleteSession(const std::string& id) {
     // Kill first so an in-flight command ends (its request gets SESSION_DESTROYED), then
     // wait for the lock so the delete completes after it.
     s->destroy();
+    if (onSessionDeleted) onSessionDeleted(id);
     auto guard = co_await LockGuard::acquire(s->mutex());
 }
 

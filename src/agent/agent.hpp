@@ -3,6 +3,7 @@
 // HTTP; routes.cpp maps requests onto these.
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -68,6 +69,9 @@ class Agent {
 
     /// Kills every session and process (shutdown).
     void shutdown();
+
+    /// Called with the id of each session deleted by deleteSession() (the PTYs listen).
+    std::function<void(const std::string&)> onSessionDeleted;
 
   private:
     net::any_io_executor ex_;

@@ -8,6 +8,7 @@
 #include "agent/files.hpp"
 #include "agent/git.hpp"
 #include "agent/watch.hpp"
+#include "agent/ws_mux.hpp"
 #include "core/base64.hpp"
 #include "core/errors.hpp"
 #include "core/json_util.hpp"
@@ -554,7 +555,7 @@ const server::Headers kCors = {
 
 server::Handler makeRouter(Agent& agent) {
     auto table = std::make_shared<RouteTable>(buildRoutes());
-    return [&agent, table](Request& req, Responder& res) -> awaitable<void> {
+    server::Handler router = [&agent, table](Request& req, Responder& res) -> awaitable<void> {
         auto it = table->exact.find(req.method + " " + req.path);
         Route route = it == table->exact.end() ? Route() : it->second;
         if (!route && req.method != "OPTIONS")
@@ -584,6 +585,8 @@ server::Handler makeRouter(Agent& agent) {
 
         if (error && !res.started()) co_await res.sendJson(error->httpStatus(), error->envelope());
     };
+    // /ws, /api/ws (route multiplexer) and /ws/pty in front of the table (ws_mux.cpp).
+    return withWebSockets(agent, std::move(router));
 }
 
 }  // namespace sandbox::agent

@@ -6,11 +6,14 @@
 //   sandbox write NAME PATH              write stdin to a file
 //   sandbox ls NAME PATH                 list a directory
 //   sandbox destroy NAME                 destroy a sandbox
+//   sandbox shell [NAME]                 an interactive terminal (exit code = the shell's)
 #include <iostream>
 #include <iterator>
 #include <sandbox/sandbox.hpp>
 #include <string>
 #include <vector>
+
+#include "cli/shell.hpp"
 
 namespace {
 
@@ -20,6 +23,7 @@ int usage(std::ostream& os, int code) {
           "       sandbox write NAME PATH < data\n"
           "       sandbox ls NAME PATH\n"
           "       sandbox destroy NAME\n"
+          "       sandbox shell [NAME]          (NAME defaults to \"default\")\n"
           "Backend: SANDBOX_API_URL (+ SANDBOX_API_KEY) for a bridge, SANDBOX_AGENT_URL for one\n"
           "sandbox's control plane, or nothing for a private sandboxd (sandboxes then last only\n"
           "as long as this command).\n";
@@ -58,6 +62,7 @@ int main(int argc, char** argv) {
     if (args.empty() || args[0] == "-h" || args[0] == "--help")
         return usage(std::cout, args.empty() ? 2 : 0);
     const std::string cmd = args[0];
+    if (cmd == "shell" && args.size() == 1) args.push_back("default");
     if (args.size() < 2) return usage(std::cerr, 2);
     try {
         auto client = sandbox::Client::fromEnv();
@@ -98,6 +103,7 @@ int main(int argc, char** argv) {
                           << (f.type == "directory" ? "/" : "") << "\n";
             return 0;
         }
+        if (cmd == "shell" && args.size() == 2) return sandbox::cli::runShell(sb);
         if (cmd == "destroy" && args.size() == 2) {
             sb.destroy();
             return 0;

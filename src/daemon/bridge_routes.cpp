@@ -16,6 +16,7 @@
 #include "core/text.hpp"
 #include "core/utf8.hpp"
 #include "daemon/bridge_extra.hpp"
+#include "daemon/pty_proxy.hpp"
 #include "daemon/upstream.hpp"
 #include "daemon/workspace_fs.hpp"
 #include "sandbox/sse.hpp"
@@ -561,6 +562,11 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
                 }
                 co_return co_await sendNotFound(res);
             }
+            if (sub.rfind("/agent/", 0) == 0 && server::isWebSocketUpgrade(req)) {
+                const std::string target =
+                    sub.substr(6) + (req.query.empty() ? "" : "?" + req.query);
+                co_return co_await agentWebSocketProxy(ctx->mgr, idRaw, target, req, res);
+            }
             if (sub.rfind("/agent/", 0) == 0)
                 co_return co_await passthrough(*ctx, idRaw, sub.substr(7), req, res);
             std::string decoded = removeDotSegments(decodeBridgePath(sub));
@@ -568,6 +574,8 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
                 co_return co_await running(*ctx, idRaw, res);
             if (decoded == "/exec" && req.method == "POST")
                 co_return co_await exec(*ctx, idRaw, req, res);
+            if (decoded == "/pty" && req.method == "GET")
+                co_return co_await ptyProxy(ctx->mgr, idRaw, req, res);
             if (decoded == "/file" || decoded.rfind("/file/", 0) == 0) {
                 std::string rel = decoded.size() > 6 ? decoded.substr(6) : "";
                 if (req.method == "GET") co_return co_await readFile(*ctx, idRaw, rel, req, res);

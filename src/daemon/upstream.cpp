@@ -36,6 +36,10 @@ bool servedBy(int fd, pid_t owner) {
 
 }  // namespace
 
+bool agentSocketServedBy(int fd, pid_t owner) {
+    return servedBy(fd, owner);
+}
+
 struct UpstreamCall::Impl {
     explicit Impl(net::any_io_executor ex, std::string path, pid_t owner)
         : socket(ex), path(std::move(path)), owner(owner) {}

@@ -17,6 +17,10 @@ using net::awaitable;
 
 using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
 
+/// Whether the peer of the connected unix socket `fd` is `owner` or one of its descendants
+/// (the check UpstreamCall makes; the PTY proxy makes it too).
+bool agentSocketServedBy(int fd, pid_t owner);
+
 class UpstreamCall {
   public:
     /// `owner`: the sandbox's launcher; unless it is -1 the socket must be served by it or one of

@@ -7,6 +7,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
 #include <iostream>
 
 #include "core/errors.hpp"
@@ -14,6 +16,7 @@
 namespace sandbox::server {
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using net::awaitable;
 using net::use_awaitable;
 using tcp = net::ip::tcp;
@@ -79,7 +82,123 @@ awaitable<void> Responder::sendJson(int status, const nlohmann::json& body) {
                   body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+bool isWebSocketUpgrade(const Request& req) {
+    auto up = req.header("upgrade");
+    return up && beast::iequals(*up, "websocket");
+}
+
+awaitable<std::shared_ptr<WebSocket>> Responder::acceptWebSocket() {
+    throw std::runtime_error("this response cannot be upgraded to a WebSocket");
+    co_return nullptr;
+}
+
 namespace {
+
+// A WebSocket over an accepted connection: one reader, a queue with one writer coroutine.
+template <class Socket>
+class WsSession : public WebSocket, public std::enable_shared_from_this<WsSession<Socket>> {
+  public:
+    explicit WsSession(Socket socket)
+        : ws_(std::move(socket)),
+          drained_(ws_.get_executor(), net::steady_timer::time_point::max()) {}
+
+    websocket::stream<Socket>& stream() { return ws_; }
+
+    awaitable<bool> read(Message& out) override {
+        if (broken_) co_return false;
+        beast::flat_buffer buf;
+        beast::error_code ec;
+        co_await ws_.async_read(buf, net::redirect_error(use_awaitable, ec));
+        if (ec) {
+            if (ec == websocket::error::closed)
+                closeCode_ = ws_.reason().code == websocket::close_code::none
+                                 ? 1005
+                                 : static_cast<int>(ws_.reason().code);
+            else
+                broken_ = true;
+            open_ = false;
+            drained_.cancel();
+            co_return false;
+        }
+        out.binary = ws_.got_binary();
+        out.data = beast::buffers_to_string(buf.data());
+        co_return true;
+    }
+
+    void sendText(std::string data) override { enqueue(false, std::move(data)); }
+    void sendBinary(std::string data) override { enqueue(true, std::move(data)); }
+
+    void close(int code, std::string reason) override {
+        if (!open_ || closeRequested_) return;
+        closeRequested_ = true;
+        open_ = false;
+        closeReason_ = websocket::close_reason(static_cast<websocket::close_code>(code),
+                                               beast::string_view(reason.data(), reason.size()));
+        startWriter();
+    }
+
+    awaitable<bool> drain() override {
+        while (writing_ && !broken_) {
+            beast::error_code ec;
+            drained_.expires_at(net::steady_timer::time_point::max());
+            co_await drained_.async_wait(net::redirect_error(use_awaitable, ec));
+        }
+        co_return !broken_;
+    }
+
+    std::size_t buffered() const override { return bufferedBytes_; }
+    bool isOpen() const override { return open_ && !broken_; }
+    int closeCode() const override { return broken_ ? 1006 : closeCode_; }
+
+  private:
+    void enqueue(bool binary, std::string data) {
+        if (!open_ || broken_) return;
+        bufferedBytes_ += data.size();
+        queue_.emplace_back(binary, std::move(data));
+        startWriter();
+    }
+
+    void startWriter() {
+        if (writing_) return;
+        writing_ = true;
+        net::co_spawn(
+            ws_.get_executor(),
+            [self = this->shared_from_this()]() -> awaitable<void> { co_await self->writeLoop(); },
+            net::detached);
+    }
+
+    awaitable<void> writeLoop() {
+        beast::error_code ec;
+        while (!queue_.empty() && !broken_) {
+            auto item = std::move(queue_.front());
+            queue_.pop_front();
+            ws_.binary(item.first);
+            co_await ws_.async_write(net::buffer(item.second),
+                                     net::redirect_error(use_awaitable, ec));
+            bufferedBytes_ -= item.second.size();
+            if (ec) broken_ = true;
+        }
+        if (closeRequested_ && !closeSent_ && !broken_) {
+            closeSent_ = true;
+            co_await ws_.async_close(closeReason_, net::redirect_error(use_awaitable, ec));
+        }
+        if (broken_) {
+            queue_.clear();
+            bufferedBytes_ = 0;
+        }
+        writing_ = false;
+        drained_.cancel();
+    }
+
+    websocket::stream<Socket> ws_;
+    net::steady_timer drained_;
+    std::deque<std::pair<bool, std::string>> queue_;
+    std::size_t bufferedBytes_ = 0;
+    websocket::close_reason closeReason_;
+    int closeCode_ = 1005;
+    bool writing_ = false, open_ = true, broken_ = false, closeRequested_ = false,
+         closeSent_ = false;
+};
 
 template <class Socket>
 class Connection : public Responder, public std::enable_shared_from_this<Connection<Socket>> {
@@ -139,6 +258,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
                 req.headers.emplace_back(std::move(name), std::string(f.value()));
             }
             req.body = std::move(msg.body());
+            currentMsg_ = &msg;
 
             std::optional<std::string> failure;
             try {
@@ -146,6 +266,8 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             } catch (const std::exception& e) {
                 failure = e.what();
             }
+            currentMsg_ = nullptr;
+            if (upgraded_) co_return;  // the WebSocket owned the socket
             if (failure) {
                 if (!started_ && !gone_) {
                     core::ApiError err("INTERNAL_ERROR", *failure);
@@ -279,6 +401,25 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             net::detached);
     }
 
+    awaitable<std::shared_ptr<WebSocket>> acceptWebSocket() override {
+        if (!currentMsg_ || started_ || !websocket::is_upgrade(*currentMsg_))
+            throw std::runtime_error("not a WebSocket upgrade request");
+        started_ = true;
+        upgraded_ = true;
+        auto ws = std::make_shared<WsSession<Socket>>(std::move(socket_));
+        auto& stream = ws->stream();
+        stream.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+        stream.set_option(websocket::stream_base::decorator(
+            [name = opts_.serverName](websocket::response_type& r) {
+                r.set(http::field::server, name);
+            }));
+        stream.read_message_max(64 * 1024 * 1024);
+        beast::error_code ec;
+        co_await stream.async_accept(*currentMsg_, net::redirect_error(use_awaitable, ec));
+        if (ec) throw std::runtime_error("WebSocket handshake failed: " + ec.message());
+        co_return ws;
+    }
+
     bool clientGone() const override { return gone_; }
     bool started() const override { return started_; }
     void onClientGone(std::function<void()> cb) override {
@@ -340,6 +481,8 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     }
 
     Socket socket_;
+    http::request<http::string_body>* currentMsg_ = nullptr;
+    bool upgraded_ = false;
     std::shared_ptr<const Handler> handler_;
     ServerOptions opts_;
     beast::flat_buffer buffer_;

@@ -39,7 +39,39 @@ struct Request {
 /// Percent-decoding of a URL component ('+' is kept as is). Returns nullopt on a bad escape.
 std::optional<std::string> percentDecode(std::string_view s);
 
-/// How a handler answers. Exactly one of: send()/sendJson(), or beginSse() ... endSse().
+/// Whether the request asks to upgrade to a WebSocket (`Upgrade: websocket`, any case).
+bool isWebSocketUpgrade(const Request& req);
+
+/// The server side of an accepted WebSocket (RFC 6455). Sends are queued and written in order
+/// by one internal writer, so any coroutine may send at any time; one coroutine reads. Pings
+/// are answered and sent (idle keep-alive) internally. Lives on the server's io_context.
+class WebSocket {
+  public:
+    struct Message {
+        bool binary = false;
+        std::string data;
+    };
+    virtual ~WebSocket() = default;
+    /// The next message; false once the connection is closed or broken (closeCode() says how).
+    virtual net::awaitable<bool> read(Message& out) = 0;
+    /// Queues a text frame.
+    virtual void sendText(std::string data) = 0;
+    /// Queues a binary frame.
+    virtual void sendBinary(std::string data) = 0;
+    /// Queues a close frame after what is queued; later sends are dropped.
+    virtual void close(int code, std::string reason) = 0;
+    /// Waits until the queue is written (false when the connection broke).
+    virtual net::awaitable<bool> drain() = 0;
+    /// Bytes queued and not yet written.
+    virtual std::size_t buffered() const = 0;
+    /// False once closing, closed or broken.
+    virtual bool isOpen() const = 0;
+    /// The peer's close code (1005 when none was given, 1006 when the connection broke).
+    virtual int closeCode() const = 0;
+};
+
+/// How a handler answers. Exactly one of: send()/sendJson(), or beginSse() ... endSse(),
+/// or acceptWebSocket().
 class Responder {
   public:
     virtual ~Responder() = default;
@@ -78,6 +110,11 @@ class Responder {
     virtual void enableKeepAlive(std::chrono::milliseconds interval) = 0;
     /// Whether a response has been started (so an error can no longer be sent as JSON).
     virtual bool started() const = 0;
+    /// Answers a WebSocket upgrade request with 101 and hands over the connection (the handler
+    /// keeps it for as long as it likes; the HTTP connection ends with it). Throws
+    /// std::runtime_error when this responder cannot upgrade (not an upgrade request, a
+    /// response already started, or a request that did not arrive over a socket).
+    virtual net::awaitable<std::shared_ptr<WebSocket>> acceptWebSocket();
 };
 
 using Handler = std::function<net::awaitable<void>(Request&, Responder&)>;

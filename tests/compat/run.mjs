@@ -913,6 +913,71 @@ async function main() {
     assert.equal(events[1].statusCode, 200);
     await processes.killProcess('compat-web');
   });
+  // ---- the websocket transport (transportMode: 'websocket'): every request of the SDK's
+  // route clients travels as JSON frames over one /ws connection (container-api §6) --------
+  if (typeof WebSocket === 'undefined') {
+    failed++;
+    console.log('not ok - websocket transport: no global WebSocket (Node 22+, or run with --experimental-websocket)');
+  } else {
+    const wsClient = new SandboxClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      transportMode: 'websocket',
+      wsUrl: `ws://127.0.0.1:${port}/ws`,
+      retryTimeoutMs: 2000
+    });
+    // The transport falls back to plain HTTP while its socket connects; here every request
+    // must travel over the socket, so the fallback fails loudly.
+    const noHttp = async () => {
+      throw new Error('the websocket transport fell back to HTTP');
+    };
+    wsClient.transport.httpFetch = noHttp;
+    wsClient.transport.httpFetchStream = noHttp;
+    await check('websocket transport: utils.getVersion and ping', async () => {
+      assert.equal(wsClient.transport.getMode(), 'websocket');
+      assert.equal(await wsClient.utils.getVersion(), 'compat-test-9.9.9');
+      await wsClient.utils.ping();
+    });
+    await check('websocket transport: commands.execute in a session', async () => {
+      const r = await wsClient.commands.execute('echo ws-$((6*7))', SID);
+      assert.equal(r.success, true);
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.stdout, 'ws-42');
+    });
+    await check('websocket transport: executeStream events via parseSSEStream', async () => {
+      const cmd = 'echo one; echo two >&2';
+      const stream = await wsClient.commands.executeStream(cmd, SID);
+      const events = await collectEvents(parseSSEStream(stream));
+      const types = events.map((e) => e.type);
+      assert.equal(types[0], 'start', `event types ${types.join(',')}`);
+      assert.equal(types.at(-1), 'complete', `event types ${types.join(',')}`);
+      const stdout = events.filter((e) => e.type === 'stdout').map((e) => e.data).join('');
+      const stderr = events.filter((e) => e.type === 'stderr').map((e) => e.data).join('');
+      assert.equal(stdout, 'one\n');
+      assert.equal(stderr, 'two\n');
+    });
+    await check('websocket transport: files round trip and FileNotFoundError', async () => {
+      const p = path.join(ws, 'ws-transport.txt');
+      await wsClient.files.writeFile(p, 'over the socket', SID);
+      const r = await wsClient.files.readFile(p, SID);
+      assert.equal(r.content, 'over the socket');
+      const err = await rejects(() => wsClient.files.readFile(path.join(ws, 'ws-missing.txt'), SID));
+      assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
+    });
+    await check('websocket transport: concurrent requests on one socket', async () => {
+      await wsClient.utils.ping(); // connected before the burst (no connect-time fallback)
+      assert.ok(wsClient.transport.isConnected(), 'the socket is connected');
+      const flag = path.join(ws, 'ws-flag');
+      // The first can only finish once the second ran.
+      const waiting = wsClient.commands.execute(`until [ -f '${flag}' ]; do sleep 0.02; done; echo released`, 'compat-ws-a');
+      const results = await Promise.all([
+        waiting,
+        wsClient.commands.execute(`touch '${flag}'; echo touched`, 'compat-ws-b'),
+        ...[1, 2, 3].map((n) => wsClient.commands.execute(`echo n${n}`, `compat-ws-${n}`))
+      ]);
+      assert.deepEqual(results.map((r) => r.stdout), ['released', 'touched', 'n1', 'n2', 'n3']);
+    });
+    wsClient.disconnect();
+  }
 
   await check('agent still alive after the run', async () => {
     assert.equal(agent.exitCode, null, `agent exited: ${oneLine(agentStderr)}`);
