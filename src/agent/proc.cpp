@@ -49,6 +49,16 @@ bool isSpawnedChild(pid_t pid) {
     return spawnedChildren().count(pid) != 0;
 }
 
+void adoptChild(pid_t pid) {
+    std::lock_guard lock(childrenMutex);
+    spawnedChildren().insert(pid);
+}
+
+void forgetChild(pid_t pid) {
+    std::lock_guard lock(childrenMutex);
+    spawnedChildren().erase(pid);
+}
+
 namespace {
 // Descriptors opened without O_CLOEXEC elsewhere in the process (Asio's sockets: the listening
 // socket and every client connection) would be inherited by each child, keeping connections

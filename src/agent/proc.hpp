@@ -56,6 +56,11 @@ pid_t spawnProcess(const SpawnOptions& opts);
 /// reapExitCode() (its owner reaps it; an orphan reaper must leave it alone).
 bool isSpawnedChild(pid_t pid);
 
+/// Marks a child started by other means (forkpty) as owned, so that the orphan reaper leaves it
+/// to its owner; forgetChild() after the owner reaped it.
+void adoptChild(pid_t pid);
+void forgetChild(pid_t pid);
+
 /// pidfd_open(2): a descriptor that becomes readable when `pid` exits. Throws on failure.
 Fd openPidFd(pid_t pid);
 

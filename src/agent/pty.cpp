@@ -20,6 +20,26 @@ namespace wire = core::wire;
 using server::WebSocket;
 
 namespace {
+
+// The newest output of a terminal, for a client that reconnects. Trimmed in amortised steps: the
+// buffer may reach twice the limit before the oldest part is dropped.
+class ReplayBuffer {
+  public:
+    explicit ReplayBuffer(std::size_t limit) : limit_(limit) {}
+    void append(std::string_view bytes) {
+        data_.append(bytes);
+        if (data_.size() > 2 * limit_) data_.erase(0, data_.size() - limit_);
+    }
+    /// The newest `limit` bytes.
+    std::string_view view() const {
+        std::string_view v(data_);
+        return v.size() > limit_ ? v.substr(v.size() - limit_) : v;
+    }
+
+  private:
+    std::size_t limit_;
+    std::string data_;
+};
 // A connection whose unsent output exceeds this is closed (1008) instead of buffering forever.
 constexpr std::size_t kMaxClientBacklog = 8 * 1024 * 1024;
 
@@ -71,6 +91,9 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
             (void)ignored;
             _exit(127);
         }
+        // Ours to reap (with its exit code), not the orphan reaper's: registered before the event
+        // loop runs again, so a SIGCHLD cannot come first.
+        adoptChild(pid);
         ::fcntl(master, F_SETFD, FD_CLOEXEC);
         ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
         Fd pidfd;
@@ -79,6 +102,7 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
         } catch (...) {
             ::kill(pid, SIGKILL);
             ::waitpid(pid, nullptr, 0);
+            forgetChild(pid);
             ::close(master);
             throw;
         }
@@ -95,7 +119,7 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
             net::detached);
     }
 
-    std::string_view replay() const { return log_.view(wire::kPtyReplayBytes); }
+    std::string_view replay() const { return log_.view(); }
     bool finished() const { return finished_ || exit_.has_value(); }
     std::weak_ptr<Session> session;
 
@@ -135,7 +159,7 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
 
   private:
     void onOutput(std::string_view bytes) {
-        log_.append(bytes, wire::kPtyReplayBytes);
+        log_.append(bytes);
         for (auto it = subs_.begin(); it != subs_.end();) {
             auto& ws = *it;
             if (!ws->isOpen()) {
@@ -177,6 +201,7 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
                                    net::redirect_error(use_awaitable, ec));
         int status = 0;
         pid_t r = ::waitpid(pid_, &status, 0);
+        forgetChild(pid_);
         reaped_ = true;
         int code = -1;
         if (r == pid_ && WIFEXITED(status)) code = WEXITSTATUS(status);
@@ -220,7 +245,7 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
 
     pid_t pid_;
     net::posix::stream_descriptor master_, pidfd_;
-    BoundedLog log_;
+    ReplayBuffer log_{wire::kPtyReplayBytes};
     std::vector<std::shared_ptr<WebSocket>> subs_;
     std::deque<std::string> input_;
     std::optional<int> exit_;
