@@ -187,8 +187,10 @@ awaitable<void> byId(Agent& agent, Request& req, Responder& res, std::string res
         sub = rest.substr(slash + 1);
     }
     const bool isGet = req.method == "GET", isDelete = req.method == "DELETE";
-    const bool known = !id.empty() && ((sub.empty() && (isGet || isDelete)) ||
-                                       ((sub == "logs" || sub == "stream") && isGet));
+    const bool trailingSlash = rest.find('/') != std::string::npos && sub.empty();
+    const bool known =
+        !id.empty() && !trailingSlash &&
+        ((sub.empty() && (isGet || isDelete)) || ((sub == "logs" || sub == "stream") && isGet));
     if (!known)
         throw ApiError("UNKNOWN_ERROR", "The requested endpoint was not found").withStatus(404);
     auto rec = agent.processTable().get(id);

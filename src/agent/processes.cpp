@@ -253,7 +253,24 @@ void enableSubreaper(net::any_io_executor ex) {
 // ---- the table ---------------------------------------------------------------------------
 
 namespace {
-constexpr std::size_t kMaxFinishedRecords = 1000;  // finished records kept for listing
+// Records kept for listing; beyond this the oldest finished ones are forgotten (running ones
+// never are), in batches so that the pruning cost is amortised.
+constexpr std::size_t kMaxRecords = 1000;
+constexpr std::size_t kPruneTo = 900;
+}  // namespace
+
+void ProcessTable::prune() {
+    if (records_.size() <= kMaxRecords) return;
+    std::vector<std::shared_ptr<ProcessRecord>> done;
+    for (const auto& [id, rec] : records_)
+        if (rec->ended) done.push_back(rec);
+    std::sort(done.begin(), done.end(), [](const auto& a, const auto& b) {
+        return a->endTime.value_or("") < b->endTime.value_or("");
+    });
+    for (const auto& rec : done) {
+        if (records_.size() <= kPruneTo) break;
+        records_.erase(rec->id);
+    }
 }
 
 std::shared_ptr<ProcessRecord> ProcessTable::add(std::string command, std::string sessionId,
@@ -267,8 +284,8 @@ std::shared_ptr<ProcessRecord> ProcessTable::add(std::string command, std::strin
     if (run) rec->pid = run->pid();
     rec->run = std::move(run);
     rec->tag = std::move(tag);
-    std::erase(finishedOrder_, rec->id);  // a finished record under this id is replaced
-    records_[rec->id] = rec;
+    records_[rec->id] = rec;  // a finished record under this id is replaced
+    prune();
     return rec;
 }
 
@@ -308,7 +325,7 @@ void ProcessTable::pump(std::shared_ptr<ProcessRecord> rec, std::chrono::millise
     }
     net::co_spawn(
         ex_,
-        [this, rec]() -> awaitable<void> {
+        [rec]() -> awaitable<void> {
             core::Utf8StreamDecoder decoders[2];
             OutputChunk chunk_;
             for (;;) {
@@ -338,12 +355,6 @@ void ProcessTable::pump(std::shared_ptr<ProcessRecord> rec, std::chrono::millise
                 if (!text.empty()) rec->append(i, std::move(text));
             }
             if (!rec->ended) rec->finish(rec->forcedExit);
-            finishedOrder_.push_back(rec->id);
-            while (finishedOrder_.size() > kMaxFinishedRecords) {
-                auto it = records_.find(finishedOrder_.front());
-                if (it != records_.end() && it->second->ended) records_.erase(it);
-                finishedOrder_.pop_front();
-            }
         },
         net::detached);
 }

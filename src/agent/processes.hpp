@@ -140,9 +140,9 @@ class ProcessTable {
     void killSessionNow(const std::string& sessionId);
 
   private:
+    void prune();
     net::any_io_executor ex_;
     std::map<std::string, std::shared_ptr<ProcessRecord>> records_;
-    std::deque<std::string> finishedOrder_;
     std::uint64_t tagCounter_ = 0;
 };
 
