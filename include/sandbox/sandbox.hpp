@@ -10,5 +10,6 @@
 #include "sandbox/base64.hpp"
 #include "sandbox/client.hpp"
 #include "sandbox/errors.hpp"
+#include "sandbox/process.hpp"
 #include "sandbox/sse.hpp"
 #include "sandbox/types.hpp"
