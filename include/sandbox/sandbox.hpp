@@ -12,5 +12,6 @@
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
 #include "sandbox/pty.hpp"
+#include "sandbox/process.hpp"
 #include "sandbox/sse.hpp"
 #include "sandbox/types.hpp"

@@ -117,19 +117,9 @@ awaitable<void> killAll(Agent& agent, Request&, Responder& res) {
     std::vector<std::shared_ptr<ProcessRecord>> targets;
     for (const auto& rec : table.list())
         if (rec->status == "running" && !rec->ended && !rec->killing) targets.push_back(rec);
-    // All at once: each kill waits up to the grace period for its tree.
-    auto ex = co_await net::this_coro::executor;
-    auto left = std::make_shared<std::size_t>(targets.size());
-    auto done = std::make_shared<Event>(ex);
-    if (targets.empty()) done->set();
-    for (const auto& rec : targets) {
-        rec->status = "killed";
-        net::co_spawn(ex, table.kill(rec, agent.config().killGrace, false),
-                      [left, done](std::exception_ptr) {
-                          if (--*left == 0) done->set();
-                      });
-    }
-    co_await done->wait();
+    // All at once: one grace period for all of them, one /proc scan per poll.
+    for (const auto& rec : targets) rec->status = "killed";
+    co_await table.killMany(targets, agent.config().killGrace, false);
     json reply = wire::success({{"cleanedCount", targets.size()}});
     co_await res.sendJson(200, reply);
 }
@@ -187,8 +177,10 @@ awaitable<void> byId(Agent& agent, Request& req, Responder& res, std::string res
         sub = rest.substr(slash + 1);
     }
     const bool isGet = req.method == "GET", isDelete = req.method == "DELETE";
-    const bool known = !id.empty() && ((sub.empty() && (isGet || isDelete)) ||
-                                       ((sub == "logs" || sub == "stream") && isGet));
+    const bool trailingSlash = rest.find('/') != std::string::npos && sub.empty();
+    const bool known =
+        !id.empty() && !trailingSlash &&
+        ((sub.empty() && (isGet || isDelete)) || ((sub == "logs" || sub == "stream") && isGet));
     if (!known)
         throw ApiError("UNKNOWN_ERROR", "The requested endpoint was not found").withStatus(404);
     auto rec = agent.processTable().get(id);

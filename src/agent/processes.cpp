@@ -143,11 +143,12 @@ std::map<pid_t, ProcStat> readProcTable() {
     return table;
 }
 
-bool environHas(pid_t pid, const std::string& needle) {
+// The value of kProcessTagVar in the process's environment ("" when absent or unreadable).
+std::string tagOf(pid_t pid) {
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%d/environ", pid);
     int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    if (fd < 0) return {};
     std::string env;
     char buf[8192];
     for (;;) {
@@ -157,15 +158,17 @@ bool environHas(pid_t pid, const std::string& needle) {
         if (env.size() > (1u << 20)) break;
     }
     ::close(fd);
-    // Entries are NUL-separated: match a whole entry.
+    // Entries are NUL-separated "K=V".
+    const std::string key = std::string(kProcessTagVar) + "=";
     std::size_t pos = 0;
-    while ((pos = env.find(needle, pos)) != std::string::npos) {
-        bool startOk = pos == 0 || env[pos - 1] == '\0';
-        bool endOk = pos + needle.size() == env.size() || env[pos + needle.size()] == '\0';
-        if (startOk && endOk) return true;
-        pos += needle.size();
+    while (pos < env.size()) {
+        std::size_t end = env.find('\0', pos);
+        if (end == std::string::npos) end = env.size();
+        if (env.compare(pos, key.size(), key) == 0)
+            return env.substr(pos + key.size(), end - pos - key.size());
+        pos = end + 1;
     }
-    return false;
+    return {};
 }
 
 bool isZombie(char state) {
@@ -174,7 +177,9 @@ bool isZombie(char state) {
 
 }  // namespace
 
-std::set<pid_t> processTreeMembers(pid_t root, const std::string& tag) {
+std::vector<std::set<pid_t>> processTreesMembers(const std::vector<TreeSpec>& trees) {
+    std::vector<std::set<pid_t>> result(trees.size());
+    if (trees.empty()) return result;
     auto table = readProcTable();
     const pid_t self = ::getpid();
     std::multimap<pid_t, pid_t> children, byGroup, bySession;
@@ -183,40 +188,56 @@ std::set<pid_t> processTreeMembers(pid_t root, const std::string& tag) {
         byGroup.emplace(st.pgid, pid);
         bySession.emplace(st.sid, pid);
     }
-    std::set<pid_t> members;
-    std::vector<pid_t> work;
-    auto add = [&](pid_t p) {
-        if (p <= 1 || p == self) return;
-        auto it = table.find(p);
-        if (it == table.end() || isZombie(it->second.state)) return;
-        if (members.insert(p).second) work.push_back(p);
-    };
-    if (root > 0) add(root);
-    if (!tag.empty()) {
-        std::string needle = std::string(kProcessTagVar) + "=" + tag;
-        for (const auto& [pid, st] : table)
-            if (pid != self && !isZombie(st.state) && environHas(pid, needle)) add(pid);
-    }
-    while (!work.empty()) {
-        pid_t p = work.back();
-        work.pop_back();
-        for (auto* m : {&children, &byGroup, &bySession}) {
-            auto [b, e] = m->equal_range(p);
-            for (auto it = b; it != e; ++it) add(it->second);
+    std::multimap<std::string, std::size_t> byTag;
+    for (std::size_t i = 0; i < trees.size(); ++i)
+        if (!trees[i].tag.empty()) byTag.emplace(trees[i].tag, i);
+    std::vector<std::vector<pid_t>> seeds(trees.size());
+    for (std::size_t i = 0; i < trees.size(); ++i)
+        if (trees[i].root > 0) seeds[i].push_back(trees[i].root);
+    if (!byTag.empty())
+        for (const auto& [pid, st] : table) {
+            if (pid == self || isZombie(st.state)) continue;
+            std::string tag = tagOf(pid);  // one read per process, whatever the number of trees
+            if (tag.empty()) continue;
+            auto [b, e] = byTag.equal_range(tag);
+            for (auto it = b; it != e; ++it) seeds[it->second].push_back(pid);
+        }
+    for (std::size_t i = 0; i < trees.size(); ++i) {
+        auto& members = result[i];
+        std::vector<pid_t> work;
+        auto add = [&](pid_t p) {
+            if (p <= 1 || p == self) return;
+            auto it = table.find(p);
+            if (it == table.end() || isZombie(it->second.state)) return;
+            if (members.insert(p).second) work.push_back(p);
+        };
+        for (pid_t p : seeds[i]) add(p);
+        while (!work.empty()) {
+            pid_t p = work.back();
+            work.pop_back();
+            for (auto* m : {&children, &byGroup, &bySession}) {
+                auto [b, e] = m->equal_range(p);
+                for (auto it = b; it != e; ++it) add(it->second);
+            }
         }
     }
-    return members;
+    return result;
 }
 
-int signalProcessTree(pid_t root, const std::string& tag, int sig) {
+std::set<pid_t> processTreeMembers(pid_t root, const std::string& tag) {
+    return processTreesMembers({TreeSpec{root, tag}}).front();
+}
+
+int signalProcessTrees(const std::vector<TreeSpec>& trees, int sig) {
     std::set<pid_t> frozen;
     for (int round = 0; round < 32; ++round) {
         bool grew = false;
-        for (pid_t p : processTreeMembers(root, tag))
-            if (frozen.insert(p).second) {
-                ::kill(p, SIGSTOP);
-                grew = true;
-            }
+        for (const auto& members : processTreesMembers(trees))
+            for (pid_t p : members)
+                if (frozen.insert(p).second) {
+                    ::kill(p, SIGSTOP);
+                    grew = true;
+                }
         if (!grew) break;
     }
     int n = 0;
@@ -224,6 +245,10 @@ int signalProcessTree(pid_t root, const std::string& tag, int sig) {
         if (::kill(p, sig) == 0) ++n;
     for (pid_t p : frozen) ::kill(p, SIGCONT);
     return n;
+}
+
+int signalProcessTree(pid_t root, const std::string& tag, int sig) {
+    return signalProcessTrees({TreeSpec{root, tag}}, sig);
 }
 
 void reapOrphans() {
@@ -253,7 +278,24 @@ void enableSubreaper(net::any_io_executor ex) {
 // ---- the table ---------------------------------------------------------------------------
 
 namespace {
-constexpr std::size_t kMaxFinishedRecords = 1000;  // finished records kept for listing
+// Records kept for listing; beyond this the oldest finished ones are forgotten (running ones
+// never are), in batches so that the pruning cost is amortised.
+constexpr std::size_t kMaxRecords = 1000;
+constexpr std::size_t kPruneTo = 900;
+}  // namespace
+
+void ProcessTable::prune() {
+    if (records_.size() <= kMaxRecords) return;
+    std::vector<std::shared_ptr<ProcessRecord>> done;
+    for (const auto& [id, rec] : records_)
+        if (rec->ended) done.push_back(rec);
+    std::sort(done.begin(), done.end(), [](const auto& a, const auto& b) {
+        return a->endTime.value_or("") < b->endTime.value_or("");
+    });
+    for (const auto& rec : done) {
+        if (records_.size() <= kPruneTo) break;
+        records_.erase(rec->id);
+    }
 }
 
 std::shared_ptr<ProcessRecord> ProcessTable::add(std::string command, std::string sessionId,
@@ -267,8 +309,8 @@ std::shared_ptr<ProcessRecord> ProcessTable::add(std::string command, std::strin
     if (run) rec->pid = run->pid();
     rec->run = std::move(run);
     rec->tag = std::move(tag);
-    std::erase(finishedOrder_, rec->id);  // a finished record under this id is replaced
-    records_[rec->id] = rec;
+    records_[rec->id] = rec;  // a finished record under this id is replaced
+    prune();
     return rec;
 }
 
@@ -308,7 +350,7 @@ void ProcessTable::pump(std::shared_ptr<ProcessRecord> rec, std::chrono::millise
     }
     net::co_spawn(
         ex_,
-        [this, rec]() -> awaitable<void> {
+        [rec]() -> awaitable<void> {
             core::Utf8StreamDecoder decoders[2];
             OutputChunk chunk_;
             for (;;) {
@@ -338,73 +380,98 @@ void ProcessTable::pump(std::shared_ptr<ProcessRecord> rec, std::chrono::millise
                 if (!text.empty()) rec->append(i, std::move(text));
             }
             if (!rec->ended) rec->finish(rec->forcedExit);
-            finishedOrder_.push_back(rec->id);
-            while (finishedOrder_.size() > kMaxFinishedRecords) {
-                auto it = records_.find(finishedOrder_.front());
-                if (it != records_.end() && it->second->ended) records_.erase(it);
-                finishedOrder_.pop_front();
-            }
         },
         net::detached);
 }
 
 namespace {
-// Polls until no member of the tree is left; false at `deadline`.
-awaitable<bool> waitTreeGone(net::steady_timer& timer, pid_t root, const std::string& tag,
-                             const std::chrono::steady_clock::time_point& deadline) {
-    for (;;) {
-        if (processTreeMembers(root, tag).empty()) co_return true;
-        if (std::chrono::steady_clock::now() >= deadline) co_return false;
-        boost::system::error_code ec;
-        timer.expires_after(std::chrono::milliseconds(25));
-        co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
-    }
+awaitable<void> pause(net::steady_timer& timer, std::chrono::milliseconds d) {
+    boost::system::error_code ec;
+    timer.expires_after(d);
+    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
 }
 }  // namespace
 
 awaitable<void> ProcessTable::kill(std::shared_ptr<ProcessRecord> rec,
                                    std::chrono::milliseconds grace, bool force) {
-    rec->killing = true;
-    // The root pid is ours to address only while the command has not ended (after that it may
-    // have been reaped and reused); the tag still finds what it left behind.
-    const pid_t root = rec->ended ? 0 : rec->pid.value_or(0);
-    net::steady_timer timer(ex_);
-    int code = 143;
-    bool gone = false;
-    if (!force) {
-        signalProcessTree(root, rec->tag, SIGTERM);
-        auto deadline = std::chrono::steady_clock::now() + grace;
-        gone = co_await waitTreeGone(timer, root, rec->tag, deadline);
+    std::vector<std::shared_ptr<ProcessRecord>> one{rec};
+    co_await killMany(one, grace, force);
+}
+
+awaitable<void> ProcessTable::killMany(const std::vector<std::shared_ptr<ProcessRecord>>& recs,
+                                       std::chrono::milliseconds grace, bool force) {
+    const std::size_t n = recs.size();
+    std::vector<TreeSpec> specs;
+    for (const auto& rec : recs) {
+        rec->killing = true;
+        // The root pid is ours to address only while the command has not ended (after that it
+        // may have been reaped and reused); the tag still finds what it left behind.
+        specs.push_back(TreeSpec{rec->ended ? 0 : rec->pid.value_or(0), rec->tag});
     }
-    if (!gone) {
-        code = 137;
+    net::steady_timer timer(ex_);
+    std::vector<bool> gone(n, false);
+    auto allGone = [&] {
+        auto sets = processTreesMembers(specs);
+        bool all = true;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (sets[i].empty()) gone[i] = true;
+            all = all && gone[i];
+        }
+        return all;
+    };
+    if (!force) {
+        signalProcessTrees(specs, SIGTERM);
+        auto deadline = std::chrono::steady_clock::now() + grace;
+        while (!allGone() && std::chrono::steady_clock::now() < deadline)
+            co_await pause(timer, std::chrono::milliseconds(25));
+    }
+    std::vector<int> codes(n, 143);
+    std::vector<TreeSpec> left;
+    for (std::size_t i = 0; i < n; ++i)
+        if (!gone[i]) {
+            codes[i] = 137;
+            left.push_back(specs[i]);
+        }
+    if (!left.empty()) {
         // Re-walk and kill until nothing is left (a member may fork while being frozen).
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         for (;;) {
-            signalProcessTree(root, rec->tag, SIGKILL);
-            auto step = std::min(std::chrono::steady_clock::now() + std::chrono::milliseconds(200),
-                                 deadline);
-            bool done = co_await waitTreeGone(timer, root, rec->tag, step);
-            if (done || std::chrono::steady_clock::now() >= deadline) break;
+            signalProcessTrees(left, SIGKILL);
+            auto step = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+            bool empty = false;
+            for (;;) {
+                empty = true;
+                for (const auto& m : processTreesMembers(left)) empty = empty && m.empty();
+                if (empty || std::chrono::steady_clock::now() >= std::min(step, deadline)) break;
+                co_await pause(timer, std::chrono::milliseconds(25));
+            }
+            if (empty || std::chrono::steady_clock::now() >= deadline) break;
         }
     }
-    if (!rec->forcedExit) rec->forcedExit = code;
-    rec->notify();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!recs[i]->forcedExit) recs[i]->forcedExit = codes[i];
+        recs[i]->notify();
+    }
     reapOrphans();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!rec->ended && std::chrono::steady_clock::now() < deadline)
-        co_await rec->waitChange(deadline);
+    for (const auto& rec : recs)
+        while (!rec->ended && std::chrono::steady_clock::now() < deadline)
+            co_await rec->waitChange(deadline);
 }
 
 void ProcessTable::killSessionNow(const std::string& sessionId) {
+    std::vector<TreeSpec> trees;
     for (auto& [id, rec] : records_)
         if (!rec->ended && rec->sessionId == sessionId && !rec->tag.empty())
-            signalProcessTree(rec->pid.value_or(0), rec->tag, SIGKILL);
+            trees.push_back(TreeSpec{rec->pid.value_or(0), rec->tag});
+    if (!trees.empty()) signalProcessTrees(trees, SIGKILL);
 }
 
 void ProcessTable::killAllNow() {
+    std::vector<TreeSpec> trees;
     for (auto& [id, rec] : records_)
-        if (!rec->ended) signalProcessTree(rec->pid.value_or(0), rec->tag, SIGKILL);
+        if (!rec->ended) trees.push_back(TreeSpec{rec->pid.value_or(0), rec->tag});
+    if (!trees.empty()) signalProcessTrees(trees, SIGKILL);
 }
 
 }  // namespace sandbox::agent

@@ -99,6 +99,19 @@ struct ProcessRecord {
     std::shared_ptr<Event> changed_;
 };
 
+/// A process tree to find: its root pid (0: none) and its tag ("": none).
+struct TreeSpec {
+    pid_t root = 0;
+    std::string tag;
+};
+
+/// The members of each tree (rules as processTreeMembers) from one scan of /proc: each
+/// process's environment is read once, however many trees are asked for.
+std::vector<std::set<pid_t>> processTreesMembers(const std::vector<TreeSpec>& trees);
+
+/// Freezes the members of all `trees`, signals them, thaws them (see signalProcessTree).
+int signalProcessTrees(const std::vector<TreeSpec>& trees, int sig);
+
 /// The members of the process tree tagged `tag` and rooted at `root` (0: none): descendants
 /// of the root and of every tagged process, and members of sessions or process groups that a
 /// member leads. Never the agent itself. Zombies are left out.
@@ -132,6 +145,9 @@ class ProcessTable {
     /// (at once when `force`). Returns when no member is left (bounded) and the record ended.
     awaitable<void> kill(std::shared_ptr<ProcessRecord> rec, std::chrono::milliseconds grace,
                          bool force);
+    /// kill() for several processes at once (one /proc scan per poll for all of them).
+    awaitable<void> killMany(const std::vector<std::shared_ptr<ProcessRecord>>& recs,
+                             std::chrono::milliseconds grace, bool force);
     /// A fresh unique tag value for a process with this id.
     std::string newTag(const std::string& id);
     /// Kills every running process at once (shutdown).
@@ -140,9 +156,9 @@ class ProcessTable {
     void killSessionNow(const std::string& sessionId);
 
   private:
+    void prune();
     net::any_io_executor ex_;
     std::map<std::string, std::shared_ptr<ProcessRecord>> records_;
-    std::deque<std::string> finishedOrder_;
     std::uint64_t tagCounter_ = 0;
 };
 

@@ -390,6 +390,7 @@ TEST_CASE("process: error responses") {
     checkError(del(a, "/api/process/nope"), 404, "PROCESS_NOT_FOUND");
     checkError(get(a, "/api/process/kill-all"), 404, "PROCESS_NOT_FOUND");
     checkError(get(a, "/api/process/dup/other"), 404, "UNKNOWN_ERROR");
+    checkError(get(a, "/api/process/dup/"), 404, "UNKNOWN_ERROR");
     checkError(call(a.http, "POST", "/api/process/dup"), 404, "UNKNOWN_ERROR");
     checkError(del(a, "/api/process/dup/logs"), 404, "UNKNOWN_ERROR");
     std::string s = started(a, "sleep 60");
