@@ -22,8 +22,8 @@ awaitable<core::wire::GitCheckoutResponse> gitCheckout(
 /// The route handler.
 awaitable<void> gitCheckoutRoute(Agent& agent, server::Request& req, server::Responder& res);
 
-/// The error code for a failed clone (exported for tests of the mapping): `exitCode` of git
-/// (124 for a timeout) and its stderr.
+/// The error code for a failed clone from git's exit code (124: the timeout) and its stderr:
+/// the reference's mapping, plus typed codes for a missing branch or repository on exit 128.
 std::string gitErrorCode(int exitCode, std::string_view stderrText);
 
 }  // namespace sandbox::agent
