@@ -80,7 +80,8 @@ TEST_SUITE("daemon.bridge_extra") {
            "printf 'caf\\xc3\\xa9' > 'dir with space/sub/caf\xc3\xa9.txt' && : > empty && "
            "echo secret > .hidden/x && ln -s data/big.bin link && ln -s /usr/bin/python3 py && "
            "chmod 600 .hidden/x && chmod 755 empty-dir && "
-           "head -c 300000 /dev/urandom > data/rand && mkfifo fifo");
+           "head -c 300000 /dev/urandom > data/rand && mkfifo fifo && "
+           "printf raw > \"$(printf 'not-utf8-\\377')\"");
         const std::string before = workspaceDigest(d.http, id);
         auto tar = call(d.http, "POST", sandboxPath(id, "/persist"));
         REQUIRE(tar.status == 200);
