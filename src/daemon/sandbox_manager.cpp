@@ -83,7 +83,12 @@ bool bwrapWorks() {
 
 SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg)
     : ex_(ex), cfg_(std::move(cfg)) {
-    fs::create_directories(cfg_.stateDir + "/sandboxes");
+    // Only sandboxd may enter the sandboxes' directories: a sandbox can make its own files
+    // set-user-id (it owns them), and a host user reaching one could run it as that owner.
+    for (const char* sub : {"/sandboxes", "/pool"}) {
+        fs::create_directories(cfg_.stateDir + sub);
+        fs::permissions(cfg_.stateDir + sub, fs::perms::owner_all, fs::perm_options::replace);
+    }
     cgroupPrefix_ = "sandboxd-" + std::to_string(::getpid());
     if (isDir(kPidsRoot) && isDir(kMemoryRoot)) {
         std::string p = std::string(kPidsRoot) + "/" + cgroupPrefix_ + "-probe";

@@ -1,6 +1,8 @@
 // sandboxd --isolation bwrap: escape attempts from inside a sandbox, and the per-sandbox limits
 // (fork bomb, memory bomb, output flood) against a neighbour that must keep answering.
 // Skipped (with a message) where bubblewrap cannot create namespaces.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 
@@ -174,6 +176,23 @@ TEST_SUITE("daemon.isolation") {
         CHECK(call(d.http, "GET", sandboxPath(b, "/file/workspace/a.txt")).status == 404);
         // a still has it.
         CHECK(shr(d.http, a, "cat /workspace/a.txt").out == "secret-of-a\n");
+    }
+
+    TEST_CASE("escape: a set-user-id file made in a sandbox cannot be reached from the host") {
+        SKIP_WITHOUT_BWRAP();
+        DaemonFixture d({}, {"--isolation", "bwrap"});
+        std::string a = newSandbox(d.http);
+        // The sandbox owns its files and may mark one set-user-id; host users must not be able
+        // to reach it, so the directories above every workspace admit sandboxd's user only.
+        auto r =
+            shr(d.http, a,
+                "cp /bin/true /workspace/t && chmod 4755 /workspace/t && stat -c %A /workspace/t");
+        CHECK(r.exitCode == 0);
+        for (const char* sub : {"/sandboxes", "/pool"}) {
+            struct stat st {};
+            REQUIRE(::stat((d.stateDir() + sub).c_str(), &st) == 0);
+            CHECK((st.st_mode & 07777) == 0700);
+        }
     }
 
     TEST_CASE("escape: a sandbox cannot redirect the daemon to another sandbox's agent") {
