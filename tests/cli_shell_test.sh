@@ -74,4 +74,13 @@ if ! screen | grep -q '^TTY-RESTORED$'; then
   screen
   exit 1
 fi
+# Not a terminal: standard input is sent as it is, and its end as Ctrl-D.
+set +e
+out=$(printf 'echo piped-$((3+4))\nexit 3\n' | "$cli" shell clipipe)
+code=$?
+set -e
+[ "$code" = 3 ] || { echo "FAIL: piped shell exited $code, expected 3"; exit 1; }
+case "$out" in *piped-7*) ;; *) echo "FAIL: piped shell printed: $out"; exit 1 ;; esac
+out=$(printf 'echo eof-$((2+2))\n' | "$cli" shell clieof)
+case "$out" in *eof-4*) ;; *) echo "FAIL: shell ended by EOF printed: $out"; exit 1 ;; esac
 echo "cli shell ok"

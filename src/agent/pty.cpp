@@ -40,7 +40,13 @@ class ReplayBuffer {
     std::size_t limit_;
     std::string data_;
 };
-// A connection whose unsent output exceeds this is closed (1008) instead of buffering forever.
+
+// Flow control: while a connection has more than this much output unsent, the terminal is not
+// read (the shell blocks on its writes, as on a real terminal).
+constexpr std::size_t kClientHighWater = 1024 * 1024;
+// A connection that stays behind this long is closed (1008) so the others are not held up.
+constexpr auto kSlowClientGrace = std::chrono::seconds(30);
+// Hard bound on a connection's unsent output.
 constexpr std::size_t kMaxClientBacklog = 8 * 1024 * 1024;
 
 // parseInt-like: the leading integer of the value; `fallback` when absent or not a number.
@@ -180,6 +186,8 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
         std::string buf(64 * 1024, '\0');
         for (;;) {
             if (exit_) break;  // the shell is gone: drain below, do not wait on its children
+            co_await waitForReaders();
+            if (exit_) break;
             boost::system::error_code ec;
             std::size_t n = co_await master_.async_read_some(
                 net::buffer(buf), net::redirect_error(use_awaitable, ec));
@@ -193,6 +201,21 @@ class Terminal : public std::enable_shared_from_this<Terminal> {
         }
         outputEnded_ = true;
         maybeFinish();
+    }
+
+    // Waits while a connection is behind; one that stays behind past the grace is closed.
+    awaitable<void> waitForReaders() {
+        auto subs = subs_;
+        for (auto& ws : subs) {
+            if (!ws->isOpen() || ws->buffered() <= kClientHighWater) continue;
+            const auto deadline = std::chrono::steady_clock::now() + kSlowClientGrace;
+            const std::size_t low = kClientHighWater / 2;
+            bool ok = co_await ws->waitBelow(low, deadline);
+            if (!ok && ws->isOpen()) {
+                ws->close(1008, "Client too slow");
+                unsubscribe(ws);
+            }
+        }
     }
 
     awaitable<void> exitLoop() {

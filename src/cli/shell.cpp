@@ -110,10 +110,20 @@ int runShell(const Sandbox& sb) {
         pollfd fds[3] = {{endPipe[0], POLLIN, 0},
                          {gWinchPipe[0], POLLIN, 0},
                          {stdinOpen ? STDIN_FILENO : -1, POLLIN, 0}};
-        int n = ::poll(fds, 3, -1);
+        // After the end of (non-terminal) input, Ctrl-D is repeated while the terminal lives: one
+        // sent while the shell starts up can be swallowed, and each program reading the
+        // terminal (cat, then the shell) takes one.
+        int n = ::poll(fds, 3, stdinOpen ? -1 : 500);
         if (n < 0) {
             if (errno == EINTR) continue;
             break;
+        }
+        if (n == 0) {
+            try {
+                pty.write("\x04");
+            } catch (const SandboxError&) {
+            }
+            continue;
         }
         if (fds[0].revents) break;  // the terminal ended
         if (fds[1].revents) {
@@ -136,7 +146,7 @@ int runShell(const Sandbox& sb) {
                 if (r > 0) {
                     pty.write(std::string_view(buf, static_cast<size_t>(r)));
                 } else {
-                    // End of input (not a terminal): end the shell's input as Ctrl-D would.
+                    // End of input (not a terminal): end the shell's input with Ctrl-D.
                     stdinOpen = false;
                     pty.write("\x04");
                 }

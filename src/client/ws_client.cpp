@@ -94,6 +94,7 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<Impl> {
     net::io_context io;
     std::optional<ssl::context> tls;
     std::unique_ptr<Conn> conn;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
     std::thread thread;
 
     // Shared with the caller threads.
@@ -152,9 +153,13 @@ struct WebSocketClient::Impl : std::enable_shared_from_this<Impl> {
         });
     }
 
+    // Fails the queued sends; the one being written (if any) is completed by its handler.
     void failOutbox() {
-        for (auto& item : outbox) item.second.set_value(false);
-        outbox.clear();
+        std::size_t keep = writing ? 1 : 0;
+        while (outbox.size() > keep) {
+            outbox.back().second.set_value(false);
+            outbox.pop_back();
+        }
     }
 
     void pump() {
@@ -287,10 +292,8 @@ WebSocketClient::WebSocketClient(const Endpoint& ep, const std::string& target,
     impl.io.restart();
     auto self = impl_;
     net::post(impl.io, [self] { self->readLoop(); });
-    impl.thread = std::thread([self] {
-        auto guard = net::make_work_guard(self->io);
-        self->io.run();
-    });
+    impl.work.emplace(impl.io.get_executor());
+    impl.thread = std::thread([self] { self->io.run(); });
 }
 
 WebSocketClient::~WebSocketClient() {
@@ -303,12 +306,13 @@ WebSocketClient::~WebSocketClient() {
         lock.lock();
         self->cv.wait_for(lock, std::chrono::seconds(2), [&] { return self->closed; });
     }
+    // Abort the socket and let the loop run dry: every pending operation completes (with an
+    // error) and drops its reference to the Impl, which is then freed with the last handle.
     net::post(self->io, [self] {
         self->conn->abort();
-        self->io.stop();
+        self->work.reset();
     });
     if (self->thread.joinable()) self->thread.join();
-    // Pending promises (io stopped) are abandoned with the Impl.
 }
 
 void WebSocketClient::sendText(std::string data) {

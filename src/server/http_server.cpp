@@ -98,9 +98,7 @@ namespace {
 template <class Socket>
 class WsSession : public WebSocket, public std::enable_shared_from_this<WsSession<Socket>> {
   public:
-    explicit WsSession(Socket socket)
-        : ws_(std::move(socket)),
-          drained_(ws_.get_executor(), net::steady_timer::time_point::max()) {}
+    explicit WsSession(Socket socket) : ws_(std::move(socket)) {}
 
     websocket::stream<Socket>& stream() { return ws_; }
 
@@ -117,7 +115,7 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
             else
                 broken_ = true;
             open_ = false;
-            drained_.cancel();
+            notifyWaiters();
             co_return false;
         }
         out.binary = ws_.got_binary();
@@ -138,10 +136,23 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
     }
 
     awaitable<bool> drain() override {
-        while (writing_ && !broken_) {
+        const auto never = std::chrono::steady_clock::time_point::max();
+        bool ok = co_await waitBelow(0, never);
+        co_return ok;
+    }
+
+    awaitable<bool> waitBelow(std::size_t bytes,
+                              std::chrono::steady_clock::time_point deadline) override {
+        // Each waiter has its own timer (a shared one would be re-armed by one waiter while
+        // another waits on it); the writer cancels them all after every frame.
+        net::steady_timer timer(ws_.get_executor());
+        while (!broken_ && bufferedBytes_ > bytes) {
+            if (std::chrono::steady_clock::now() >= deadline) co_return false;
+            timer.expires_at(deadline);
+            waiters_.push_back(&timer);
             beast::error_code ec;
-            drained_.expires_at(net::steady_timer::time_point::max());
-            co_await drained_.async_wait(net::redirect_error(use_awaitable, ec));
+            co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+            std::erase(waiters_, &timer);
         }
         co_return !broken_;
     }
@@ -177,6 +188,7 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
                                      net::redirect_error(use_awaitable, ec));
             bufferedBytes_ -= item.second.size();
             if (ec) broken_ = true;
+            notifyWaiters();
         }
         if (closeRequested_ && !closeSent_ && !broken_) {
             closeSent_ = true;
@@ -187,11 +199,15 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
             bufferedBytes_ = 0;
         }
         writing_ = false;
-        drained_.cancel();
+        notifyWaiters();
+    }
+
+    void notifyWaiters() {
+        for (auto* t : waiters_) t->cancel();
     }
 
     websocket::stream<Socket> ws_;
-    net::steady_timer drained_;
+    std::vector<net::steady_timer*> waiters_;
     std::deque<std::pair<bool, std::string>> queue_;
     std::size_t bufferedBytes_ = 0;
     websocket::close_reason closeReason_;

@@ -62,6 +62,10 @@ class WebSocket {
     virtual void close(int code, std::string reason) = 0;
     /// Waits until the queue is written (false when the connection broke).
     virtual net::awaitable<bool> drain() = 0;
+    /// Waits until at most `bytes` are queued. False when the connection broke or `deadline`
+    /// passed first (flow control: stop producing while a reader is behind).
+    virtual net::awaitable<bool> waitBelow(std::size_t bytes,
+                                           std::chrono::steady_clock::time_point deadline) = 0;
     /// Bytes queued and not yet written.
     virtual std::size_t buffered() const = 0;
     /// False once closing, closed or broken.

@@ -90,6 +90,28 @@ TEST_CASE("pty: a reconnecting client gets the recent output replayed before rea
     CHECK(q.waitOutput("24 80"));
 }
 
+TEST_CASE("pty: the replay keeps the last 256 KiB") {
+    AgentFixture a;
+    {
+        PtyClient p(endpointOf(a), ptyTarget("big"));
+        REQUIRE(p.waitReady());
+        p.send("head -c 600000 /dev/zero | tr '\\0' x; echo; echo end-$((50+50))\n");
+        REQUIRE(p.waitOutput("end-100"));
+    }
+    PtyClient q(endpointOf(a), ptyTarget("big"));
+    REQUIRE(q.waitReady());
+    CHECK(q.beforeReady.size() == core::wire::kPtyReplayBytes);
+    CHECK(q.beforeReady.find("end-100") != std::string::npos);
+}
+
+TEST_CASE("pty: a shell that cannot start reports exit 127") {
+    AgentFixture a;
+    PtyClient p(endpointOf(a), ptyTarget("noshell", "&shell=/no/such/shell"));
+    REQUIRE(p.waitClosed());
+    CHECK(p.exitCode == std::optional<int>(127));
+    CHECK(p.output.find("cannot start the shell") != std::string::npos);
+}
+
 TEST_CASE("pty: two connections share the terminal; both get the exit") {
     AgentFixture a;
     PtyClient p(endpointOf(a), ptyTarget("p4"));

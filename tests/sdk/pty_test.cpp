@@ -2,6 +2,7 @@
 // narrow bridge, embedded default). Output as a pull range and as a callback, resize, exit
 // codes, replay on reconnect, session binding, auth.
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 
 #include "sdk/sdk_fixture.hpp"
@@ -81,6 +82,27 @@ TEST_CASE("terminal: output as a pull range and as a callback; replay on reconne
     CHECK(readUntil(again, out, "callback-18-marker"));  // replayed
     again.write("echo $$ > /dev/null; exit 4\n");
     CHECK(again.wait(30s) == std::optional<int>(4));
+}
+
+TEST_CASE("terminal: connections are released (no descriptors or threads left behind)") {
+    auto sb = freshSandbox("pty");
+    auto openFds = [] {
+        return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                             std::filesystem::directory_iterator());
+    };
+    auto threads = [] {
+        return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                             std::filesystem::directory_iterator());
+    };
+    sb.terminal().close();  // warm-up (the first use may open the sandbox)
+    auto fds = openFds();
+    auto tasks = threads();
+    for (int i = 0; i < 20; ++i) {
+        auto pty = sb.terminal();
+        if (i % 2) pty.write("echo x\n");  // some with output in flight
+    }
+    CHECK(openFds() == fds);
+    CHECK(threads() == tasks);
 }
 
 TEST_CASE("terminal: bad options and auth") {
