@@ -151,10 +151,8 @@ std::optional<int> reapExitCode(pid_t pid) {
     return -1;
 }
 
-namespace {
-// pid -> (ppid, state) for every process visible in /proc.
-std::map<pid_t, std::pair<pid_t, char>> processTable() {
-    std::map<pid_t, std::pair<pid_t, char>> table;
+std::map<pid_t, ProcStat> readProcTable() {
+    std::map<pid_t, ProcStat> table;
     DIR* d = ::opendir("/proc");
     if (!d) return table;
     while (dirent* e = ::readdir(d)) {
@@ -170,22 +168,27 @@ std::map<pid_t, std::pair<pid_t, char>> processTable() {
         ::close(fd);
         if (n <= 0) continue;
         buf[n] = '\0';
-        // "pid (comm) S ppid ..." — comm may contain spaces and parens: use the last ')'.
+        // "pid (comm) S ppid pgrp session ..." — comm may contain spaces and parens: use the
+        // last ')'.
         char* rp = std::strrchr(buf, ')');
-        if (!rp || rp[1] == '\0') continue;
-        char state = rp[2];
-        long ppid = std::strtol(rp + 4, nullptr, 10);
-        table[static_cast<pid_t>(pid)] = {static_cast<pid_t>(ppid), state};
+        if (!rp || rp[1] == '\0' || rp[2] == '\0') continue;
+        ProcStat st;
+        st.state = rp[2];
+        long ppid = 0, pgid = 0, sid = 0;
+        if (std::sscanf(rp + 3, " %ld %ld %ld", &ppid, &pgid, &sid) != 3) continue;
+        st.ppid = static_cast<pid_t>(ppid);
+        st.pgid = static_cast<pid_t>(pgid);
+        st.sid = static_cast<pid_t>(sid);
+        table[static_cast<pid_t>(pid)] = st;
     }
     ::closedir(d);
     return table;
 }
-}  // namespace
 
 std::vector<pid_t> descendantsOf(pid_t root) {
-    auto table = processTable();
+    auto table = readProcTable();
     std::multimap<pid_t, pid_t> children;
-    for (const auto& [pid, info] : table) children.emplace(info.first, pid);
+    for (const auto& [pid, info] : table) children.emplace(info.ppid, pid);
     std::vector<pid_t> out;
     std::vector<pid_t> frontier{root};
     std::set<pid_t> seen{root};

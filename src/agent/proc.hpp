@@ -3,6 +3,7 @@
 // i.e. vfork+exec), pipes, process-tree discovery and tree kills.
 #include <sys/types.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -67,6 +68,14 @@ Fd openPidFd(pid_t pid);
 /// waitpid(WNOHANG) translated to a shell-style exit code (128+signal for a signal death).
 /// Returns nullopt while the process is still running.
 std::optional<int> reapExitCode(pid_t pid);
+
+/// One process's line of /proc/PID/stat: parent, process group, session and state letter.
+struct ProcStat {
+    pid_t ppid = 0, pgid = 0, sid = 0;
+    char state = '?';
+};
+/// Every process visible in /proc, by pid.
+std::map<pid_t, ProcStat> readProcTable();
 
 /// Every descendant of `root` (not `root` itself), parents before children, from /proc.
 std::vector<pid_t> descendantsOf(pid_t root);

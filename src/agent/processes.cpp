@@ -105,44 +105,6 @@ wire::ProcessInfo ProcessRecord::info() const {
 
 namespace {
 
-struct ProcStat {
-    pid_t ppid = 0, pgid = 0, sid = 0;
-    char state = '?';
-};
-
-std::map<pid_t, ProcStat> readProcTable() {
-    std::map<pid_t, ProcStat> table;
-    DIR* d = ::opendir("/proc");
-    if (!d) return table;
-    while (dirent* e = ::readdir(d)) {
-        char* end = nullptr;
-        long pid = std::strtol(e->d_name, &end, 10);
-        if (*end != '\0' || pid <= 0) continue;
-        char path[64];
-        std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        char buf[512];
-        ssize_t n = ::read(fd, buf, sizeof buf - 1);
-        ::close(fd);
-        if (n <= 0) continue;
-        buf[n] = '\0';
-        // "pid (comm) S ppid pgrp session ..." — comm may contain spaces and parens.
-        char* rp = std::strrchr(buf, ')');
-        if (!rp || rp[1] == '\0' || rp[2] == '\0') continue;
-        ProcStat st;
-        st.state = rp[2];
-        long ppid = 0, pgid = 0, sid = 0;
-        if (std::sscanf(rp + 3, " %ld %ld %ld", &ppid, &pgid, &sid) != 3) continue;
-        st.ppid = static_cast<pid_t>(ppid);
-        st.pgid = static_cast<pid_t>(pgid);
-        st.sid = static_cast<pid_t>(sid);
-        table[static_cast<pid_t>(pid)] = st;
-    }
-    ::closedir(d);
-    return table;
-}
-
 // The value of kProcessTagVar in the process's environment ("" when absent or unreadable).
 std::string tagOf(pid_t pid) {
     char path[64];

@@ -6,6 +6,7 @@
 
 #include "client/sdk_internal.hpp"
 #include "client/ws_client.hpp"
+#include "core/text.hpp"
 #include "core/wire_ws.hpp"
 #include "sandbox/pty.hpp"
 
@@ -14,23 +15,6 @@ namespace wire = core::wire;
 using nlohmann::json;
 
 namespace detail {
-
-namespace {
-std::string queryEscape(std::string_view s) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.push_back('%');
-            out.push_back(hex[c >> 4]);
-            out.push_back(hex[c & 15]);
-        }
-    }
-    return out;
-}
-}  // namespace
 
 struct PtyImpl {
     std::unique_ptr<client::WebSocketClient> ws;
@@ -232,13 +216,13 @@ Pty Sandbox::terminal(const PtyOptions& options) const {
     impl->session = session_ ? *session_ : st.defaultSessionId();
     std::string size =
         "cols=" + std::to_string(options.cols) + "&rows=" + std::to_string(options.rows);
-    if (!options.shell.empty()) size += "&shell=" + detail::queryEscape(options.shell);
+    if (!options.shell.empty()) size += "&shell=" + core::queryEscape(options.shell);
     std::string target;
     if (c.kind == TransportKind::Agent)
-        target = "/ws/pty?sessionId=" + detail::queryEscape(impl->session) + "&" + size;
+        target = "/ws/pty?sessionId=" + core::queryEscape(impl->session) + "&" + size;
     else
         target = "/v1/sandbox/" + st.bridgeId + "/pty?" + size +
-                 "&session=" + detail::queryEscape(impl->session);
+                 "&session=" + core::queryEscape(impl->session);
     client::HttpSettings settings = c.settings;
     try {
         impl->ws = std::make_unique<client::WebSocketClient>(c.root, target, c.headers(), settings);

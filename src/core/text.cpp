@@ -1,5 +1,7 @@
 #include "core/text.hpp"
 
+#include <cctype>
+
 #include <vector>
 
 #include "core/utf8.hpp"
@@ -53,6 +55,21 @@ std::string pathProblems(std::string_view path) {
     if (path.empty()) add("Path must be a non-empty string");
     if (path.find('\0') != std::string_view::npos) add("Path contains null bytes");
     if (path.size() > 4096) add("Path too long (max 4096 characters)");
+    return out;
+}
+
+std::string queryEscape(std::string_view s) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
+    }
     return out;
 }
 

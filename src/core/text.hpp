@@ -20,4 +20,8 @@ std::string resolvePath(std::string_view base, std::string_view path);
 /// the list of reasons joined by ", " (empty when the path is valid).
 std::string pathProblems(std::string_view path);
 
+/// Percent-encodes `s` for a URL query value: unreserved characters and '/' stay, every other
+/// byte becomes %XX.
+std::string queryEscape(std::string_view s);
+
 }  // namespace sandbox::core

@@ -24,20 +24,6 @@ namespace wire = core::wire;
 
 namespace {
 
-std::string errorBody(std::string_view message, std::string_view code) {
-    std::string s = "{\"error\":";
-    core::appendJsonString(s, message);
-    s += ",\"code\":";
-    core::appendJsonString(s, code);
-    s += "}";
-    return s;
-}
-
-awaitable<void> sendError(Responder& res, int status, std::string_view code,
-                          std::string_view message) {
-    co_await res.send(status, "application/json", errorBody(message, code));
-}
-
 awaitable<void> sendOk(Responder& res) {
     co_await res.send(200, "application/json", "{\"ok\":true}");
 }

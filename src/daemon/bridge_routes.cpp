@@ -27,12 +27,6 @@ using nlohmann::json;
 using server::Request;
 using server::Responder;
 
-namespace {
-
-constexpr std::size_t kMaxFileBody = 32ull * 1024 * 1024;
-constexpr auto kKeepAlive = std::chrono::seconds(15);
-
-// {"error":...,"code":...} in that key order, compact.
 std::string errorBody(std::string_view message, std::string_view code) {
     std::string s = "{\"error\":";
     core::appendJsonString(s, message);
@@ -46,6 +40,11 @@ awaitable<void> sendError(Responder& res, int status, std::string_view code,
                           std::string_view message) {
     co_await res.send(status, "application/json", errorBody(message, code));
 }
+
+namespace {
+
+constexpr std::size_t kMaxFileBody = 32ull * 1024 * 1024;
+constexpr auto kKeepAlive = std::chrono::seconds(15);
 
 awaitable<void> sendNotFound(Responder& res) {
     co_await res.send(404, "text/plain; charset=UTF-8", "404 Not Found");

@@ -14,4 +14,10 @@ bool constantTimeEquals(std::string_view a, std::string_view b);
 /// `; / ? : @ & = + $ , #` and `%25`, keeping undecodable runs verbatim.
 std::string decodeBridgePath(std::string_view raw);
 
+/// The bridge's error body (§2.2): {"error":...,"code":...} in that key order, compact.
+std::string errorBody(std::string_view message, std::string_view code);
+/// Sends `status` with errorBody(message, code) as application/json.
+awaitable<void> sendError(server::Responder& res, int status, std::string_view code,
+                          std::string_view message);
+
 }  // namespace sandbox::daemon

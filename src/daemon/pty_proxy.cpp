@@ -8,6 +8,7 @@
 
 #include "core/text.hpp"
 #include "core/utf8.hpp"
+#include "daemon/bridge_routes.hpp"
 #include "daemon/upstream.hpp"
 
 namespace sandbox::daemon {
@@ -24,16 +25,6 @@ namespace {
 
 // Relayed output waiting for a slow client beyond this makes the relay wait.
 constexpr std::size_t kClientHighWater = 4 * 1024 * 1024;
-
-awaitable<void> sendError(Responder& res, int status, std::string_view code,
-                          std::string_view message) {
-    std::string s = "{\"error\":";
-    core::appendJsonString(s, message);
-    s += ",\"code\":";
-    core::appendJsonString(s, code);
-    s += "}";
-    co_await res.send(status, "application/json", std::move(s));
-}
 
 std::string trimmed(std::string_view s) {
     auto b = s.find_first_not_of(" \t\r\n");
@@ -79,21 +70,6 @@ bool validSessionId(std::string_view s) {
         if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
             return false;
     return true;
-}
-
-std::string queryEscape(std::string_view s) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.push_back('%');
-            out.push_back(hex[c >> 4]);
-            out.push_back(hex[c & 15]);
-        }
-    }
-    return out;
 }
 
 using AgentWs = websocket::stream<unix_sock::socket>;
@@ -228,11 +204,11 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
         co_return co_await sendError(res, 502, "pool_error", message);
     }
 
-    std::string target = "/ws/pty?sessionId=" + queryEscape(session) +
+    std::string target = "/ws/pty?sessionId=" + core::queryEscape(session) +
                          "&cols=" + dimension(colsRaw, 80, *cols) +
                          "&rows=" + dimension(rowsRaw, 24, *rows);
     if (auto shell = req.queryParam("shell"); shell && !shell->empty())
-        target += "&shell=" + queryEscape(*shell);
+        target += "&shell=" + core::queryEscape(*shell);
 
     co_await relay(mgr, id, sb, target, "terminal failed: ", res);
 }
