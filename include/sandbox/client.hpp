@@ -13,6 +13,7 @@
 #include "sandbox/git_watch.hpp"
 #include "sandbox/process.hpp"
 #include "sandbox/pty.hpp"
+#include "sandbox/pull_iterator.hpp"
 #include "sandbox/types.hpp"
 
 namespace sandbox {
@@ -77,7 +78,8 @@ class Client {
 /// `complete` or `error` event throws StreamLostError instead of ending silently.
 class ExecStream {
   public:
-    class iterator;
+    /// Input iterator over the items (see PullIterator).
+    using iterator = PullIterator<ExecStream, ExecEvent>;
     ExecStream(ExecStream&&) noexcept;
     ExecStream& operator=(ExecStream&&) noexcept;
     ~ExecStream();
@@ -85,26 +87,6 @@ class ExecStream {
     std::optional<ExecEvent> next();
     iterator begin();
     std::default_sentinel_t end() { return {}; }
-
-    class iterator {
-      public:
-        using value_type = ExecEvent;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(ExecStream* s) : s_(s) { ++*this; }
-        ExecEvent& operator*() { return *cur_; }
-        ExecEvent* operator->() { return &*cur_; }
-        iterator& operator++() {
-            cur_ = s_->next();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        bool operator==(std::default_sentinel_t) const { return !cur_; }
-
-      private:
-        ExecStream* s_ = nullptr;
-        std::optional<ExecEvent> cur_;
-    };
 
   private:
     friend class Sandbox;

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/pull_iterator.hpp"
+
 namespace sandbox {
 
 namespace detail {
@@ -104,7 +106,8 @@ struct FileWatchEvent {
 /// ends the watch for this stream. next() blocks until the next event.
 class FileWatch {
   public:
-    class iterator;
+    /// Input iterator over the items (see PullIterator).
+    using iterator = PullIterator<FileWatch, FileWatchEvent>;
     FileWatch(FileWatch&&) noexcept;
     FileWatch& operator=(FileWatch&&) noexcept;
     ~FileWatch();
@@ -119,26 +122,6 @@ class FileWatch {
     void stop();
     iterator begin();
     std::default_sentinel_t end() { return {}; }
-
-    class iterator {
-      public:
-        using value_type = FileWatchEvent;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(FileWatch* w) : w_(w) { ++*this; }
-        FileWatchEvent& operator*() { return *cur_; }
-        FileWatchEvent* operator->() { return &*cur_; }
-        iterator& operator++() {
-            cur_ = w_->next();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        bool operator==(std::default_sentinel_t) const { return !cur_; }
-
-      private:
-        FileWatch* w_ = nullptr;
-        std::optional<FileWatchEvent> cur_;
-    };
 
   private:
     friend class Sandbox;

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sandbox/pull_iterator.hpp"
 #include "sandbox/types.hpp"
 
 namespace sandbox {
@@ -74,7 +75,8 @@ struct LogEvent {
 /// process keeps running). A stream that breaks before Exit throws StreamLostError.
 class LogStream {
   public:
-    class iterator;
+    /// Input iterator over the items (see PullIterator).
+    using iterator = PullIterator<LogStream, LogEvent>;
     LogStream(LogStream&&) noexcept;
     LogStream& operator=(LogStream&&) noexcept;
     ~LogStream();
@@ -82,26 +84,6 @@ class LogStream {
     std::optional<LogEvent> next();
     iterator begin();
     std::default_sentinel_t end() { return {}; }
-
-    class iterator {
-      public:
-        using value_type = LogEvent;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(LogStream* s) : s_(s) { ++*this; }
-        LogEvent& operator*() { return *cur_; }
-        LogEvent* operator->() { return &*cur_; }
-        iterator& operator++() {
-            cur_ = s_->next();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        bool operator==(std::default_sentinel_t) const { return !cur_; }
-
-      private:
-        LogStream* s_ = nullptr;
-        std::optional<LogEvent> cur_;
-    };
 
     /// Wraps a stream (used by the SDK itself).
     explicit LogStream(std::unique_ptr<detail::EventSource> src);

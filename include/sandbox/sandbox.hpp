@@ -11,7 +11,7 @@
 #include "sandbox/client.hpp"
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
-#include "sandbox/pty.hpp"
 #include "sandbox/process.hpp"
+#include "sandbox/pty.hpp"
 #include "sandbox/sse.hpp"
 #include "sandbox/types.hpp"
