@@ -344,7 +344,13 @@ TEST_CASE(
     // The agent's peak memory stayed far below the output's size.
     long hwm = vmHwmKb(a.server.pid());
     CHECK_MESSAGE(hwm > 0, hwm);
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer's shadow memory and quarantine make the resident size meaningless here;
+    // the bound is checked by the ordinary build.
+    MESSAGE("agent peak RSS under ASan (kB): " << hwm);
+#else
     CHECK_MESSAGE(hwm < 64 * 1024, hwm);
+#endif
 
     auto s = getStream(a.http, "/api/process/" + id + "/stream");
     auto dropped = s.ofType("dropped");

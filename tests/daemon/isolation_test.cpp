@@ -329,8 +329,13 @@ TEST_SUITE("daemon.isolation") {
 
     TEST_CASE("limits: an output flood streams without breaking the daemon") {
         SKIP_WITHOUT_BWRAP();
+#if defined(__SANITIZE_ADDRESS__)
+        const char* memoryMb = "2048";  // an ASan-built agent needs room for its shadow memory
+#else
+        const char* memoryMb = "256";
+#endif
         DaemonFixture d({},
-                        {"--isolation", "bwrap", "--memory-mb", "256", "--max-processes", "64"});
+                        {"--isolation", "bwrap", "--memory-mb", memoryMb, "--max-processes", "64"});
         std::string flood = newSandbox(d.http), neighbour = newSandbox(d.http);
         CHECK(run(d.http, neighbour, {"echo", "warm"}).out == "warm\n");
         const std::size_t total = 200u * 1024 * 1024;

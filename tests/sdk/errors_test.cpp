@@ -120,12 +120,15 @@ TEST_CASE("nobody listening is ConnectionError") {
 }
 
 TEST_CASE("a request that takes longer than requestTimeout is TimeoutError") {
+    const std::string name = uniqueName("slow");
+    // The sandbox exists first, made with the default timeouts (start-up is not what is timed
+    // here, and may take longer than 300 ms on a loaded machine or under sanitizers).
+    getSandbox(Client(clientOptions()), name).exec("true");
     ClientOptions o = clientOptions();
     o.requestTimeout = 300ms;
     o.retryBudget = 0ms;
     Client c(o);
-    auto sb = getSandbox(c, uniqueName("slow"));
-    sb.exec("true");  // the sandbox exists (start-up is not what is timed here)
+    auto sb = getSandbox(c, name);
     auto t0 = std::chrono::steady_clock::now();
     try {
         sb.exec("sleep 3");
