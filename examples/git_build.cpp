@@ -38,11 +38,12 @@ int main() {
                                     .targetDir = "/workspace/app",
                                     .depth = 1,
                                     .cloneTimeout = std::chrono::seconds(60)});
-        std::cout << "cloned " << repo.repoUrl << " (" << repo.branch << ") into "
-                  << repo.targetDir << "\n";
+        std::cout << "cloned " << repo.repoUrl << " (" << repo.branch << ") into " << repo.targetDir
+                  << "\n";
 
         // 3. Build and test it in the clone.
-        auto build = sb.exec("cc -O2 -o add add.c && ./add && ./add --test", {.cwd = repo.targetDir});
+        auto build =
+            sb.exec("cc -O2 -o add add.c && ./add && ./add --test", {.cwd = repo.targetDir});
         std::cout << build.stdout << "\n";
         if (!build.success) std::cerr << build.stderr;
 

@@ -149,7 +149,6 @@ TEST_SUITE("core.wire_bridge") {
     }
 }
 
-
 TEST_CASE("bridge-api 13.11: shellQuote (Q1-Q16)") {
     using sandbox::core::bridgeQuote;
     const std::vector<std::pair<std::string, std::string>> rows = {
