@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -206,13 +207,12 @@ std::vector<pid_t> descendantsOf(pid_t root) {
     return out;
 }
 
-int signalTree(pid_t root, int sig, bool includeRoot) {
-    // Freeze, re-walk until no new members appear (a process may fork between walks), signal.
-    std::set<pid_t> frozen;
-    if (includeRoot && ::kill(root, SIGSTOP) == 0) frozen.insert(root);
-    for (int round = 0; round < 8; ++round) {
+int freezeThenSignal(const std::function<std::vector<pid_t>()>& members, std::set<pid_t> frozen,
+                     int sig, int rounds) {
+    // Re-walk until no new member appears (a process may fork between walks), then signal.
+    for (int round = 0; round < rounds; ++round) {
         bool grew = false;
-        for (pid_t p : descendantsOf(root))
+        for (pid_t p : members())
             if (frozen.insert(p).second) {
                 ::kill(p, SIGSTOP);
                 grew = true;
@@ -224,6 +224,12 @@ int signalTree(pid_t root, int sig, bool includeRoot) {
         if (::kill(p, sig) == 0) ++n;
     for (pid_t p : frozen) ::kill(p, SIGCONT);
     return n;
+}
+
+int signalTree(pid_t root, int sig, bool includeRoot) {
+    std::set<pid_t> frozen;
+    if (includeRoot && ::kill(root, SIGSTOP) == 0) frozen.insert(root);
+    return freezeThenSignal([root] { return descendantsOf(root); }, std::move(frozen), sig, 8);
 }
 
 bool isAlive(pid_t pid) {

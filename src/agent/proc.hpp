@@ -3,8 +3,10 @@
 // i.e. vfork+exec), pipes, process-tree discovery and tree kills.
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -76,6 +78,12 @@ struct ProcStat {
 };
 /// Every process visible in /proc, by pid.
 std::map<pid_t, ProcStat> readProcTable();
+
+/// Stops (SIGSTOP) every process `members()` lists, listing again until no new one appears (at
+/// most `rounds` times; `frozen` are already stopped), then sends `sig` to all and SIGCONT.
+/// Returns how many were signalled.
+int freezeThenSignal(const std::function<std::vector<pid_t>()>& members, std::set<pid_t> frozen,
+                     int sig, int rounds);
 
 /// Every descendant of `root` (not `root` itself), parents before children, from /proc.
 std::vector<pid_t> descendantsOf(pid_t root);

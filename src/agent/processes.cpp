@@ -191,22 +191,13 @@ std::set<pid_t> processTreeMembers(pid_t root, const std::string& tag) {
 }
 
 int signalProcessTrees(const std::vector<TreeSpec>& trees, int sig) {
-    std::set<pid_t> frozen;
-    for (int round = 0; round < 32; ++round) {
-        bool grew = false;
-        for (const auto& members : processTreesMembers(trees))
-            for (pid_t p : members)
-                if (frozen.insert(p).second) {
-                    ::kill(p, SIGSTOP);
-                    grew = true;
-                }
-        if (!grew) break;
-    }
-    int n = 0;
-    for (pid_t p : frozen)
-        if (::kill(p, sig) == 0) ++n;
-    for (pid_t p : frozen) ::kill(p, SIGCONT);
-    return n;
+    auto members = [&trees] {
+        std::vector<pid_t> all;
+        for (const auto& tree : processTreesMembers(trees))
+            all.insert(all.end(), tree.begin(), tree.end());
+        return all;
+    };
+    return freezeThenSignal(members, {}, sig, 32);
 }
 
 int signalProcessTree(pid_t root, const std::string& tag, int sig) {
