@@ -176,7 +176,14 @@ std::map<pid_t, ProcStat> readProcTable() {
         ProcStat st;
         st.state = rp[2];
         long ppid = 0, pgid = 0, sid = 0;
-        if (std::sscanf(rp + 3, " %ld %ld %ld", &ppid, &pgid, &sid) != 3) continue;
+        unsigned long long start = 0;
+        // Fields 4-6 (ppid, pgrp, session), 15 skipped (7-21), then 22 (starttime).
+        int got = std::sscanf(rp + 3,
+                              " %ld %ld %ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+                              "%*s %*s %llu",
+                              &ppid, &pgid, &sid, &start);
+        if (got < 3) continue;
+        st.start = start;
         st.ppid = static_cast<pid_t>(ppid);
         st.pgid = static_cast<pid_t>(pgid);
         st.sid = static_cast<pid_t>(sid);

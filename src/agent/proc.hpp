@@ -75,6 +75,8 @@ std::optional<int> reapExitCode(pid_t pid);
 struct ProcStat {
     pid_t ppid = 0, pgid = 0, sid = 0;
     char state = '?';
+    /// Start time in clock ticks after boot: with the pid, names one process (pids are reused).
+    unsigned long long start = 0;
 };
 /// Every process visible in /proc, by pid.
 std::map<pid_t, ProcStat> readProcTable();

@@ -139,7 +139,7 @@ bool isZombie(char state) {
 
 }  // namespace
 
-std::vector<std::set<pid_t>> processTreesMembers(const std::vector<TreeSpec>& trees) {
+std::vector<std::set<pid_t>> processTreesMembers(std::vector<TreeSpec>& trees) {
     std::vector<std::set<pid_t>> result(trees.size());
     if (trees.empty()) return result;
     auto table = readProcTable();
@@ -154,8 +154,12 @@ std::vector<std::set<pid_t>> processTreesMembers(const std::vector<TreeSpec>& tr
     for (std::size_t i = 0; i < trees.size(); ++i)
         if (!trees[i].tag.empty()) byTag.emplace(trees[i].tag, i);
     std::vector<std::vector<pid_t>> seeds(trees.size());
-    for (std::size_t i = 0; i < trees.size(); ++i)
+    for (std::size_t i = 0; i < trees.size(); ++i) {
         if (trees[i].root > 0) seeds[i].push_back(trees[i].root);
+        for (const auto& [pid, start] : trees[i].known)
+            if (auto it = table.find(pid); it != table.end() && it->second.start == start)
+                seeds[i].push_back(pid);
+    }
     if (!byTag.empty())
         for (const auto& [pid, st] : table) {
             if (pid == self || isZombie(st.state)) continue;
@@ -182,15 +186,17 @@ std::vector<std::set<pid_t>> processTreesMembers(const std::vector<TreeSpec>& tr
                 for (auto it = b; it != e; ++it) add(it->second);
             }
         }
+        for (pid_t p : members) trees[i].known[p] = table.at(p).start;
     }
     return result;
 }
 
 std::set<pid_t> processTreeMembers(pid_t root, const std::string& tag) {
-    return processTreesMembers({TreeSpec{root, tag}}).front();
+    std::vector<TreeSpec> one{TreeSpec{root, tag, {}}};
+    return processTreesMembers(one).front();
 }
 
-int signalProcessTrees(const std::vector<TreeSpec>& trees, int sig) {
+int signalProcessTrees(std::vector<TreeSpec>& trees, int sig) {
     auto members = [&trees] {
         std::vector<pid_t> all;
         for (const auto& tree : processTreesMembers(trees))
@@ -201,7 +207,8 @@ int signalProcessTrees(const std::vector<TreeSpec>& trees, int sig) {
 }
 
 int signalProcessTree(pid_t root, const std::string& tag, int sig) {
-    return signalProcessTrees({TreeSpec{root, tag}}, sig);
+    std::vector<TreeSpec> one{TreeSpec{root, tag, {}}};
+    return signalProcessTrees(one, sig);
 }
 
 void reapOrphans() {
@@ -359,7 +366,7 @@ awaitable<void> ProcessTable::killMany(const std::vector<std::shared_ptr<Process
         rec->killing = true;
         // The root pid is ours to address only while the command has not ended (after that it
         // may have been reaped and reused); the tag still finds what it left behind.
-        specs.push_back(TreeSpec{rec->ended ? 0 : rec->pid.value_or(0), rec->tag});
+        specs.push_back(TreeSpec{rec->ended ? 0 : rec->pid.value_or(0), rec->tag, {}});
     }
     net::steady_timer timer(ex_);
     std::vector<bool> gone(n, false);
@@ -416,14 +423,14 @@ void ProcessTable::killSessionNow(const std::string& sessionId) {
     std::vector<TreeSpec> trees;
     for (auto& [id, rec] : records_)
         if (!rec->ended && rec->sessionId == sessionId && !rec->tag.empty())
-            trees.push_back(TreeSpec{rec->pid.value_or(0), rec->tag});
+            trees.push_back(TreeSpec{rec->pid.value_or(0), rec->tag, {}});
     if (!trees.empty()) signalProcessTrees(trees, SIGKILL);
 }
 
 void ProcessTable::killAllNow() {
     std::vector<TreeSpec> trees;
     for (auto& [id, rec] : records_)
-        if (!rec->ended) trees.push_back(TreeSpec{rec->pid.value_or(0), rec->tag});
+        if (!rec->ended) trees.push_back(TreeSpec{rec->pid.value_or(0), rec->tag, {}});
     if (!trees.empty()) signalProcessTrees(trees, SIGKILL);
 }
 

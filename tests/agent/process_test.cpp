@@ -211,6 +211,29 @@ TEST_CASE(
         CHECK(q["status"] == "killed");
         CHECK(q["exitCode"] == 137);
 
+        // A TERM-proof shell that forks nothing: in session mode it is a forked subshell whose
+        // /proc environ lacks the tag, and its parent dies of the TERM. The kill must still find
+        // it (it was a member when the kill began) and end it with KILL.
+        std::string shell = started(a,
+                                    "trap '' TERM; f=fifo$BASHPID; mkfifo $f; echo $BASHPID; "
+                                    "while :; do read -t 60 <>$f; done",
+                                    {{"sessionId", sid}});
+        std::string pidText;
+        REQUIRE(waitFor([&] {
+            pidText = get(a, "/api/process/" + shell + "/logs").body["stdout"];
+            return !pidText.empty() && pidText.back() == '\n';
+        }));
+        const pid_t loopPid = std::stoi(pidText);
+        REQUIRE(del(a, "/api/process/" + shell).status == 200);
+        json s = waitEnded(a, shell);
+        CHECK(s["status"] == "killed");
+        CHECK(s["exitCode"] == 137);
+        CHECK(waitFor([&] {
+            std::string st = readFile("/proc/" + std::to_string(loopPid) + "/stat");
+            auto rp = st.rfind(')');
+            return rp == std::string::npos || st[rp + 2] == 'Z';
+        }));
+
         std::string forced = started(a, "sleep 60", {{"sessionId", sid}});
         REQUIRE(del(a, "/api/process/" + forced + "?signal=SIGKILL").status == 200);
         CHECK(waitEnded(a, forced)["exitCode"] == 137);
