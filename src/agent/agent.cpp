@@ -1,12 +1,20 @@
 #include "agent/agent.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <random>
+#include <set>
 
 #include "core/errors.hpp"
+#include "core/shell.hpp"
 #include "core/time.hpp"
 
 namespace sandbox::agent {
@@ -30,8 +38,13 @@ std::string newSessionId() {
            randomChars("0123456789abcdef", 12);
 }
 
-Agent::Agent(net::any_io_executor ex, AgentConfig cfg)
-    : ex_(ex), cfg_(std::move(cfg)), procs_(ex) {}
+Agent::Agent(net::any_io_executor ex, AgentConfig cfg) : ex_(ex), cfg_(std::move(cfg)), procs_(ex) {
+    // The first sessionless command finds a bash ready.
+    refillPosted_ = true;
+    net::post(ex_, [this, alive = std::weak_ptr<int>(life_)] {
+        if (alive.lock()) refillSpare();
+    });
+}
 
 Agent::~Agent() {
     shutdown();
@@ -108,7 +121,229 @@ std::shared_ptr<ProcessRecord> Agent::addProcess(std::string command, std::strin
                       std::move(tag));
 }
 
-std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& spec) {
+namespace {
+
+// Variables bash reads while starting (or keeps read-only): a command that sets one needs a
+// bash started with it, not a spare that exports it afterwards.
+bool startupVariable(const std::string& k) {
+    static const std::set<std::string> names = {"SHELLOPTS", "BASHOPTS", "ENV",  "POSIXLY_CORRECT",
+                                                "EUID",      "UID",      "PPID", "SHLVL",
+                                                "IFS",       "PS4",      "PWD",  "OLDPWD"};
+    return k.rfind("BASH", 0) == 0 || names.count(k) > 0;
+}
+
+// The spare reads its text from fd 60 in one go (`$(< file)` reads in bulk; `read` would take
+// a byte per system call), once the agent closes its end, then evals it: messages and `$LINENO`
+// read as they do under `bash -c`.
+constexpr const char* kSpareDriver =
+    "__sb_c=$(< /proc/self/fd/60); exec 60<&-; eval \"unset __sb_c; $__sb_c\"";
+
+// What `bash -c` would exec in place of itself: one simple command naming an external program
+// found on `path` or relative to `cwd` (no list, pipe, redirection, subshell, assignment or
+// expansion in the first word; not a builtin or keyword). The spare is told `exec` for exactly
+// those, so the program takes the shell's pid as it would under `bash -c`. Unsure cases answer
+// false (forked).
+bool execsInPlace(std::string_view c, const std::string& path, const std::string& cwd) {
+    static const std::set<std::string, std::less<>> shellWords = {
+        "!",       "[",        "[[",       "]]",        "{",        "}",       ".",       ":",
+        "alias",   "bg",       "bind",     "break",     "builtin",  "caller",  "case",    "cd",
+        "command", "compgen",  "complete", "compopt",   "continue", "coproc",  "declare", "dirs",
+        "disown",  "do",       "done",     "echo",      "elif",     "else",    "enable",  "esac",
+        "eval",    "exec",     "exit",     "export",    "false",    "fc",      "fg",      "fi",
+        "for",     "function", "getopts",  "hash",      "help",     "history", "if",      "in",
+        "jobs",    "kill",     "let",      "local",     "logout",   "mapfile", "popd",    "printf",
+        "pushd",   "pwd",      "read",     "readarray", "readonly", "return",  "select",  "set",
+        "shift",   "shopt",    "source",   "suspend",   "test",     "then",    "time",    "times",
+        "trap",    "true",     "type",     "typeset",   "ulimit",   "umask",   "unalias", "unset",
+        "until",   "wait",     "while"};
+    std::size_t i = 0, n = c.size();
+    while (i < n && (c[i] == ' ' || c[i] == '\t')) ++i;
+    const std::size_t start = i;
+    while (i < n && (std::isalnum(static_cast<unsigned char>(c[i])) ||
+                     std::string_view("_./+-,@%:").find(c[i]) != std::string_view::npos))
+        ++i;
+    const std::string_view first = c.substr(start, i - start);
+    if (first.empty() || (i < n && c[i] != ' ' && c[i] != '\t') || shellWords.count(first))
+        return false;
+    bool single = false, dbl = false;
+    for (; i < n; ++i) {
+        const char ch = c[i];
+        if (single) {
+            single = ch != '\'';
+            continue;
+        }
+        if (dbl) {
+            if (ch == '\\')
+                ++i;
+            else if (ch == '"')
+                dbl = false;
+            else if (ch == '`')
+                return false;
+            continue;
+        }
+        switch (ch) {
+            case '\\':
+                ++i;
+                break;
+            case '\'':
+                single = true;
+                break;
+            case '"':
+                dbl = true;
+                break;
+            case '#':
+                if (c[i - 1] == ' ' || c[i - 1] == '\t') return false;
+                break;
+            case ';':
+            case '&':
+            case '|':
+            case '<':
+            case '>':
+            case '(':
+            case ')':
+            case '`':
+            case '\n':
+            case '\r':
+                return false;
+            default:
+                break;
+        }
+    }
+    if (single || dbl) return false;
+    // Found as bash would find it: a path as given, a name on PATH.
+    auto runnable = [](const std::string& p) {
+        struct stat st {};
+        return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+    };
+    const std::string name(first);
+    if (name.find('/') != std::string::npos)
+        return runnable(name.front() == '/' ? name : cwd + "/" + name);
+    std::size_t from = 0;
+    for (;;) {
+        std::size_t colon = path.find(':', from);
+        std::string dir = path.substr(from, colon == std::string::npos ? colon : colon - from);
+        if (!dir.empty() && dir.front() == '/' && runnable(dir + "/" + name)) return true;
+        if (colon == std::string::npos) return false;
+        from = colon + 1;
+    }
+}
+
+std::string environPath() {
+    const char* p = std::getenv("PATH");
+    // bash's default when PATH is unset.
+    return p ? p : "/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin:.";
+}
+
+// Larger texts do not fit the pipe in one non-blocking write; they go through `bash -c`.
+constexpr std::size_t kSpareMaxText = 48 * 1024;
+
+}  // namespace
+
+std::optional<Agent::SpareShell> Agent::takeSpare() {
+    if (!spare_) return std::nullopt;
+    SpareShell s = std::move(*spare_);
+    spare_.reset();
+    pollfd p{s.pidfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) != 0) {  // it died waiting (something killed it): reap, do without
+        reapExitCode(s.pid);
+        return std::nullopt;
+    }
+    return s;
+}
+
+void Agent::refillSpare() {
+    refillPosted_ = false;
+    if (spare_ || stopped_) return;
+    try {
+        SpareShell s;
+        Pipe commands = Pipe::make(false), out = Pipe::make(), err = Pipe::make();
+        Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        SpawnOptions so;
+        so.argv = {"/bin/bash", "-c", kSpareDriver};
+        so.env = environWith({});
+        so.cwd = cfg_.workspace;
+        so.fds = {{0, devnull.get()},
+                  {1, out.write.get()},
+                  {2, err.write.get()},
+                  {60, commands.read.get()}};
+        s.pid = spawnProcess(so);
+        s.pidfd = openPidFd(s.pid);
+        s.commands = std::move(commands.write);
+        s.out = std::move(out.read);
+        s.err = std::move(err.read);
+        spare_ = std::move(s);
+    } catch (const std::exception&) {
+        // No spare (no workspace yet, out of processes): commands are spawned directly.
+    }
+}
+
+void Agent::dropSpare() {
+    if (!spare_) return;
+    ::kill(spare_->pid, SIGKILL);
+    int status = 0;
+    ::waitpid(spare_->pid, &status, 0);
+    forgetChild(spare_->pid);
+    spare_.reset();
+}
+
+std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& given, bool useSpare) {
+    CommandSpec spec = given;
+    std::string tag;
+    if (auto it = spec.env.find(kProcessTagVar); it != spec.env.end() && it->second) {
+        tag = *it->second;
+    } else {
+        tag = procs_.newTag("");
+        spec.env[kProcessTagVar] = tag;
+    }
+    const std::string cwd = spec.cwd.value_or(cfg_.workspace);
+
+    // The text for a spare: cd (unless it is where the spare started), export, then the
+    // command on the same line (so its line numbers are its own).
+    std::string text;
+    bool direct = !useSpare;
+    for (const auto& [k, v] : spec.env)
+        if (v && startupVariable(k)) direct = true;
+    if (!direct) {
+        // Always cd (the workspace may have been replaced since the spare started); `cd` sets
+        // OLDPWD, which a bash started in `cwd` would not have: put it back.
+        text = "__sb_o=${OLDPWD-__sb_unset}; builtin cd -- " + core::shellQuote(cwd) +
+               " || exit 1; if [ \"$__sb_o\" = __sb_unset ]; then unset OLDPWD; else "
+               "OLDPWD=$__sb_o; fi; unset __sb_o; ";
+        for (const auto& [k, v] : spec.env)
+            if (v) text += "export " + k + "=" + core::shellQuote(*v) + "; ";
+        std::optional<std::string> path;
+        if (auto it = spec.env.find("PATH"); it != spec.env.end()) path = it->second;
+        if (execsInPlace(spec.command, path ? *path : environPath(), cwd)) text += "exec ";
+        text += spec.command;
+        direct = text.size() > kSpareMaxText;
+    }
+    std::optional<SpareShell> spare;
+    if (!direct) spare = takeSpare();
+    if (!refillPosted_ && !stopped_) {
+        // Off the request's path: the command is running by the time the next bash starts.
+        refillPosted_ = true;
+        net::post(ex_, [this, alive = std::weak_ptr<int>(life_)] {
+            if (alive.lock()) refillSpare();
+        });
+    }
+    if (spare) {
+        ssize_t n = ::write(spare->commands.get(), text.data(), text.size());
+        if (n == static_cast<ssize_t>(text.size())) {
+            spare->commands.reset();  // end of file: it reads the text and runs it
+            auto rc = std::make_shared<RunningCommand>(
+                ex_, spare->pid, std::move(spare->out), std::move(spare->err),
+                std::move(spare->pidfd), RunningCommand::ExitSource::PidFd);
+            rc->setTag(tag);
+            rc->start();
+            return rc;
+        }
+        // Not written whole (it died meanwhile): kill it, start one directly.
+        ::kill(spare->pid, SIGKILL);
+        int status = 0;
+        ::waitpid(spare->pid, &status, 0);
+        forgetChild(spare->pid);
+    }
+
     Pipe out = Pipe::make(), err = Pipe::make();
     Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     std::vector<std::pair<std::string, std::optional<std::string>>> overrides;
@@ -117,17 +352,20 @@ std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& spec)
     SpawnOptions so;
     so.argv = {"/bin/bash", "-c", spec.command};
     so.env = environWith(overrides);
-    so.cwd = spec.cwd.value_or(cfg_.workspace);
+    so.cwd = cwd;
     so.fds = {{0, devnull.get()}, {1, out.write.get()}, {2, err.write.get()}};
     pid_t pid = spawnProcess(so);
     Fd pidfd = openPidFd(pid);
     auto rc = std::make_shared<RunningCommand>(ex_, pid, std::move(out.read), std::move(err.read),
                                                std::move(pidfd), RunningCommand::ExitSource::PidFd);
+    rc->setTag(tag);
     rc->start();
     return rc;
 }
 
 void Agent::shutdown() {
+    stopped_ = true;
+    dropSpare();
     procs_.killAllNow();
     for (auto& [id, s] : sessions_) s->destroy();
     sessions_.clear();

@@ -72,6 +72,15 @@ Fd openPidFd(pid_t pid);
 std::optional<int> reapExitCode(pid_t pid);
 
 /// One process's line of /proc/PID/stat: parent, process group, session and state letter.
+/// A process tree to find: its root pid (0: none), its tag ("": none), and the members found
+/// by earlier walks (pid → start time). A forked shell carries the tag only in its variables,
+/// not in /proc/<pid>/environ, so once its parent dies only this memory still finds it.
+struct TreeSpec {
+    pid_t root = 0;
+    std::string tag;
+    std::map<pid_t, unsigned long long> known;
+};
+
 struct ProcStat {
     pid_t ppid = 0, pgid = 0, sid = 0;
     char state = '?';

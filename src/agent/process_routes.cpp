@@ -80,7 +80,7 @@ awaitable<void> start(Agent& agent, Request& req, Responder& res) {
         if (!isDir(cwd))
             throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + cwd + "'",
                            {{"command", r.command}, {"stderr", "No such directory: " + cwd}});
-        run = agent.spawnSessionless(spec);
+        run = agent.spawnSessionless(spec, false);
     } else {
         auto s = agent.session(sid, r.cwd);
         auto guard = co_await LockGuard::acquire(s->mutex());

@@ -99,15 +99,6 @@ struct ProcessRecord {
     std::shared_ptr<Event> changed_;
 };
 
-/// A process tree to find: its root pid (0: none), its tag ("": none), and the members found
-/// by earlier walks (pid → start time). A forked shell carries the tag only in its variables,
-/// not in /proc/<pid>/environ, so once its parent dies only this memory still finds it.
-struct TreeSpec {
-    pid_t root = 0;
-    std::string tag;
-    std::map<pid_t, unsigned long long> known;
-};
-
 /// The members of each tree (rules as processTreeMembers) from one scan of /proc: each
 /// process's environment is read once, however many trees are asked for. Members found before
 /// (`known`, same pid and start time) stay members; each spec's `known` is updated.

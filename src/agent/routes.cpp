@@ -166,7 +166,7 @@ awaitable<void> startBackground(Agent& agent, const wire::ExecuteRequest& r, con
         if (r.cwd && !isDir(*r.cwd))
             throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'",
                            {{"command", r.command}});
-        run = agent.spawnSessionless(spec);
+        run = agent.spawnSessionless(spec, false);
     } else {
         auto s = agent.session(t.sessionId, r.cwd);
         auto guard = co_await LockGuard::acquire(s->mutex());
@@ -205,7 +205,7 @@ awaitable<void> execute(Agent& agent, Request& req, Responder& res) {
         if (r.cwd && !isDir(*r.cwd)) {
             se = "Failed to change directory to '" + *r.cwd + "'";
         } else {
-            auto run = agent.spawnSessionless(specFrom(r));
+            auto run = agent.spawnSessionless(specFrom(r), true);
             if (r.timeoutMs && *r.timeoutMs > 0)
                 run->setTimeout(std::chrono::milliseconds(*r.timeoutMs), agent.config().killGrace);
             std::optional<int> exit;
@@ -302,7 +302,7 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
         if (r.cwd && !isDir(*r.cwd))
             throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'",
                            {{"command", r.command}});
-        run = agent.spawnSessionless(specFrom(r));
+        run = agent.spawnSessionless(specFrom(r), true);
     } else {
         auto s = agent.session(t.sessionId, r.cwd);
         guard.emplace(

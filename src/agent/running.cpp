@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "agent/processes.hpp"
+
 namespace sandbox::agent {
 
 RunningCommand::RunningCommand(net::any_io_executor ex, pid_t pid, Fd out, Fd err, Fd exitFd,
@@ -142,9 +144,19 @@ void RunningCommand::discard() {
     channel_.reset();
 }
 
+void RunningCommand::setTag(std::string tag) {
+    tree_.assign(1, TreeSpec{pid_, std::move(tag), {}});
+}
+
 void RunningCommand::signalNow(int sig) {
     lastSignal_ = sig;
-    signalTree(pid_, sig, true);
+    if (!tree_.empty()) {
+        // While the leader has not finished its pid is ours to address; the tag (and the
+        // members seen before) find the rest.
+        tree_.front().root = finished_ ? 0 : pid_;
+        signalProcessTrees(tree_, sig);
+    } else
+        signalTree(pid_, sig, true);
     // A command the agent spawned leads its own process group: catch members that left the
     // tree (double fork) but not the group.
     if (exitSource_ == ExitSource::PidFd) ::kill(-pid_, sig);
@@ -158,8 +170,12 @@ void RunningCommand::kill(std::chrono::milliseconds grace) {
         if (ec) return;
         if (self->finished_) {
             // The leader is gone (and may be reaped, its pid reusable): only its process group,
-            // which a survivor of our own spawn keeps, is still safe to address.
+            // which a survivor of our own spawn keeps, and its tag are still safe to address.
             if (self->exitSource_ == ExitSource::PidFd) ::kill(-self->pid_, SIGKILL);
+            if (!self->tree_.empty()) {
+                self->tree_.front().root = 0;
+                signalProcessTrees(self->tree_, SIGKILL);
+            }
             return;
         }
         self->signalNow(SIGKILL);

@@ -43,6 +43,9 @@ class RunningCommand : public std::enable_shared_from_this<RunningCommand> {
     void setTimeout(std::chrono::milliseconds timeout, std::chrono::milliseconds grace);
     bool timedOut() const noexcept { return timedOut_; }
     pid_t pid() const noexcept { return pid_; }
+    /// The kProcessTagVar value its processes carry: a kill then also takes every tagged
+    /// process (and what they lead), descendants that left the tree included.
+    void setTag(std::string tag);
     bool finished() const noexcept { return finished_; }
 
   private:
@@ -63,6 +66,7 @@ class RunningCommand : public std::enable_shared_from_this<RunningCommand> {
     bool exited_ = false, discard_ = false, finished_ = false, timedOut_ = false,
          exitTaken_ = false;
     int lastSignal_ = 0;
+    std::vector<TreeSpec> tree_;  ///< empty, or the one tagged tree (see setTag)
 };
 
 }  // namespace sandbox::agent

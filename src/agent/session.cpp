@@ -281,11 +281,15 @@ awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const Comman
     }
     for (const auto& [k, v] : spec.env)
         if (v) pre += "export " + k + "=" + core::shellQuote(*v) + "; ";
-    std::string line = "IFS= read -r -d '' __sb_c; { printf 'B %d\\n' \"$BASHPID\" >&60; exec" +
-                       std::string(kCloseOurs) + "; " + pre +
-                       "(eval \"$__sb_c\") 63>&-; printf '%d\\n' \"$?\" >&63; } </dev/null >" +
-                       procFd(out.write.get()) + " 2>" + procFd(err.write.get()) + " 63>" +
-                       procFd(status.write.get()) + " &\n";
+    // An asynchronous list starts with SIGINT and SIGQUIT ignored (no job control): restore
+    // them, so the command can be interrupted as one started any other way.
+    std::string line =
+        "IFS= read -r -d '' __sb_c; { printf 'B %d\\n' \"$BASHPID\" >&60; "
+        "trap - INT QUIT; exec" +
+        std::string(kCloseOurs) + "; " + pre +
+        "(eval \"$__sb_c\") 63>&-; printf '%d\\n' \"$?\" >&63; } </dev/null >" +
+        procFd(out.write.get()) + " 2>" + procFd(err.write.get()) + " 63>" +
+        procFd(status.write.get()) + " &\n";
     line += spec.command;
     line.push_back('\0');
 
@@ -302,6 +306,8 @@ awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const Comman
                                                std::move(err.read), std::move(status.read),
                                                RunningCommand::ExitSource::StatusPipe);
     rc->start();
+    if (background_.size() >= 64)
+        std::erase_if(background_, [](const auto& w) { return w.expired(); });
     background_.push_back(rc);
     co_return rc;
 }

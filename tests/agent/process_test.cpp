@@ -501,3 +501,90 @@ TEST_CASE("deleting a session kills its background processes, escaped descendant
                   countMarked(m));
     CHECK(waitEnded(a, id)["status"] != "running");
 }
+
+TEST_CASE(
+    "sessionless: a foreground command (spare bash) sees what a background one (bash -c) "
+    "sees") {
+    AgentFixture a;
+    const std::string agentPid = std::to_string(a.server.pid());
+    // Each probe runs as a foreground sessionless command (served by the agent's spare bash) and
+    // as a sessionless background process (always a freshly spawned `bash -c`): same output,
+    // same exit code. The workspace and another cwd both.
+    const std::vector<std::string> probes = {
+        "[ \"$$\" = \"$BASHPID\" ] && echo own-pid; echo \"$-|$0|$LINENO|${OLDPWD-unset}|$PWD\"",
+        "echo \"${__sb_c-clean}\" \"${__sb_o-clean}\"; env | grep -c '^SANDBOX_PROCESS_TAG='",
+        "set +o; shopt; trap -p; umask; ulimit -n; echo \"$SHLVL|$PPID\" | wc -c",
+        "ls /proc/self/fd; cat; echo stdin-done",
+        "sh -c 'echo $PPID'",  // one external command: exec'd in place, so its parent is the agent
+        "no_such_command_here; echo \"after $?\"",
+        "no_such_command_here",
+        "./not-there-either",
+        "echo out; echo err >&2; exit 7",
+        "cd /tmp && echo \"$OLDPWD\"",
+        "echo \"${X}\"; export Y=1",
+        "kill -TERM $$",
+        "if then",
+    };
+    for (const std::string& cwd : {a.workspace(), std::string("/tmp")}) {
+        for (const auto& probe : probes) {
+            CAPTURE(probe);
+            CAPTURE(cwd);
+            json extra = {{"cwd", cwd}, {"env", {{"X", "x-value"}}}};
+            json fg = exec(a, probe, kNoSession, extra);
+            extra["sessionId"] = kNoSession;
+            std::string id = started(a, probe, extra);
+            json bg = waitEnded(a, id);
+            auto logs = get(a, "/api/process/" + id + "/logs").body;
+            // The execute route trims one trailing newline (§9.3); compare likewise.
+            auto trim = [](std::string s) {
+                if (!s.empty() && s.back() == '\n') s.pop_back();
+                return s;
+            };
+            CHECK(fg["exitCode"] == bg["exitCode"]);
+            CHECK(trim(fg["stdout"]) == trim(logs["stdout"]));
+            if (probe != "if then")  // the parser names its caller: "-c" or "eval"
+                CHECK(trim(fg["stderr"]) == trim(logs["stderr"]));
+        }
+    }
+    CHECK(exec(a, "sh -c 'echo $PPID'", kNoSession)["stdout"] == agentPid + "\n");
+}
+
+TEST_CASE("sessionless: the spare bash killed while waiting, or by its own command, is replaced") {
+    AgentFixture a;
+    // The agent's idle children that are bash: the spare (no session exists).
+    auto spares = [&] {
+        std::vector<pid_t> out;
+        DIR* d = ::opendir("/proc");
+        while (dirent* e = d ? ::readdir(d) : nullptr) {
+            char* end = nullptr;
+            long pid = std::strtol(e->d_name, &end, 10);
+            if (*end != '\0' || pid <= 0) continue;
+            std::string st = readFile("/proc/" + std::to_string(pid) + "/stat");
+            auto rp = st.rfind(')');
+            if (rp == std::string::npos || st.find("(bash)") == std::string::npos) continue;
+            if (std::stol(st.substr(rp + 4)) == a.server.pid() && st[rp + 2] != 'Z')
+                out.push_back(static_cast<pid_t>(pid));
+        }
+        if (d) ::closedir(d);
+        return out;
+    };
+    REQUIRE(exec(a, "true", kNoSession)["exitCode"] == 0);
+    REQUIRE(waitFor([&] { return spares().size() == 1; }));
+    // The next foreground command runs in it (its $$ is the spare's pid).
+    pid_t spare = spares().front();
+    CHECK(exec(a, "echo $$", kNoSession)["stdout"] == std::to_string(spare) + "\n");
+    REQUIRE(waitFor([&] { return spares().size() == 1; }));
+    // Killed while idle (and dead by the time the next command comes: one killed at that very
+    // instant takes that command with it, as any SIGKILL would).
+    ::kill(spares().front(), SIGKILL);
+    REQUIRE(waitFor([&] { return spares().empty(); }));
+    for (int i = 0; i < 3; ++i) {
+        json j = exec(a, "echo alive", kNoSession);
+        CHECK(j["exitCode"] == 0);
+        CHECK(j["stdout"] == "alive\n");
+    }
+    CHECK(exec(a, "kill -9 $$", kNoSession)["exitCode"] == 137);
+    CHECK(exec(a, "echo again", kNoSession)["stdout"] == "again\n");
+    // One spare at most, whatever happened.
+    CHECK(waitFor([&] { return spares().size() == 1; }));
+}
