@@ -85,10 +85,12 @@ SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg)
     : ex_(ex), cfg_(std::move(cfg)) {
     // Only sandboxd may enter the sandboxes' directories: a sandbox can make its own files
     // set-user-id (it owns them), and a host user reaching one could run it as that owner.
-    for (const char* sub : {"/sandboxes", "/pool"}) {
+    for (const char* sub : {"/sandboxes", "/pool", "/mounts"}) {
         fs::create_directories(cfg_.stateDir + sub);
         fs::permissions(cfg_.stateDir + sub, fs::perms::owner_all, fs::perm_options::replace);
     }
+    // Buckets a killed sandboxd left mounted (their s3fs died with it or is orphaned).
+    cleanStaleMounts(cfg_.stateDir + "/mounts");
     cgroupPrefix_ = "sandboxd-" + std::to_string(::getpid());
     if (isDir(kPidsRoot) && isDir(kMemoryRoot)) {
         std::string p = std::string(kPidsRoot) + "/" + cgroupPrefix_ + "-probe";
@@ -327,6 +329,10 @@ void SandboxManager::markBroken(const std::string& id, unsigned generation) {
 }
 
 void SandboxManager::killSandbox(Sandbox& sb) {
+    // Its namespace (and the bucket mounts attached in it) goes with it; the host side of each
+    // mount is undone here.
+    for (auto& m : sb.mounts) releaseHostSide(m);
+    sb.mounts.clear();
     if (sb.pid > 0) {
         // bwrap's pid namespace dies with its init; --isolation none needs the whole tree.
         agent::signalTree(sb.pid, SIGKILL, true);

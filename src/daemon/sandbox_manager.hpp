@@ -7,10 +7,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/async_util.hpp"
 #include "agent/proc.hpp"
 #include "core/wire_bridge.hpp"
+#include "daemon/mounts.hpp"
 
 namespace sandbox::daemon {
 
@@ -72,6 +74,8 @@ class Sandbox {
     std::string startError;
     std::shared_ptr<agent::Event> started;
     std::unique_ptr<net::posix::stream_descriptor> pidfd;
+    std::vector<BucketMount> mounts;  ///< buckets mounted into this launch (mounts.hpp)
+    unsigned mountSeq = 0;            ///< names the host directories of its mounts
 };
 
 class SandboxManager {

@@ -1,11 +1,12 @@
 // The bridge conformance checklist (bridge-api §13), row by row, against a real sandboxd.
 // The reference's rows are unit tests with a mocked SDK; here each row is asserted through its
 // observable effect (the command's output, the file on disk, the archive's members). Where
-// sandboxd deliberately answers differently (no S3 mounts, no public tunnels, a real tar
-// instead of a mock), the row asserts sandboxd's documented answer (docs/compatibility.md).
-// Not here: the PTY rows (§13.7, S9, S10: the pty route's own tests), tracing (§13.12, not
-// wire-visible), rows that need a failure the real back end cannot produce (R7, W6, U2), and
-// the pool's Durable-Object internals (§13.15 rows about learned ceilings and batches).
+// sandboxd deliberately answers differently (mounts only where s3fs can reach the bucket, no
+// public tunnels, a real tar instead of a mock), the row asserts sandboxd's documented answer
+// (docs/compatibility.md). Not here: the PTY rows (§13.7, S9, S10: the pty route's own tests),
+// tracing (§13.12, not wire-visible), rows that need a failure the real back end cannot produce
+// (R7, W6, U2), and the pool's Durable-Object internals (§13.15 rows about learned ceilings and
+// batches).
 #include <regex>
 
 #include "daemon/daemon_test_util.hpp"
@@ -201,7 +202,7 @@ TEST_SUITE("daemon.conformance") {
         CHECK(call(d.http, "GET", "/health").raw == R"({"ok":true})");    // MW-17
     }
 
-    TEST_CASE("13.5 mount: validation exactly; valid bodies get sandboxd's mount_error") {
+    TEST_CASE("13.5 mount: validation exactly; these valid bodies cannot mount here: mount_error") {
         DaemonFixture d;
         const json remote = {{"bucket", "my-bucket"},
                              {"mountPath", "/mnt/data"},
@@ -227,7 +228,9 @@ TEST_SUITE("daemon.conformance") {
             CHECK(r.body["code"] == "mount_error");
             std::string e = r.body["error"];
             CHECK(e.rfind("mount failed: ", 0) == 0);
-            CHECK(e.find("S3 bucket mounts are not available in sandboxd") != std::string::npos);
+            // Why, which depends on the machine: no s3fs or FUSE here, no credentials, the
+            // endpoint unreachable (no network), an R2 binding (Workers only).
+            CHECK(e.size() > std::string("mount failed: ").size() + 10);
         }
         // The SDK's own checks: a prefix without '/' (the public docs' example) is refused.
         auto r = post(d, "/mount", with(remote, {{"prefix", "subdir/"}}).dump());

@@ -1,0 +1,227 @@
+// POST /v1/sandbox/:id/mount and /unmount with a real S3-compatible server: s3rver (from
+// tests/compat's npm packages) on loopback, s3fs on the host, the bucket attached inside the
+// sandbox's own mount namespace. Skipped (with a message) where s3fs, /dev/fuse, bubblewrap,
+// node or s3rver are missing; scripts/bootstrap installs all of them.
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "daemon/daemon_test_util.hpp"
+
+using namespace sandbox::testing;
+using namespace sandbox::testing::daemon;
+namespace client = sandbox::client;
+
+namespace {
+
+const std::string kS3rver = std::string(SANDBOX_COMPAT_DIR) + "/node_modules/s3rver/bin/s3rver.js";
+
+std::string missingForMounts() {
+    if (::access("/usr/bin/s3fs", X_OK) != 0) return "s3fs is not installed";
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is not available";
+    if (!bwrapAvailable()) return "bubblewrap cannot create namespaces here";
+    if (::access(kS3rver.c_str(), R_OK) != 0) return "s3rver is not installed (npm ci)";
+    if (std::system("node --version >/dev/null 2>&1") != 0) return "node is not installed";
+    return {};
+}
+
+// s3rver on 127.0.0.1, an ephemeral port, a temp data directory, with the given buckets.
+class S3Server {
+  public:
+    explicit S3Server(const std::vector<std::string>& buckets) {
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        std::vector<std::string> args = {"node", kS3rver,     "-d", dir_.path(),
+                                         "-a",   "127.0.0.1", "-p", "0"};
+        for (const auto& b : buckets) args.insert(args.end(), {"--configure-bucket", b});
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        int rc = posix_spawnp(&pid_, "node", &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(fds[1]);
+        REQUIRE(rc == 0);
+        // "S3rver listening on 127.0.0.1:PORT" (after an empty line)
+        std::string line;
+        char c;
+        while (line.find("listening") == std::string::npos) {
+            line.clear();
+            bool more = false;
+            while ((more = ::read(fds[0], &c, 1) == 1) && c != '\n') line.push_back(c);
+            if (!more) break;
+        }
+        // It logs every request on stdout: keep reading (and dropping) it until it exits.
+        drain_ = std::thread([fd = fds[0]] {
+            char buf[4096];
+            while (::read(fd, buf, sizeof buf) > 0) {
+            }
+            ::close(fd);
+        });
+        auto colon = line.rfind(':');
+        REQUIRE_MESSAGE(line.find("listening") != std::string::npos, line);
+        url_ = "http://127.0.0.1:" + line.substr(colon + 1);
+    }
+    ~S3Server() {
+        ::kill(pid_, SIGKILL);
+        int st;
+        ::waitpid(pid_, &st, 0);
+        drain_.join();
+    }
+    const std::string& url() const { return url_; }
+
+  private:
+    TempDir dir_;
+    pid_t pid_ = -1;
+    std::string url_;
+    std::thread drain_;
+};
+
+ExecResult shx(client::HttpConnection& c, const std::string& id, const std::string& script) {
+    auto r = run(c, id, {"sh", "-c", script});
+    INFO(script);
+    INFO(r.describe());
+    CHECK(r.wellFormed());
+    return r;
+}
+
+// sandboxd's bucket mounts as the host sees them (under its state directory).
+int hostMounts(const DaemonFixture& d) {
+    std::string info = readFile("/proc/self/mountinfo");
+    int n = 0;
+    for (std::size_t p = 0; (p = info.find(d.stateDir() + "/mounts/", p)) != std::string::npos; ++p)
+        ++n;
+    return n;
+}
+
+// Children of `parent` named s3fs.
+int s3fsChildren(pid_t parent) {
+    int n = 0;
+    DIR* dir = ::opendir("/proc");
+    while (dirent* e = dir ? ::readdir(dir) : nullptr) {
+        std::string st = readFile(std::string("/proc/") + e->d_name + "/stat");
+        auto rp = st.rfind(')');
+        if (rp == std::string::npos || st.find("(s3fs)") == std::string::npos) continue;
+        if (std::atol(st.c_str() + rp + 4) == parent && st[rp + 2] != 'Z') ++n;
+    }
+    if (dir) ::closedir(dir);
+    return n;
+}
+
+}  // namespace
+
+TEST_SUITE("sandboxd bucket mounts") {
+    TEST_CASE("mount: an S3 bucket is read and written in the sandbox, shared, unmounted") {
+        if (std::string missing = missingForMounts(); !missing.empty()) {
+            MESSAGE("skipped: " << missing);
+            return;
+        }
+        S3Server s3({"tb"});
+        DaemonFixture d({}, {"--isolation", "bwrap"});
+        const json creds = {{"accessKeyId", "S3RVER"}, {"secretAccessKey", "S3RVER"}};
+        auto mountBody = [&](const std::string& path, json options = json::object()) {
+            options["endpoint"] = s3.url();
+            if (!options.contains("credentials")) options["credentials"] = creds;
+            return json{{"bucket", "tb"}, {"mountPath", path}, {"options", options}}.dump();
+        };
+        const std::string a = newSandbox(d.http), b = newSandbox(d.http);
+
+        // A: read-write at a path on the sandbox's read-only root (its directories are made).
+        auto m = call(d.http, "POST", sandboxPath(a, "/mount"), mountBody("/mnt/data"));
+        REQUIRE_MESSAGE(m.status == 200, m.raw);
+        CHECK(m.raw == R"({"ok":true})");
+        auto w = shx(d.http, a,
+                     "mkdir -p /mnt/data/sub && printf 'hello bucket' > /mnt/data/sub/x.txt && "
+                     "printf top > /mnt/data/top.txt && cat /mnt/data/sub/x.txt && "
+                     "grep -c ' /mnt/data fuse.s3fs ' /proc/mounts");
+        CHECK(w.exitCode == 0);
+        CHECK(w.out == "hello bucket1\n");
+        // The root stayed read-only.
+        CHECK(shx(d.http, a, "touch /elsewhere").exitCode != 0);
+
+        // B: the same bucket, read-only, only the prefix /sub/, below its workspace.
+        m = call(d.http, "POST", sandboxPath(b, "/mount"),
+                 mountBody("/workspace/bucket", {{"readOnly", true}, {"prefix", "/sub/"}}));
+        REQUIRE_MESSAGE(m.status == 200, m.raw);
+        auto r = shx(d.http, b, "ls /workspace/bucket; cat /workspace/bucket/x.txt");
+        CHECK(r.out == "x.txt\nhello bucket");
+        auto ro = shx(d.http, b, "echo no > /workspace/bucket/y.txt");
+        CHECK(ro.exitCode != 0);
+        CHECK(ro.err.find("Read-only file system") != std::string::npos);
+        // Not on the host: the workspace directory there holds an empty mount point.
+        CHECK(pathExists(d.stateDir() + "/sandboxes/" + b + "/workspace/bucket"));
+        CHECK_FALSE(pathExists(d.stateDir() + "/sandboxes/" + b + "/workspace/bucket/x.txt"));
+        CHECK(hostMounts(d) == 2);
+        CHECK(s3fsChildren(d.pid()) == 2);
+
+        // Refusals, each a 502 mount_error that says why.
+        auto refused = [&](const std::string& id, const std::string& body,
+                           const std::string& says) {
+            auto e = call(d.http, "POST", sandboxPath(id, "/mount"), body);
+            CAPTURE(body);
+            CHECK(e.status == 502);
+            CHECK(e.body["code"] == "mount_error");
+            std::string msg = e.body.value("error", "");
+            CHECK(msg.rfind("mount failed: ", 0) == 0);
+            CHECK_MESSAGE(msg.find(says) != std::string::npos, msg);
+        };
+        refused(a, mountBody("/mnt/data"), "already in use");
+        refused(a, mountBody("/mnt/./data/"), "already in use");
+        refused(a, mountBody("/"), "root");
+        refused(a, mountBody("/workspace"), "/workspace");
+        refused(a, mountBody("/proc/bucket"), "/proc");
+        refused(a, mountBody("/run/sandbox/x"), "/run");
+        refused(a, mountBody("/mnt/c", {{"s3fsOptions", {"use_cache=/etc"}}}), "use_cache=/etc");
+        refused(a, mountBody("/mnt/c", {{"s3fsOptions", {"nomultipart,passwd_file=/x"}}}),
+                "one option");
+        {
+            json nb = json::parse(mountBody("/mnt/none"));
+            nb["bucket"] = "no-such-bucket";
+            refused(a, nb.dump(), "bucket or key not found");
+        }
+        if (!std::getenv("R2_ACCESS_KEY_ID") && !std::getenv("AWS_ACCESS_KEY_ID")) {
+            json nc = json::parse(mountBody("/mnt/nocreds"));
+            nc["options"].erase("credentials");
+            refused(a, nc.dump(), "no credentials");
+        }
+        // Nothing was left behind by the failures.
+        CHECK(hostMounts(d) == 2);
+        CHECK(s3fsChildren(d.pid()) == 2);
+        CHECK(shx(d.http, a, "ls /mnt").out == "data\n");
+
+        // Unmount (found by the route's own normalisation too); its directory goes.
+        auto u = call(d.http, "POST", sandboxPath(a, "/unmount"), R"({"mountPath":"/mnt/data/"})");
+        CHECK_MESSAGE(u.status == 200, u.raw);
+        CHECK(
+            shx(d.http, a, "test -e /mnt/data || echo gone; grep -c fuse.s3fs /proc/mounts").out ==
+            "gone\n0\n");
+        u = call(d.http, "POST", sandboxPath(a, "/unmount"), R"({"mountPath":"/mnt/data"})");
+        CHECK(u.status == 502);
+        CHECK(u.body["code"] == "unmount_error");
+        CHECK(hostMounts(d) == 1);
+        CHECK(s3fsChildren(d.pid()) == 1);
+        // What A wrote is still in the bucket, and mounting again finds it.
+        REQUIRE(call(d.http, "POST", sandboxPath(a, "/mount"), mountBody("/data/again")).status ==
+                200);
+        CHECK(shx(d.http, a, "cat /data/again/top.txt").out == "top");
+
+        // Destroying a sandbox undoes the host side of its mounts; so does a restart.
+        CHECK(call(d.http, "DELETE", sandboxPath(b)).status == 204);
+        CHECK(hostMounts(d) == 1);
+        CHECK(s3fsChildren(d.pid()) == 1);
+        // The agent killed from inside (sh replaces the shell, so its parent is the agent): that
+        // launch of the sandbox ends, and the next request starts a fresh one.
+        run(d.http, a, {"sh", "-c", "kill -9 $PPID"});
+        CHECK(shx(d.http, a, "test -e /data/again/top.txt || echo fresh").out == "fresh\n");
+        CHECK(hostMounts(d) == 0);
+        CHECK(s3fsChildren(d.pid()) == 0);
+    }
+}
