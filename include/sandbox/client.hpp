@@ -196,6 +196,19 @@ class Sandbox {
     /// the container API's /ws/pty or the bridge's /pty route. See sandbox/pty.hpp.
     Pty terminal(const PtyOptions& options = {}) const;
 
+    // ---- bucket mounts ----
+    /// Mounts an S3-compatible bucket (R2, S3, MinIO, ...) at `mountPath` in the sandbox: the
+    /// bridge's POST /v1/sandbox/ID/mount (on sandboxd, s3fs runs on the host and the mount is
+    /// attached in the sandbox alone; docs/sandboxd.md). Credentials default to the server's
+    /// R2_* / AWS_* variables. Throws ValidationFailedError for a body the bridge refuses and
+    /// BucketMountError (`mount_error`, with the reason) when it cannot mount; over the agent
+    /// transport, UnsupportedOperationError (a sandbox cannot mount into itself).
+    void mountBucket(std::string_view bucket, std::string_view mountPath,
+                     const MountBucketOptions& options) const;
+    /// Unmounts what mountBucket() mounted at `mountPath` and removes the mount point when
+    /// empty. Throws BucketMountError (`unmount_error`) when nothing is mounted there.
+    void unmountBucket(std::string_view mountPath) const;
+
     /// Destroys the sandbox: every process dies and its files are removed.
     void destroy() const;
 

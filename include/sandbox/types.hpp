@@ -137,6 +137,22 @@ struct ExistsResult {
     std::string timestamp;
 };
 
+/// Keys of an S3-compatible bucket.
+struct BucketCredentials {
+    std::string accessKeyId;
+    std::string secretAccessKey;
+};
+
+/// Options of Sandbox::mountBucket(): a remote S3-compatible bucket.
+struct MountBucketOptions {
+    std::string
+        endpoint;  ///< required: the S3 endpoint URL ("https://ACCOUNT.r2.cloudflarestorage.com")
+    std::optional<BucketCredentials> credentials;  ///< default: the server's R2_* / AWS_* variables
+    bool readOnly = false;
+    std::optional<std::string> prefix;     ///< only the keys under it; must start with "/"
+    std::vector<std::string> s3fsOptions;  ///< extra s3fs `-o` options, one per entry
+};
+
 /// Options of createSession().
 struct SessionOptions {
     std::optional<std::string> id;                            ///< default "session-<epoch ms>"

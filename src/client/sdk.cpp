@@ -923,6 +923,40 @@ SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const {
     return r;
 }
 
+void Sandbox::mountBucket(std::string_view bucket, std::string_view mountPath,
+                          const MountBucketOptions& o) const {
+    auto& c = *state_->client;
+    if (c.kind == TransportKind::Agent)
+        throw UnsupportedOperationError(
+            "UNSUPPORTED_OPERATION",
+            "mountBucket() needs the bridge transport (SANDBOX_API_URL) or the embedded default: "
+            "a sandbox cannot mount a bucket into itself",
+            0);
+    json options = {{"endpoint", o.endpoint}};
+    if (o.credentials)
+        options["credentials"] = {{"accessKeyId", o.credentials->accessKeyId},
+                                  {"secretAccessKey", o.credentials->secretAccessKey}};
+    if (o.readOnly) options["readOnly"] = true;
+    if (o.prefix) options["prefix"] = *o.prefix;
+    if (!o.s3fsOptions.empty()) options["s3fsOptions"] = o.s3fsOptions;
+    json body = {{"bucket", bucket}, {"mountPath", mountPath}, {"options", options}};
+    c.call(c.root, "POST", "/v1/sandbox/" + state_->bridgeId + "/mount", body.dump(), {},
+           "bucket.mount", false);
+}
+
+void Sandbox::unmountBucket(std::string_view mountPath) const {
+    auto& c = *state_->client;
+    if (c.kind == TransportKind::Agent)
+        throw UnsupportedOperationError(
+            "UNSUPPORTED_OPERATION",
+            "unmountBucket() needs the bridge transport (SANDBOX_API_URL) or the embedded "
+            "default",
+            0);
+    json body = {{"mountPath", mountPath}};
+    c.call(c.root, "POST", "/v1/sandbox/" + state_->bridgeId + "/unmount", body.dump(), {},
+           "bucket.unmount", false);
+}
+
 void Sandbox::destroy() const {
     auto& c = *state_->client;
     if (c.kind == TransportKind::Agent)

@@ -12,78 +12,13 @@
 #include <thread>
 
 #include "daemon/daemon_test_util.hpp"
+#include "support/s3_server.hpp"
 
 using namespace sandbox::testing;
 using namespace sandbox::testing::daemon;
 namespace client = sandbox::client;
 
 namespace {
-
-const std::string kS3rver = std::string(SANDBOX_COMPAT_DIR) + "/node_modules/s3rver/bin/s3rver.js";
-
-std::string missingForMounts() {
-    if (::access("/usr/bin/s3fs", X_OK) != 0) return "s3fs is not installed";
-    if (::access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is not available";
-    if (!bwrapAvailable()) return "bubblewrap cannot create namespaces here";
-    if (::access(kS3rver.c_str(), R_OK) != 0) return "s3rver is not installed (npm ci)";
-    if (std::system("node --version >/dev/null 2>&1") != 0) return "node is not installed";
-    return {};
-}
-
-// s3rver on 127.0.0.1, an ephemeral port, a temp data directory, with the given buckets.
-class S3Server {
-  public:
-    explicit S3Server(const std::vector<std::string>& buckets) {
-        int fds[2];
-        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-        std::vector<std::string> args = {"node", kS3rver,     "-d", dir_.path(),
-                                         "-a",   "127.0.0.1", "-p", "0"};
-        for (const auto& b : buckets) args.insert(args.end(), {"--configure-bucket", b});
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-        int rc = posix_spawnp(&pid_, "node", &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        ::close(fds[1]);
-        REQUIRE(rc == 0);
-        // "S3rver listening on 127.0.0.1:PORT" (after an empty line)
-        std::string line;
-        char c;
-        while (line.find("listening") == std::string::npos) {
-            line.clear();
-            bool more = false;
-            while ((more = ::read(fds[0], &c, 1) == 1) && c != '\n') line.push_back(c);
-            if (!more) break;
-        }
-        // It logs every request on stdout: keep reading (and dropping) it until it exits.
-        drain_ = std::thread([fd = fds[0]] {
-            char buf[4096];
-            while (::read(fd, buf, sizeof buf) > 0) {
-            }
-            ::close(fd);
-        });
-        auto colon = line.rfind(':');
-        REQUIRE_MESSAGE(line.find("listening") != std::string::npos, line);
-        url_ = "http://127.0.0.1:" + line.substr(colon + 1);
-    }
-    ~S3Server() {
-        ::kill(pid_, SIGKILL);
-        int st;
-        ::waitpid(pid_, &st, 0);
-        drain_.join();
-    }
-    const std::string& url() const { return url_; }
-
-  private:
-    TempDir dir_;
-    pid_t pid_ = -1;
-    std::string url_;
-    std::thread drain_;
-};
 
 ExecResult shx(client::HttpConnection& c, const std::string& id, const std::string& script) {
     auto r = run(c, id, {"sh", "-c", script});
@@ -120,7 +55,7 @@ int s3fsChildren(pid_t parent) {
 
 TEST_SUITE("sandboxd bucket mounts") {
     TEST_CASE("mount: an S3 bucket is read and written in the sandbox, shared, unmounted") {
-        if (std::string missing = missingForMounts(); !missing.empty()) {
+        if (std::string missing = missingForBucketMounts(); !missing.empty()) {
             MESSAGE("skipped: " << missing);
             return;
         }
