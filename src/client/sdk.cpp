@@ -923,15 +923,23 @@ SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const {
     return r;
 }
 
-void Sandbox::mountBucket(std::string_view bucket, std::string_view mountPath,
-                          const MountBucketOptions& o) const {
-    auto& c = *state_->client;
+namespace {
+// Bucket mounts are the bridge's: an agent URL addresses a sandbox's own control plane.
+void requireBridgeForMounts(const detail::ClientImpl& c, const char* method) {
     if (c.kind == TransportKind::Agent)
         throw UnsupportedOperationError(
             "UNSUPPORTED_OPERATION",
-            "mountBucket() needs the bridge transport (SANDBOX_API_URL) or the embedded default: "
-            "a sandbox cannot mount a bucket into itself",
+            std::string(method) +
+                " needs the bridge transport (SANDBOX_API_URL) or the embedded default: a "
+                "sandbox cannot mount a bucket into itself",
             0);
+}
+}  // namespace
+
+void Sandbox::mountBucket(std::string_view bucket, std::string_view mountPath,
+                          const MountBucketOptions& o) const {
+    auto& c = *state_->client;
+    requireBridgeForMounts(c, "mountBucket()");
     json options = {{"endpoint", o.endpoint}};
     if (o.credentials)
         options["credentials"] = {{"accessKeyId", o.credentials->accessKeyId},
@@ -946,12 +954,7 @@ void Sandbox::mountBucket(std::string_view bucket, std::string_view mountPath,
 
 void Sandbox::unmountBucket(std::string_view mountPath) const {
     auto& c = *state_->client;
-    if (c.kind == TransportKind::Agent)
-        throw UnsupportedOperationError(
-            "UNSUPPORTED_OPERATION",
-            "unmountBucket() needs the bridge transport (SANDBOX_API_URL) or the embedded "
-            "default",
-            0);
+    requireBridgeForMounts(c, "unmountBucket()");
     json body = {{"mountPath", mountPath}};
     c.call(c.root, "POST", "/v1/sandbox/" + state_->bridgeId + "/unmount", body.dump(), {},
            "bucket.unmount", false);

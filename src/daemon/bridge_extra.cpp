@@ -248,6 +248,17 @@ awaitable<void> hydrate(SandboxManager& mgr, const std::string& id, Request& req
 
 // ---- mount / unmount (§5.11, §5.12) --------------------------------------------------------
 
+// What `f` threw ("" when it did not): for coroutines, which cannot co_await in a handler.
+template <typename F>
+std::string failureOf(F&& f) {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return {};
+}
+
 // Credentials of a remote mount: the request's, else sandboxd's R2_* or AWS_* variables (as
 // the SDK looks them up).
 std::optional<std::pair<std::string, std::string>> mountCredentials(const wire::MountRequest& m) {
@@ -324,12 +335,7 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
             "mount failed: cannot create " + bm.hostDir + ": " + std::strerror(errno);
         co_return co_await sendError(res, 502, "mount_error", message);
     }
-    std::string spawnError;
-    try {
-        bm.s3fs = startS3fs(spec, bm.hostDir, logPath);
-    } catch (const std::exception& e) {
-        spawnError = e.what();
-    }
+    std::string spawnError = failureOf([&] { bm.s3fs = startS3fs(spec, bm.hostDir, logPath); });
     if (!spawnError.empty()) {
         releaseHostSide(bm);
         const std::string message = "mount failed: cannot start s3fs: " + spawnError;
@@ -402,14 +408,8 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
     std::shared_ptr<Sandbox> now = mgr.find(id);
     pid_t nsPid =
         now == sb && sb->generation == generation && sb->ready ? sandboxNamespacePid(sb->pid) : -1;
-    std::string error = nsPid > 0 ? std::string() : std::string("the sandbox stopped");
-    if (error.empty()) {
-        try {
-            attachInto(nsPid, bm.hostDir, bm.path);
-        } catch (const std::exception& e) {
-            error = e.what();
-        }
-    }
+    std::string error = nsPid > 0 ? failureOf([&] { attachInto(nsPid, bm.hostDir, bm.path); })
+                                  : std::string("the sandbox stopped");
     if (!error.empty()) {
         releaseHostSide(bm);
         const std::string message = "mount failed: " + error;
@@ -439,15 +439,8 @@ awaitable<void> unmount(SandboxManager& mgr, const std::string& id, Request& req
             "unmount failed: No active mount found for path: " + u.mountPath;
         co_return co_await sendError(res, 502, "unmount_error", message);
     }
-    std::string error;
     pid_t nsPid = sandboxNamespacePid(sb->pid);
-    if (nsPid > 0) {
-        try {
-            detachFrom(nsPid, it->path);
-        } catch (const std::exception& e) {
-            error = e.what();
-        }
-    }
+    std::string error = nsPid > 0 ? failureOf([&] { detachFrom(nsPid, it->path); }) : "";
     if (!error.empty()) {
         const std::string message = "unmount failed: " + error;
         co_return co_await sendError(res, 502, "unmount_error", message);

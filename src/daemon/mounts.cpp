@@ -90,6 +90,18 @@ std::string inNamespace(pid_t nsPid, const char* const* steps, Body body) {
     return {};
 }
 
+// Flags that remount "/" writable keeping its other flags (nosuid, nodev, noexec); add
+// MS_RDONLY to make it read-only again. System calls only (used in forked children).
+unsigned long rootRemountFlags() {
+    struct statvfs vfs {};
+    ::statvfs("/", &vfs);
+    unsigned long flags = MS_REMOUNT | MS_BIND;
+    if (vfs.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (vfs.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (vfs.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    return flags;
+}
+
 // Options from a request that only change how s3fs talks to the bucket or presents it.
 bool allowedS3fsOption(const std::string& name) {
     static const char* const names[] = {"nomultipart",
@@ -275,12 +287,7 @@ void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path
                 // Only the sandbox's own root (a tmpfs) may be made writable for this; any
                 // other read-only mount is one of the host's directories.
                 if (errno != EROFS || remounted || here.st_dev != root.st_dev) fail(3);
-                struct statvfs vfs {};
-                ::statvfs("/", &vfs);
-                rootFlags = MS_REMOUNT | MS_BIND;
-                if (vfs.f_flag & ST_NOSUID) rootFlags |= MS_NOSUID;
-                if (vfs.f_flag & ST_NODEV) rootFlags |= MS_NODEV;
-                if (vfs.f_flag & ST_NOEXEC) rootFlags |= MS_NOEXEC;
+                rootFlags = rootRemountFlags();
                 if (::mount(nullptr, "/", nullptr, rootFlags, nullptr) != 0) fail(2);
                 remounted = true;
                 if (::mkdirat(dir, part.c_str(), 0755) != 0 && errno != EEXIST) fail(3);
@@ -311,12 +318,7 @@ void detachFrom(pid_t nsPid, const std::string& path) {
             if (dir.empty()) dir = "/";
             if (::stat("/", &root) == 0 && ::stat(dir.c_str(), &parent) == 0 &&
                 root.st_dev == parent.st_dev) {
-                struct statvfs vfs {};
-                ::statvfs("/", &vfs);
-                unsigned long flags = MS_REMOUNT | MS_BIND;
-                if (vfs.f_flag & ST_NOSUID) flags |= MS_NOSUID;
-                if (vfs.f_flag & ST_NODEV) flags |= MS_NODEV;
-                if (vfs.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+                const unsigned long flags = rootRemountFlags();
                 if (::mount(nullptr, "/", nullptr, flags, nullptr) == 0) {
                     ::rmdir(path.c_str());
                     ::mount(nullptr, "/", nullptr, flags | MS_RDONLY, nullptr);
