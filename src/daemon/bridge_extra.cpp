@@ -349,6 +349,13 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
     // unmounts again on failure): a stat of the root waits for that init, on a thread of its
     // own (a FUSE call blocks), then the mount must still be there.
     std::future<int> initDone;
+    auto s3fsExited = [&] {
+        int status = 0;
+        if (::waitpid(bm.s3fs, &status, WNOHANG) != bm.s3fs) return false;
+        agent::forgetChild(bm.s3fs);
+        bm.s3fs = -1;
+        return exited = true;
+    };
     for (;;) {
         if (!initDone.valid() && isMountPoint(bm.hostDir))
             initDone = std::async(std::launch::async, [dir = bm.hostDir] {
@@ -358,23 +365,11 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
         if (initDone.valid() &&
             initDone.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
             const int rc = initDone.get();
-            int status = 0;
-            if (::waitpid(bm.s3fs, &status, WNOHANG) == bm.s3fs) {
-                agent::forgetChild(bm.s3fs);
-                bm.s3fs = -1;
-                exited = true;
-                break;
-            }
+            if (s3fsExited()) break;
             mounted = rc == 0 && isMountPoint(bm.hostDir);
             if (mounted) break;
         }
-        int status = 0;
-        if (::waitpid(bm.s3fs, &status, WNOHANG) == bm.s3fs) {
-            agent::forgetChild(bm.s3fs);
-            bm.s3fs = -1;
-            exited = true;
-            break;
-        }
+        if (s3fsExited()) break;
         if (std::chrono::steady_clock::now() > deadline) break;
         timer.expires_after(std::chrono::milliseconds(10));
         boost::system::error_code ec;
