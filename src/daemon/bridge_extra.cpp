@@ -533,7 +533,7 @@ awaitable<void> tunnel(SandboxManager& mgr, const std::string& id, const std::st
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
     if (req.method == "DELETE")  // no tunnel can exist, so there is none to stop
-        co_return co_await res.send(204, "text/plain", "");
+        co_return co_await res.send(204, "", "");
     co_await sendError(res, 502, "tunnel_error",
                        "tunnel failed: public tunnels need cloudflared and network access, which "
                        "sandboxd sandboxes do not have");

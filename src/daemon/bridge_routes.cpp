@@ -557,7 +557,7 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
             if (sub.empty()) {
                 if (req.method == "DELETE") {
                     ctx->mgr.destroy(idRaw);
-                    co_return co_await res.send(204, "text/plain", "");
+                    co_return co_await res.send(204, "", "");
                 }
                 co_return co_await sendNotFound(res);
             }

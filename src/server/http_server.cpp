@@ -310,7 +310,8 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         started_ = true;
         http::response<http::string_body> res{static_cast<http::status>(status), version_};
         res.set(http::field::server, opts_.serverName);
-        res.set(http::field::content_type, contentType);
+        // An empty content type sends none (a 204 has no content to type).
+        if (!contentType.empty()) res.set(http::field::content_type, contentType);
         for (const auto& [k, v] : extra) res.set(k, v);
         res.body() = std::move(body);
         res.keep_alive(keepAlive_);

@@ -80,7 +80,7 @@ class Responder {
   public:
     virtual ~Responder() = default;
 
-    /// A complete response with a body.
+    /// A complete response with a body; an empty `contentType` sends no Content-Type (a 204).
     virtual net::awaitable<void> send(int status, std::string_view contentType, std::string&& body,
                                       const Headers& extra = {}) = 0;
     net::awaitable<void> sendJson(int status, const nlohmann::json& body);
