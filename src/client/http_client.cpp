@@ -312,6 +312,9 @@ HttpConnection::HttpConnection(Endpoint endpoint, HttpSettings settings)
     : impl_(std::make_unique<Impl>()) {
     impl_->ep = std::move(endpoint);
     impl_->settings = std::move(settings);
+    // Beast reads at most the buffer's free capacity (at least 512 bytes): a buffer that never
+    // grew reads a stream 512 bytes per system call.
+    impl_->buffer.reserve(64 * 1024);
 }
 HttpConnection::~HttpConnection() = default;
 HttpConnection::HttpConnection(HttpConnection&&) noexcept = default;

@@ -42,7 +42,11 @@ bool agentSocketServedBy(int fd, pid_t owner) {
 
 struct UpstreamCall::Impl {
     explicit Impl(net::any_io_executor ex, std::string path, pid_t owner)
-        : socket(ex), path(std::move(path)), owner(owner) {}
+        : socket(ex), path(std::move(path)), owner(owner) {
+        // Beast reads at most the buffer's free capacity (at least 512 bytes): reserve, or a
+        // relayed stream is read 512 bytes per system call.
+        buffer.reserve(64 * 1024);
+    }
     unix_sock::socket socket;
     std::string path;
     pid_t owner;
@@ -123,6 +127,30 @@ awaitable<bool> UpstreamCall::start(const std::string& method, const std::string
     co_return true;
 }
 
+namespace {
+// Parses what is already in impl.buffer into impl.chunk after its first `filled` bytes, up to
+// the chunk's size. Returns the bytes of body added. Stops at the first need for more input; a
+// parse error is left for the next read to meet.
+std::size_t parseBuffered(UpstreamCall::Impl& impl, std::size_t filled) {
+    std::size_t added = 0;
+    while (impl.buffer.size() > 0 && !impl.parser->is_done() &&
+           filled + added < impl.chunk.size()) {
+        auto& body = impl.parser->get().body();
+        const std::size_t room = impl.chunk.size() - filled - added;
+        body.data = impl.chunk.data() + filled + added;
+        body.size = room;
+        beast::error_code ec;
+        const std::size_t used = impl.parser->put(impl.buffer.data(), ec);
+        impl.buffer.consume(used);
+        const std::size_t produced = room - body.size;
+        added += produced;
+        if (used == 0 && produced == 0) break;            // need_more: wait for the socket
+        if (ec && ec != http::error::need_buffer) break;  // an error, met by the next read
+    }
+    return added;
+}
+}  // namespace
+
 awaitable<int> UpstreamCall::read(std::string& out) {
     auto impl = impl_;
     out.clear();
@@ -138,6 +166,10 @@ awaitable<int> UpstreamCall::read(std::string& out) {
         if (ec == http::error::need_buffer) ec = {};
         std::size_t n = impl->chunk.size() - impl->parser->get().body().size;
         if (n > 0) {
+            // A read parses one chunk of the agent's response (an SSE event is a chunk of its
+            // own), though more are often buffered already: parse those too, without waiting,
+            // so the relay sends one large piece instead of one small write per event.
+            n += parseBuffered(*impl, n);
             out.assign(impl->chunk.data(), n);
             co_return 1;
         }

@@ -43,8 +43,9 @@ class UpstreamCall {
     void cancel();
     const std::string& error() const;
 
+    struct Impl;  ///< the connection's state (upstream.cpp)
+
   private:
-    struct Impl;
     std::shared_ptr<Impl> impl_;
 };
 

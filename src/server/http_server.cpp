@@ -223,7 +223,11 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         : socket_(std::move(socket)),
           handler_(std::move(handler)),
           opts_(opts),
-          watchDone_(socket_.get_executor()) {}
+          watchDone_(socket_.get_executor()) {
+        // Beast reads at most the buffer's free capacity (at least 512 bytes): a request body
+        // (a file upload) would otherwise arrive 512 bytes per system call.
+        buffer_.reserve(16 * 1024);
+    }
 
     awaitable<void> run() {
         auto self = this->shared_from_this();
