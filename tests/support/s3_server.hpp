@@ -57,6 +57,7 @@ class S3Server {
         int rc = posix_spawnp(&pid_, "node", &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
         ::close(fds[1]);
+        if (rc != 0) ::close(fds[0]);
         REQUIRE(rc == 0);
         // "S3rver listening on 127.0.0.1:PORT" (after an empty line)
         std::string line;
@@ -74,19 +75,26 @@ class S3Server {
             }
             ::close(fd);
         });
-        auto colon = line.rfind(':');
-        REQUIRE_MESSAGE(line.find("listening") != std::string::npos, line);
-        url_ = "http://127.0.0.1:" + line.substr(colon + 1);
+        if (line.find("listening") == std::string::npos) {
+            stop();  // no server to use: none left running either
+            FAIL("s3rver did not report its address: '" << line << "'");
+        }
+        url_ = "http://127.0.0.1:" + line.substr(line.rfind(':') + 1);
     }
-    ~S3Server() {
-        ::kill(pid_, SIGKILL);
-        int st;
-        ::waitpid(pid_, &st, 0);
-        drain_.join();
-    }
+    ~S3Server() { stop(); }
     const std::string& url() const { return url_; }
 
   private:
+    void stop() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            int st;
+            ::waitpid(pid_, &st, 0);
+            pid_ = -1;
+        }
+        if (drain_.joinable()) drain_.join();
+    }
+
     TempDir dir_;
     pid_t pid_ = -1;
     std::string url_;
