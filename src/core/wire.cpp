@@ -4,52 +4,11 @@
 #include "core/json_util.hpp"
 #include "core/time.hpp"
 #include "core/utf8.hpp"
+#include "core/wire_json.hpp"
 
 namespace sandbox::core::wire {
 using nlohmann::json;
-
-namespace {
-
-void putOpt(json& j, const char* key, const std::optional<std::string>& v) {
-    if (v) j[key] = *v;
-}
-
-std::string str(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::optional<std::string> optStr(const json& j, const char* key) {
-    auto it = j.find(key);
-    if (it != j.end() && it->is_string()) return it->get<std::string>();
-    return std::nullopt;
-}
-
-template <class T>
-T num(const json& j, const char* key, T fallback) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_number() ? it->get<T>() : fallback;
-}
-
-bool boolean(const json& j, const char* key, bool fallback = false) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
-}
-
-// Builds `{"type":"<type>",` as the head of a single-line event.
-std::string eventHead(std::string_view type) {
-    std::string s;
-    s.reserve(64);
-    s.append("{\"type\":\"").append(type).append("\"");
-    return s;
-}
-
-void appendField(std::string& s, std::string_view key, std::string_view value) {
-    s.append(",\"").append(key).append("\":");
-    appendJsonString(s, value);
-}
-
-}  // namespace
+using namespace json_io;
 
 json success(json extra) {
     json j = {{"success", true}};

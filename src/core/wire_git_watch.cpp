@@ -5,9 +5,11 @@
 #include "core/errors.hpp"
 #include "core/json_util.hpp"
 #include "core/utf8.hpp"
+#include "core/wire_json.hpp"
 
 namespace sandbox::core::wire {
 using nlohmann::json;
+using namespace json_io;
 
 namespace {
 
@@ -32,23 +34,6 @@ std::optional<std::int64_t> positiveInt(const json& j, const char* key, const ch
         throw validationError(std::string(key) + " must be a positive integer", key, code,
                               "must be a positive integer");
     return v;
-}
-
-std::string str(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-void appendField(std::string& s, std::string_view key, std::string_view value) {
-    s.append(",\"").append(key).append("\":");
-    appendJsonString(s, value);
-}
-
-std::string eventHead(std::string_view type) {
-    std::string s;
-    s.reserve(96);
-    s.append("{\"type\":\"").append(type).append("\"");
-    return s;
 }
 
 }  // namespace
@@ -76,11 +61,11 @@ GitCheckoutRequest GitCheckoutRequest::fromJson(const json& j) {
 
 json GitCheckoutRequest::toJson() const {
     json j = {{"repoUrl", repoUrl}};
-    if (branch) j["branch"] = *branch;
-    if (targetDir) j["targetDir"] = *targetDir;
+    putOpt(j, "branch", branch);
+    putOpt(j, "targetDir", targetDir);
     if (depth) j["depth"] = *depth;
     if (timeoutMs) j["timeoutMs"] = *timeoutMs;
-    if (sessionId) j["sessionId"] = *sessionId;
+    putOpt(j, "sessionId", sessionId);
     return j;
 }
 
@@ -197,8 +182,8 @@ json WatchRequest::toJson() const {
     if (!include.empty()) j["include"] = include;
     if (!exclude.empty()) j["exclude"] = exclude;
     if (!events.empty()) j["events"] = events;
-    if (sessionId) j["sessionId"] = *sessionId;
-    if (since) j["since"] = *since;
+    putOpt(j, "sessionId", sessionId);
+    putOpt(j, "since", since);
     return j;
 }
 
@@ -206,7 +191,7 @@ CheckChangesResponse CheckChangesResponse::fromJson(const json& j) {
     CheckChangesResponse r;
     r.success = j.value("success", true);
     r.status = str(j, "status");
-    if (auto it = j.find("reason"); it != j.end() && it->is_string()) r.reason = *it;
+    r.reason = optStr(j, "reason");
     r.version = str(j, "version");
     r.timestamp = str(j, "timestamp");
     return r;
@@ -214,7 +199,7 @@ CheckChangesResponse CheckChangesResponse::fromJson(const json& j) {
 
 json CheckChangesResponse::toJson() const {
     json j = {{"success", success}, {"status", status}};
-    if (reason) j["reason"] = *reason;
+    putOpt(j, "reason", reason);
     j["version"] = version;
     j["timestamp"] = timestamp;
     return j;

@@ -5,28 +5,11 @@
 
 #include "core/errors.hpp"
 #include "core/json_util.hpp"
+#include "core/wire_json.hpp"
 
 namespace sandbox::core::wire {
 using nlohmann::json;
-
-namespace {
-std::string str(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-std::optional<std::int64_t> optNum(const json& j, const char* key) {
-    auto it = j.find(key);
-    if (it != j.end() && it->is_number()) return it->get<std::int64_t>();
-    return std::nullopt;
-}
-std::uint64_t unum(const json& j, const char* key) {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_number_integer()) return 0;
-    return it->is_number_unsigned()
-               ? it->get<std::uint64_t>()
-               : static_cast<std::uint64_t>(std::max<std::int64_t>(0, it->get<std::int64_t>()));
-}
-}  // namespace
+using namespace json_io;
 
 StartProcessRequest StartProcessRequest::fromJson(const json& j) {
     Fields f(j);
@@ -45,7 +28,7 @@ StartProcessRequest StartProcessRequest::fromJson(const json& j) {
 
 json StartProcessRequest::toJson() const {
     json j = {{"command", command}};
-    if (sessionId) j["sessionId"] = *sessionId;
+    putOpt(j, "sessionId", sessionId);
     if (processId) j["processId"] = *processId;
     if (timeoutMs) j["timeoutMs"] = *timeoutMs;
     if (!env.empty()) {
