@@ -28,6 +28,17 @@ std::string randomChars(std::string_view alphabet, int n) {
 }
 }  // namespace
 
+void checkEnv(const core::wire::EnvMap& env) {
+    for (const auto& [k, v] : env) {
+        if (!core::isValidEnvName(k))
+            throw core::validationError("Invalid environment variable name: " + k, "env",
+                                        "INVALID_ENV_NAME", "invalid variable name '" + k + "'");
+        if (k.rfind("__sb_", 0) == 0 || k == kProcessTagVar)
+            throw core::validationError("Reserved environment variable name: " + k, "env",
+                                        "INVALID_ENV_NAME", "'" + k + "' is reserved by the agent");
+    }
+}
+
 std::string newProcessId() {
     return "proc_" + std::to_string(core::epochMillisNow()) + "_" +
            randomChars("0123456789abcdefghijklmnopqrstuvwxyz", 6);

@@ -101,6 +101,11 @@ class Agent {
     void dropSpare();
 };
 
+/// Checks a request's environment variables: valid names, none of the agent's own (the session
+/// driver's `__sb_*`, kProcessTagVar, which a kill relies on). Throws ApiError 400
+/// VALIDATION_FAILED with INVALID_ENV_NAME.
+void checkEnv(const core::wire::EnvMap& env);
+
 /// A new process id: proc_<epochMs>_<6 base36 chars>.
 std::string newProcessId();
 /// A new session id: session_<epochMs>_<12 hex chars>.

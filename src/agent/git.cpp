@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agent/routes.hpp"
 #include "core/errors.hpp"
 #include "core/json_util.hpp"
 #include "core/text.hpp"
@@ -26,13 +27,6 @@ constexpr std::size_t kMaxStderr = 16 * 1024;
 // Grace between TERM and KILL when the clone times out (as `timeout -k 5`).
 constexpr std::chrono::milliseconds kKillGrace{5000};
 
-std::string trim(std::string_view s) {
-    auto b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string_view::npos) return {};
-    auto e = s.find_last_not_of(" \t\r\n");
-    return std::string(s.substr(b, e - b + 1));
-}
-
 std::string lower(std::string_view s) {
     std::string out(s);
     std::transform(out.begin(), out.end(), out.begin(),
@@ -42,18 +36,6 @@ std::string lower(std::string_view s) {
 
 bool has(const std::string& haystack, std::string_view needle) {
     return haystack.find(needle) != std::string::npos;
-}
-
-// The context session id (§2.2), as the router reads it for exec: Authorization: Bearer,
-// X-Session-Id, ?session=, ?sessionId=.
-std::optional<std::string> contextSession(const server::Request& req) {
-    if (auto auth = req.header("authorization");
-        auth && auth->rfind("Bearer ", 0) == 0 && auth->size() > 7)
-        return std::string(auth->substr(7));
-    if (auto h = req.header("x-session-id"); h && !h->empty()) return std::string(*h);
-    if (auto q = req.queryParam("session"); q && !q->empty()) return q;
-    if (auto q = req.queryParam("sessionId"); q && !q->empty()) return q;
-    return std::nullopt;
 }
 
 // "600", "1.5": the timeout in seconds as the reference prints it (millisecond precision).
@@ -76,7 +58,7 @@ std::string checkedOutBranch(const std::string& dir) {
     if (!f || !std::getline(f, line)) return {};
     static constexpr std::string_view kRef = "ref: refs/heads/";
     if (line.rfind(kRef, 0) != 0) return {};
-    return trim(line.substr(kRef.size()));
+    return core::trim(line.substr(kRef.size()));
 }
 
 // The git binary: the first executable `git` on PATH (posix_spawn does not search PATH).
@@ -137,12 +119,12 @@ awaitable<wire::GitCheckoutResponse> gitCheckout(Agent& agent, const wire::GitCh
             {{"validationErrors",
               json::array(
                   {{{"field", "repoUrl"}, {"message", problems}, {"code", "INVALID_GIT_URL"}}})}});
-    const std::string url = trim(r.repoUrl);
+    const std::string url = core::trim(r.repoUrl);
     const std::string shown = wire::redactCredentials(url);
     if (r.branch) {
         std::string b = *r.branch;
         std::string problem;
-        if (trim(b).empty())
+        if (core::trim(b).empty())
             problem = "must not be empty";
         else if (b.find('\0') != std::string::npos)
             problem = "must not contain NUL bytes";
@@ -161,7 +143,7 @@ awaitable<wire::GitCheckoutResponse> gitCheckout(Agent& agent, const wire::GitCh
     // targetDir is relative to that session's working directory (as git run in it would be).
     std::optional<std::string> sid =
         r.sessionId && !r.sessionId->empty() ? r.sessionId : ctxSession;
-    if (sid && trim(*sid).empty())
+    if (sid && core::trim(*sid).empty())
         throw core::validationError("sessionId must not be empty or whitespace", "sessionId",
                                     "INVALID_SESSION_ID", "must not be empty or whitespace");
     std::string session = sid.value_or(std::string(wire::kDefaultSession));
@@ -228,7 +210,7 @@ awaitable<wire::GitCheckoutResponse> gitCheckout(Agent& agent, const wire::GitCh
             std::error_code ec;
             std::filesystem::remove_all(target, ec);
         }
-        std::string errText = core::sanitizeUtf8(wire::redactCredentials(trim(stderrText)));
+        std::string errText = core::sanitizeUtf8(wire::redactCredentials(core::trim(stderrText)));
         ctx["exitCode"] = code;
         ctx["stderr"] = errText;
         std::string errCode = gitErrorCode(code, errText);
@@ -252,7 +234,7 @@ awaitable<wire::GitCheckoutResponse> gitCheckout(Agent& agent, const wire::GitCh
 
 awaitable<void> gitCheckoutRoute(Agent& agent, server::Request& req, server::Responder& res) {
     auto request = wire::GitCheckoutRequest::fromJson(core::parseJsonObject(req.body));
-    auto ctxSession = contextSession(req);
+    auto ctxSession = contextSessionId(req);
     auto resp = co_await gitCheckout(agent, request, ctxSession);
     json body = resp.toJson();
     co_await res.sendJson(200, body);

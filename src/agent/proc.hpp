@@ -51,6 +51,9 @@ struct SpawnOptions {
     bool newProcessGroup = true;
 };
 
+/// Whether `path` names a directory (following links).
+bool isDirectory(const std::string& path);
+
 /// Spawns with posix_spawn. Returns the pid, or throws std::system_error (errno of the
 /// failure, e.g. ENOENT for a missing cwd or program).
 pid_t spawnProcess(const SpawnOptions& opts);

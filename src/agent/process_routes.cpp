@@ -19,22 +19,6 @@ bool blank(std::string_view s) {
     return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
 }
 
-bool isDir(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-void checkEnv(const wire::EnvMap& env) {
-    for (const auto& [k, v] : env) {
-        if (!core::isValidEnvName(k))
-            throw core::validationError("Invalid environment variable name: " + k, "env",
-                                        "INVALID_ENV_NAME", "invalid variable name '" + k + "'");
-        if (k.rfind("__sb_", 0) == 0 || k == kProcessTagVar)
-            throw core::validationError("Reserved environment variable name: " + k, "env",
-                                        "INVALID_ENV_NAME", "'" + k + "' is reserved by the agent");
-    }
-}
-
 ApiError notFound(const std::string& id) {
     return ApiError("PROCESS_NOT_FOUND", "Process not found: " + id, {{"processId", id}});
 }
@@ -77,7 +61,7 @@ awaitable<void> start(Agent& agent, Request& req, Responder& res) {
     std::shared_ptr<RunningCommand> run;
     if (sid == wire::kNoSession) {
         std::string cwd = r.cwd.value_or(agent.config().workspace);
-        if (!isDir(cwd))
+        if (!isDirectory(cwd))
             throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + cwd + "'",
                            {{"command", r.command}, {"stderr", "No such directory: " + cwd}});
         run = agent.spawnSessionless(spec, false);

@@ -28,30 +28,12 @@ namespace {
 
 using Route = std::function<awaitable<void>(Agent&, Request&, Responder&)>;
 
-std::string trim(std::string_view s) {
-    auto b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string_view::npos) return {};
-    auto e = s.find_last_not_of(" \t\r\n");
-    return std::string(s.substr(b, e - b + 1));
-}
-
-// The context session id (§2.2): Authorization: Bearer, X-Session-Id, ?session=, ?sessionId=.
-std::optional<std::string> contextSessionId(const Request& req) {
-    if (auto auth = req.header("authorization");
-        auth && auth->rfind("Bearer ", 0) == 0 && auth->size() > 7)
-        return std::string(auth->substr(7));
-    if (auto h = req.header("x-session-id"); h && !h->empty()) return std::string(*h);
-    if (auto q = req.queryParam("session"); q && !q->empty()) return q;
-    if (auto q = req.queryParam("sessionId"); q && !q->empty()) return q;
-    return std::nullopt;
-}
-
 // Resolves which session (or none) a request runs in.
 ExecTarget resolveTarget(const std::optional<std::string>& bodyId,
                          const std::optional<std::string>& ctxId) {
     ExecTarget t;
     std::optional<std::string> id = bodyId && !bodyId->empty() ? bodyId : ctxId;
-    if (id && trim(*id).empty())
+    if (id && core::trim(*id).empty())
         throw core::validationError("sessionId must not be empty or whitespace", "sessionId",
                                     "INVALID_SESSION_ID", "must not be empty or whitespace");
     if (!id) {
@@ -79,19 +61,6 @@ void checkCommand(const std::string& command) {
                                     "INVALID_COMMAND", "contains null bytes");
 }
 
-void checkEnv(const wire::EnvMap& env) {
-    for (const auto& [k, v] : env) {
-        if (!core::isValidEnvName(k))
-            throw core::validationError("Invalid environment variable name: " + k, "env",
-                                        "INVALID_ENV_NAME", "invalid variable name '" + k + "'");
-        // The session driver's own variables (see session.cpp) cannot be overridden.
-        if (k.rfind("__sb_", 0) == 0)
-            throw core::validationError("Reserved environment variable name: " + k, "env",
-                                        "INVALID_ENV_NAME",
-                                        "names starting with __sb_ are reserved");
-    }
-}
-
 // Absolute path for a file route: relative paths against the session's current directory.
 std::string resolveFilePath(Agent& agent, const std::string& path,
                             const std::optional<std::string>& sessionId) {
@@ -105,11 +74,6 @@ std::string resolveFilePath(Agent& agent, const std::string& path,
 
 CommandSpec specFrom(const wire::ExecuteRequest& r) {
     return CommandSpec{r.command, r.env, r.cwd};
-}
-
-bool isDir(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // Throws the 410 for a session whose shell is gone.
@@ -163,7 +127,7 @@ awaitable<void> startBackground(Agent& agent, const wire::ExecuteRequest& r, con
     CommandSpec spec = specFrom(r);
     spec.env[kProcessTagVar] = tag;
     if (t.sessionless) {
-        if (r.cwd && !isDir(*r.cwd))
+        if (r.cwd && !isDirectory(*r.cwd))
             throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'",
                            {{"command", r.command}});
         run = agent.spawnSessionless(spec, false);
@@ -189,7 +153,7 @@ awaitable<void> execute(Agent& agent, Request& req, Responder& res) {
     checkEnv(r.env);
     auto t = resolveTarget(r.sessionId, contextSessionId(req));
     if (r.background) {
-        if (trim(r.command).empty())
+        if (core::trim(r.command).empty())
             throw ApiError("INVALID_COMMAND", "Invalid command: empty command provided",
                            {{"command", r.command}});
         co_await startBackground(agent, r, t, res);
@@ -202,7 +166,7 @@ awaitable<void> execute(Agent& agent, Request& req, Responder& res) {
     if (t.sessionless) {
         std::string so, se;
         int code = 1;
-        if (r.cwd && !isDir(*r.cwd)) {
+        if (r.cwd && !isDirectory(*r.cwd)) {
             se = "Failed to change directory to '" + *r.cwd + "'";
         } else {
             auto run = agent.spawnSessionless(specFrom(r), true);
@@ -289,7 +253,7 @@ struct LineSplitter {
 
 awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
     auto r = wire::ExecuteRequest::fromJson(core::parseJsonObject(req.body));
-    if (trim(r.command).empty())
+    if (core::trim(r.command).empty())
         throw ApiError("INVALID_COMMAND", "Invalid command: empty command provided",
                        {{"command", r.command}});
     checkCommand(r.command);
@@ -299,7 +263,7 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res) {
     std::shared_ptr<RunningCommand> run;
     std::optional<LockGuard> guard;
     if (t.sessionless) {
-        if (r.cwd && !isDir(*r.cwd))
+        if (r.cwd && !isDirectory(*r.cwd))
             throw ApiError("STREAM_START_ERROR", "Failed to change directory to '" + *r.cwd + "'",
                            {{"command", r.command}});
         run = agent.spawnSessionless(specFrom(r), true);
@@ -552,6 +516,16 @@ const server::Headers kCors = {
      "Content-Type, Authorization, X-Session-Id, X-Sandbox-Id, X-Trace-Id"}};
 
 }  // namespace
+
+std::optional<std::string> contextSessionId(const Request& req) {
+    if (auto auth = req.header("authorization");
+        auth && auth->rfind("Bearer ", 0) == 0 && auth->size() > 7)
+        return std::string(auth->substr(7));
+    if (auto h = req.header("x-session-id"); h && !h->empty()) return std::string(*h);
+    if (auto q = req.queryParam("session"); q && !q->empty()) return q;
+    if (auto q = req.queryParam("sessionId"); q && !q->empty()) return q;
+    return std::nullopt;
+}
 
 server::Handler makeRouter(Agent& agent) {
     auto table = std::make_shared<RouteTable>(buildRoutes());

@@ -8,4 +8,8 @@ namespace sandbox::agent {
 /// The request handler serving every route of the container API for `agent`.
 server::Handler makeRouter(Agent& agent);
 
+/// The context session id (§2.2): `Authorization: Bearer <id>`, then `X-Session-Id`, then
+/// `?session=`, then `?sessionId=`; nullopt when none is given.
+std::optional<std::string> contextSessionId(const server::Request& req);
+
 }  // namespace sandbox::agent

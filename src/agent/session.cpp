@@ -17,11 +17,6 @@ namespace {
 constexpr int kControlFd = 60;
 constexpr const char* kCloseOurs = " 60>&-";
 
-bool isDirectory(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 net::posix::stream_descriptor adopt(net::any_io_executor ex, Fd fd) {
     ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
     return net::posix::stream_descriptor(ex, fd.release());

@@ -72,13 +72,6 @@ unsigned kindOf(const std::string& name) {
     return 0;
 }
 
-std::string trim(std::string_view s) {
-    auto b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string_view::npos) return {};
-    auto e = s.find_last_not_of(" \t\r\n");
-    return std::string(s.substr(b, e - b + 1));
-}
-
 std::string joinPath(const std::string& dir, std::string_view name) {
     if (dir == "/") return "/" + std::string(name);
     return dir + "/" + std::string(name);
@@ -610,7 +603,7 @@ WatchService& service(Agent& agent) {
 // The request's value rules (§3.9): path inside the workspace and existing, globs, events.
 WatchSpec validate(Agent& agent, const wire::WatchRequest& r) {
     WatchSpec spec;
-    std::string p = trim(r.path);
+    std::string p = core::trim(r.path);
     if (p.empty())
         throw core::validationError("path must be a non-empty string", "path", "INVALID_PATH",
                                     "must not be blank");
@@ -750,7 +743,7 @@ awaitable<void> watchRoute(Agent& agent, server::Request& req, server::Responder
 awaitable<void> watchCheckRoute(Agent& agent, server::Request& req, server::Responder& res) {
     auto request = parseRequest(req);
     if (request.since) {
-        if (trim(*request.since).empty() || request.since->find('\0') != std::string::npos)
+        if (core::trim(*request.since).empty() || request.since->find('\0') != std::string::npos)
             badRequest("since must be a non-empty version string", {{"since", *request.since}});
     }
     WatchSpec spec = validate(agent, request);

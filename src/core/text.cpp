@@ -8,6 +8,13 @@
 
 namespace sandbox::core {
 
+std::string trim(std::string_view s, std::string_view space) {
+    auto b = s.find_first_not_of(space);
+    if (b == std::string_view::npos) return {};
+    auto e = s.find_last_not_of(space);
+    return std::string(s.substr(b, e - b + 1));
+}
+
 std::string normalizeSessionOutput(std::string_view raw) {
     if (raw.empty()) return {};
     std::string cleaned;

@@ -34,11 +34,6 @@ bool writeFile(const std::string& path, const std::string& value) {
 const char* kPidsRoot = "/sys/fs/cgroup/pids";
 const char* kMemoryRoot = "/sys/fs/cgroup/memory";
 
-bool isDir(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 }  // namespace
 
 std::string newSandboxId() {
@@ -92,7 +87,7 @@ SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg)
     // Buckets a killed sandboxd left mounted (their s3fs died with it or is orphaned).
     cleanStaleMounts(cfg_.stateDir + "/mounts");
     cgroupPrefix_ = "sandboxd-" + std::to_string(::getpid());
-    if (isDir(kPidsRoot) && isDir(kMemoryRoot)) {
+    if (agent::isDirectory(kPidsRoot) && agent::isDirectory(kMemoryRoot)) {
         std::string p = std::string(kPidsRoot) + "/" + cgroupPrefix_ + "-probe";
         if (::mkdir(p.c_str(), 0755) == 0) {
             cgroupsOk_ = writeFile(p + "/pids.max", "10");
@@ -148,7 +143,7 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
                 "--hostname",
                 "sandbox"};
         for (const char* dir : {"/usr", "/etc", "/opt", "/srv"}) {
-            if (isDir(dir)) {
+            if (agent::isDirectory(dir)) {
                 argv.insert(argv.end(), {"--ro-bind", dir, dir});
             }
         }

@@ -302,6 +302,20 @@ TEST_CASE("env names reserved by the session driver are refused") {
     auto j = nlohmann::json::parse(r.body);
     CHECK(j["code"] == "VALIDATION_FAILED");
     CHECK(j["context"]["validationErrors"][0]["code"] == "INVALID_ENV_NAME");
+    // The process tag too, on every route (a kill finds a command's processes by it), in both
+    // modes and for streams.
+    for (const char* route : {"/api/execute", "/api/execute/stream"})
+        for (const char* sid : {"default", "__DISABLE_SESSION__"}) {
+            CAPTURE(route);
+            CAPTURE(sid);
+            nlohmann::json body = {{"command", "echo x"},
+                                   {"sessionId", sid},
+                                   {"env", {{"SANDBOX_PROCESS_TAG", "someone-else"}}}};
+            auto t = a.post(route, body.dump());
+            CHECK(t.status == 400);
+            CHECK(nlohmann::json::parse(t.body)["context"]["validationErrors"][0]["code"] ==
+                  "INVALID_ENV_NAME");
+        }
     // The session still works and reports exit codes.
     r = a.post("/api/execute", R"({"command":"exit_code_test() { return 3; }; exit_code_test"})");
     CHECK(nlohmann::json::parse(r.body)["exitCode"] == 3);
