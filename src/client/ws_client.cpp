@@ -315,7 +315,7 @@ WebSocketClient::~WebSocketClient() {
     if (self->thread.joinable()) self->thread.join();
 }
 
-void WebSocketClient::sendText(std::string data) {
+void WebSocketClient::sendMessage(bool binary, std::string data) {
     auto self = impl_;
     std::promise<bool> p;
     auto f = p.get_future();
@@ -324,29 +324,20 @@ void WebSocketClient::sendText(std::string data) {
         if (self->closed || self->closing)
             throw TransportError(TransportError::Kind::Lost, "the WebSocket is closed");
     }
-    net::post(self->io, [self, data = std::move(data), p = std::move(p)]() mutable {
-        self->outbox.emplace_back(std::make_pair(false, std::move(data)), std::move(p));
+    net::post(self->io, [self, binary, data = std::move(data), p = std::move(p)]() mutable {
+        self->outbox.emplace_back(std::make_pair(binary, std::move(data)), std::move(p));
         self->pump();
     });
     if (!f.get())
         throw TransportError(TransportError::Kind::Lost, "the WebSocket connection broke");
 }
 
+void WebSocketClient::sendText(std::string data) {
+    sendMessage(false, std::move(data));
+}
+
 void WebSocketClient::sendBinary(std::string data) {
-    auto self = impl_;
-    std::promise<bool> p;
-    auto f = p.get_future();
-    {
-        std::lock_guard lock(self->m);
-        if (self->closed || self->closing)
-            throw TransportError(TransportError::Kind::Lost, "the WebSocket is closed");
-    }
-    net::post(self->io, [self, data = std::move(data), p = std::move(p)]() mutable {
-        self->outbox.emplace_back(std::make_pair(true, std::move(data)), std::move(p));
-        self->pump();
-    });
-    if (!f.get())
-        throw TransportError(TransportError::Kind::Lost, "the WebSocket connection broke");
+    sendMessage(true, std::move(data));
 }
 
 WebSocketClient::ReadResult WebSocketClient::read(

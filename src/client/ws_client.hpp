@@ -65,6 +65,8 @@ class WebSocketClient {
     std::string closeReason() const;
 
   private:
+    /// Queues one message on the connection's thread and waits until it is written.
+    void sendMessage(bool binary, std::string data);
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };

@@ -39,58 +39,15 @@ awaitable<void> sendInternalError(Responder& res) {
     co_await res.send(500, "text/plain; charset=UTF-8", "Internal Server Error");
 }
 
-std::string trimmed(std::string_view s) {
-    auto b = s.find_first_not_of(" \t");
-    if (b == std::string_view::npos) return {};
-    auto e = s.find_last_not_of(" \t");
-    return std::string(s.substr(b, e - b + 1));
-}
-
 // Authorization with the case-sensitive "Bearer " prefix (pool and OpenAPI routes, §3); the
 // OpenAPI routes also take ?token=.
 bool authorizedStrict(const SandboxManager& mgr, const Request& req, bool queryToken) {
+    if (authorized(mgr, req, false)) return true;
     const std::string& key = mgr.config().apiKey;
-    if (key.empty()) return true;
-    int count = 0;
-    std::string value;
-    for (const auto& [k, v] : req.headers)
-        if (k == "authorization") {
-            value = v;
-            ++count;
-        }
-    value = trimmed(value);
-    if (count == 1 && value.size() >= 7 && value.compare(0, 7, "Bearer ") == 0 &&
-        constantTimeEquals(std::string_view(value).substr(7), key))
-        return true;
     if (queryToken)
         if (auto t = wire::firstQueryParam(req.query, "token"); t && constantTimeEquals(*t, key))
             return true;
     return false;
-}
-
-// The running sandbox, or an answer sent (503 capacity_exceeded / 502 pool_error) and null.
-awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,
-                                                  Responder& res) {
-    std::shared_ptr<Sandbox> sb;
-    std::string error;
-    bool capacity = false;
-    try {
-        sb = co_await mgr.ensure(id);
-    } catch (const CapacityError& e) {
-        capacity = true;
-        error = e.what();
-    } catch (const std::exception& e) {
-        error = e.what();
-    }
-    if (!sb) {
-        if (capacity) {
-            co_await sendError(res, 503, "capacity_exceeded", error);
-        } else {
-            const std::string message = "pool error: " + error;
-            co_await sendError(res, 502, "pool_error", message);
-        }
-    }
-    co_return sb;
 }
 
 // One JSON call to the sandbox's agent. Returns the HTTP status, or -1 when the agent could
@@ -504,7 +461,7 @@ awaitable<void> tunnel(SandboxManager& mgr, const std::string& id, const std::st
                        Request& req, Responder& res) {
     if (!validTunnelPort(portSeg))
         co_return co_await sendError(res, 400, "invalid_request", "Invalid port");
-    if (req.method == "POST" && !trimmed(req.body).empty() &&
+    if (req.method == "POST" && !core::trim(req.body, " \t").empty() &&
         req.body.find_first_not_of(" \t\r\n") != std::string::npos) {
         json body = json::parse(req.body, nullptr, false);
         if (body.is_discarded())

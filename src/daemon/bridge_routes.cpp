@@ -50,21 +50,6 @@ awaitable<void> sendNotFound(Responder& res) {
     co_await res.send(404, "text/plain; charset=UTF-8", "404 Not Found");
 }
 
-bool validSessionId(std::string_view s) {
-    if (s.empty() || s.size() > 128 || s.find("..") != std::string_view::npos) return false;
-    for (char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
-            return false;
-    return true;
-}
-
-std::string trimmed(std::string_view s) {
-    auto b = s.find_first_not_of(" \t");
-    if (b == std::string_view::npos) return {};
-    auto e = s.find_last_not_of(" \t");
-    return std::string(s.substr(b, e - b + 1));
-}
-
 // Session-Id: absent/empty -> nullopt; invalid -> throws via the flag.
 std::optional<std::string> sessionHeader(const Request& req, bool& invalid) {
     invalid = false;
@@ -74,7 +59,7 @@ std::optional<std::string> sessionHeader(const Request& req, bool& invalid) {
         if (k == "session-id") {
             value = count++ ? value + ", " + v : v;
         }
-    value = trimmed(value);
+    value = core::trim(value, " \t");
     if (value.empty()) return std::nullopt;
     if (!validSessionId(value)) invalid = true;
     return value;
@@ -109,24 +94,7 @@ struct Ctx {
 // The running sandbox for `id`; when it cannot be started, answers 502 pool_error (as the
 // reference's pool middleware does) and returns null.
 awaitable<std::shared_ptr<Sandbox>> ensureOrReply(Ctx& ctx, const std::string& id, Responder& res) {
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    bool capacity = false;
-    try {
-        sb = co_await ctx.mgr.ensure(id);
-    } catch (const CapacityError& e) {
-        capacity = true;  // 503 capacity_exceeded with the raw message (§1.2)
-        startError = e.what();
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb && capacity) {
-        co_await sendError(res, 503, "capacity_exceeded", startError);
-    } else if (!sb) {
-        const std::string message = "pool error: " + startError;
-        co_await sendError(res, 502, "pool_error", message);
-    }
-    co_return sb;
+    co_return co_await daemon::ensureOrReply(ctx.mgr, id, res);
 }
 
 // ---- exec ------------------------------------------------------------------------------
@@ -451,6 +419,16 @@ std::string removeDotSegments(std::string_view path) {
     return s.empty() ? "/" : s;
 }
 
+}  // namespace
+
+bool validSessionId(std::string_view s) {
+    if (s.empty() || s.size() > 128 || s.find("..") != std::string_view::npos) return false;
+    for (char c : s)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+            return false;
+    return true;
+}
+
 bool authorized(const SandboxManager& mgr, const Request& req, bool caseInsensitivePrefix) {
     const std::string& key = mgr.config().apiKey;
     if (key.empty()) return true;
@@ -462,7 +440,7 @@ bool authorized(const SandboxManager& mgr, const Request& req, bool caseInsensit
             ++count;
         }
     if (count != 1) return false;
-    value = trimmed(value);
+    value = core::trim(value, " \t");
     if (value.size() < 7) return false;
     std::string prefix = value.substr(0, 7);
     if (caseInsensitivePrefix)
@@ -471,7 +449,27 @@ bool authorized(const SandboxManager& mgr, const Request& req, bool caseInsensit
     return constantTimeEquals(std::string_view(value).substr(7), key);
 }
 
-}  // namespace
+awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,
+                                                  Responder& res) {
+    std::shared_ptr<Sandbox> sb;
+    std::string startError;
+    bool capacity = false;
+    try {
+        sb = co_await mgr.ensure(id);
+    } catch (const CapacityError& e) {
+        capacity = true;  // 503 capacity_exceeded with the raw message (§1.2)
+        startError = e.what();
+    } catch (const std::exception& e) {
+        startError = e.what();
+    }
+    if (!sb && capacity) {
+        co_await sendError(res, 503, "capacity_exceeded", startError);
+    } else if (!sb) {
+        const std::string message = "pool error: " + startError;
+        co_await sendError(res, 502, "pool_error", message);
+    }
+    co_return sb;
+}
 
 bool constantTimeEquals(std::string_view a, std::string_view b) {
     unsigned char diff = static_cast<unsigned char>(a.size() != b.size());

@@ -8,6 +8,16 @@ namespace sandbox::daemon {
 
 server::Handler makeBridgeRouter(SandboxManager& manager);
 
+/// A session id the bridge accepts: 1-128 of [A-Za-z0-9._-], no "..".
+bool validSessionId(std::string_view s);
+/// Whether the request carries exactly one `Authorization: Bearer <key>` (prefix compared
+/// case-insensitively when asked, the key in constant time); true when no key is configured.
+bool authorized(const SandboxManager& mgr, const server::Request& req, bool caseInsensitivePrefix);
+/// The running sandbox `id` (started when needed), or null with the answer sent:
+/// 503 capacity_exceeded or 502 pool_error "pool error: ...".
+awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,
+                                                  server::Responder& res);
+
 /// Constant-time string comparison (for the API key).
 bool constantTimeEquals(std::string_view a, std::string_view b);
 /// Bridge path decoding (§2.3): percent-decodes except the reserved characters

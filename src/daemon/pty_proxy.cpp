@@ -26,16 +26,9 @@ namespace {
 // Relayed output waiting for a slow client beyond this makes the relay wait.
 constexpr std::size_t kClientHighWater = 4 * 1024 * 1024;
 
-std::string trimmed(std::string_view s) {
-    auto b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string_view::npos) return {};
-    auto e = s.find_last_not_of(" \t\r\n");
-    return std::string(s.substr(b, e - b + 1));
-}
-
 // JavaScript Number() of a query value: "" -> 0, "0x50" -> 80, "1e1" -> 10; NaN -> nullopt.
 std::optional<double> jsNumber(std::string_view raw) {
-    std::string s = trimmed(raw);
+    std::string s = core::trim(raw);
     if (s.empty()) return 0.0;
     if (s == "Infinity" || s == "+Infinity") return HUGE_VAL;
     if (s == "-Infinity") return -HUGE_VAL;
@@ -59,17 +52,9 @@ std::optional<double> jsNumber(std::string_view raw) {
 
 // The value handed to the agent, which reads it with parseInt (default when not a number).
 std::string dimension(std::optional<std::string> raw, double fallback, double parsed) {
-    if (!raw || trimmed(*raw).empty()) return std::to_string(static_cast<int>(fallback));
+    if (!raw || core::trim(*raw).empty()) return std::to_string(static_cast<int>(fallback));
     if (std::isinf(parsed)) return parsed > 0 ? "Infinity" : "-Infinity";
     return std::to_string(static_cast<long long>(std::trunc(parsed)));
-}
-
-bool validSessionId(std::string_view s) {
-    if (s.empty() || s.size() > 128 || s.find("..") != std::string_view::npos) return false;
-    for (char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
-            return false;
-    return true;
 }
 
 using AgentWs = websocket::stream<unix_sock::socket>;
@@ -185,24 +170,15 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
         int count = 0;
         for (const auto& [k, v] : req.headers)
             if (k == "session-id") joined = count++ ? joined + ", " + v : v;
-        session = trimmed(joined);
+        session = core::trim(joined);
     }
     if (session.empty()) session = req.queryParam("session").value_or("");
     if (!session.empty() && !validSessionId(session))
         co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
     if (session.empty()) session = "sandbox-" + id;  // the default session (§9.1)
 
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    try {
-        sb = co_await mgr.ensure(id);
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb) {
-        const std::string message = "pool error: " + startError;
-        co_return co_await sendError(res, 502, "pool_error", message);
-    }
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
 
     std::string target = "/ws/pty?sessionId=" + core::queryEscape(session) +
                          "&cols=" + dimension(colsRaw, 80, *cols) +
@@ -215,17 +191,8 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
 
 awaitable<void> agentWebSocketProxy(SandboxManager& mgr, const std::string& id,
                                     const std::string& target, Request& req, Responder& res) {
-    std::shared_ptr<Sandbox> sb;
-    std::string startError;
-    try {
-        sb = co_await mgr.ensure(id);
-    } catch (const std::exception& e) {
-        startError = e.what();
-    }
-    if (!sb) {
-        const std::string message = "pool error: " + startError;
-        co_return co_await sendError(res, 502, "pool_error", message);
-    }
+    std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
+    if (!sb) co_return;
     (void)req;
     co_await relay(mgr, id, sb, target, "agent failed: ", res);
 }
