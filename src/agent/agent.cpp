@@ -288,12 +288,15 @@ void Agent::refillSpare() {
     }
 }
 
-void Agent::dropSpare() {
-    if (!spare_) return;
-    ::kill(spare_->pid, SIGKILL);
+void Agent::discardSpare(const SpareShell& s) {
+    ::kill(s.pid, SIGKILL);
     int status = 0;
-    ::waitpid(spare_->pid, &status, 0);
-    forgetChild(spare_->pid);
+    ::waitpid(s.pid, &status, 0);
+    forgetChild(s.pid);
+}
+
+void Agent::dropSpare() {
+    if (spare_) discardSpare(*spare_);
     spare_.reset();
 }
 
@@ -307,14 +310,20 @@ std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& given
         spec.env[kProcessTagVar] = tag;
     }
     const std::string cwd = spec.cwd.value_or(cfg_.workspace);
+    auto launched = [&](pid_t pid, Fd out, Fd err, Fd pidfd) {
+        auto rc =
+            std::make_shared<RunningCommand>(ex_, pid, std::move(out), std::move(err),
+                                             std::move(pidfd), RunningCommand::ExitSource::PidFd);
+        rc->setTag(tag);
+        rc->start();
+        return rc;
+    };
 
-    // The text for a spare: cd (unless it is where the spare started), export, then the
-    // command on the same line (so its line numbers are its own).
-    std::string text;
-    bool direct = !useSpare;
+    bool viaSpare = useSpare && spare_.has_value();
     for (const auto& [k, v] : spec.env)
-        if (v && startupVariable(k)) direct = true;
-    if (!direct) {
+        if (v && startupVariable(k)) viaSpare = false;
+    std::string text;  // for the spare: cd, export, then the command on the same line
+    if (viaSpare) {
         // Always cd (the workspace may have been replaced since the spare started); `cd` sets
         // OLDPWD, which a bash started in `cwd` would not have: put it back.
         text = "__sb_o=${OLDPWD-__sb_unset}; builtin cd -- " + core::shellQuote(cwd) +
@@ -326,11 +335,11 @@ std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& given
         if (auto it = spec.env.find("PATH"); it != spec.env.end()) path = it->second;
         if (execsInPlace(spec.command, path ? *path : environPath(), cwd)) text += "exec ";
         text += spec.command;
-        direct = text.size() > kSpareMaxText;
+        viaSpare = text.size() <= kSpareMaxText;
     }
     std::optional<SpareShell> spare;
-    if (!direct) spare = takeSpare();
-    if (!refillPosted_ && !stopped_) {
+    if (viaSpare) spare = takeSpare();
+    if (!spare_ && !refillPosted_ && !stopped_) {
         // Off the request's path: the command is running by the time the next bash starts.
         refillPosted_ = true;
         net::post(ex_, [this, alive = std::weak_ptr<int>(life_)] {
@@ -341,18 +350,10 @@ std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& given
         ssize_t n = ::write(spare->commands.get(), text.data(), text.size());
         if (n == static_cast<ssize_t>(text.size())) {
             spare->commands.reset();  // end of file: it reads the text and runs it
-            auto rc = std::make_shared<RunningCommand>(
-                ex_, spare->pid, std::move(spare->out), std::move(spare->err),
-                std::move(spare->pidfd), RunningCommand::ExitSource::PidFd);
-            rc->setTag(tag);
-            rc->start();
-            return rc;
+            return launched(spare->pid, std::move(spare->out), std::move(spare->err),
+                            std::move(spare->pidfd));
         }
-        // Not written whole (it died meanwhile): kill it, start one directly.
-        ::kill(spare->pid, SIGKILL);
-        int status = 0;
-        ::waitpid(spare->pid, &status, 0);
-        forgetChild(spare->pid);
+        discardSpare(*spare);  // not written whole (it died meanwhile): start one directly
     }
 
     Pipe out = Pipe::make(), err = Pipe::make();
@@ -366,12 +367,7 @@ std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& given
     so.cwd = cwd;
     so.fds = {{0, devnull.get()}, {1, out.write.get()}, {2, err.write.get()}};
     pid_t pid = spawnProcess(so);
-    Fd pidfd = openPidFd(pid);
-    auto rc = std::make_shared<RunningCommand>(ex_, pid, std::move(out.read), std::move(err.read),
-                                               std::move(pidfd), RunningCommand::ExitSource::PidFd);
-    rc->setTag(tag);
-    rc->start();
-    return rc;
+    return launched(pid, std::move(out.read), std::move(err.read), openPidFd(pid));
 }
 
 void Agent::shutdown() {

@@ -99,6 +99,8 @@ class Agent {
     std::optional<SpareShell> takeSpare();
     void refillSpare();
     void dropSpare();
+    /// Kills a spare nobody will use and reaps it.
+    static void discardSpare(const SpareShell& s);
 };
 
 /// Checks a request's environment variables: valid names, none of the agent's own (the session

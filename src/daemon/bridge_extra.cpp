@@ -284,7 +284,6 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
     BucketMount bm;
     bm.path = path;
     bm.key = key;
-    bm.bucket = m.bucket;
     bm.hostDir = mgr.config().stateDir + "/mounts/" + id + "-" + std::to_string(++sb->mountSeq);
     const std::string logPath = bm.hostDir + ".log";
     if (::mkdir(bm.hostDir.c_str(), 0700) != 0) {

@@ -32,7 +32,6 @@ struct BucketMount {
     std::string path;     ///< inside the sandbox, lexically normalised
     std::string key;      ///< the path as the unmount route normalises it (§5.12)
     std::string hostDir;  ///< where s3fs mounted it on the host
-    std::string bucket;
     pid_t s3fs = -1;
 };
 
