@@ -588,3 +588,16 @@ TEST_CASE("sessionless: the spare bash killed while waiting, or by its own comma
     // One spare at most, whatever happened.
     CHECK(waitFor([&] { return spares().size() == 1; }));
 }
+
+TEST_CASE("sessionless: what the spare cannot take is spawned as bash -c, and behaves as such") {
+    AgentFixture a;
+    // A variable bash reads while starting: SHLVL given 7 becomes 8 in a bash started with it
+    // (a spare exporting it afterwards would show 7).
+    json j = exec(a, "echo $SHLVL", kNoSession, {{"env", {{"SHLVL", "7"}}}});
+    CHECK(j["stdout"] == "8\n");
+    // A command text over the spare's 48 KiB: still run, whole.
+    std::string big = "echo start; : '" + std::string(60 * 1024, 'x') + "'; echo end";
+    j = exec(a, big, kNoSession);
+    CHECK(j["exitCode"] == 0);
+    CHECK(j["stdout"] == "start\nend\n");
+}

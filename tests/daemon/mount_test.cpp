@@ -117,6 +117,14 @@ TEST_SUITE("sandboxd bucket mounts") {
         refused(a, mountBody("/mnt/c", {{"s3fsOptions", {"use_cache=/etc"}}}), "use_cache=/etc");
         refused(a, mountBody("/mnt/c", {{"s3fsOptions", {"nomultipart,passwd_file=/x"}}}),
                 "one option");
+        // Attaching fails after s3fs mounted: its host side is undone too (checked below).
+        // A directory to make under a host directory bound read-only into the sandbox:
+        refused(a, mountBody("/usr/not-there/bucket"),
+                "creating the mount point: Read-only file system");
+        // A path through a symbolic link the sandbox made (never followed):
+        REQUIRE(shx(d.http, a, "ln -s /tmp /workspace/link").exitCode == 0);
+        refused(a, mountBody("/workspace/link/bucket"), "opening the mount point");
+        CHECK(shx(d.http, a, "test -e /tmp/bucket || echo untouched").out == "untouched\n");
         {
             json nb = json::parse(mountBody("/mnt/none"));
             nb["bucket"] = "no-such-bucket";
