@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -18,6 +19,8 @@
 
 using nlohmann::json;
 using sandbox::testing::AgentFixture;
+using sandbox::testing::childrenOf;
+using sandbox::testing::ProcEntry;
 using namespace sandbox::testing::agent;
 
 namespace {
@@ -287,20 +290,9 @@ TEST_CASE("process: orphans reparented to the agent are reaped (no zombies)") {
     std::string id = started(a, "for i in 1 2 3 4 5; do (sleep 0.05 &) ; done; sleep 0.3");
     waitEnded(a, id);
     auto zombies = [&] {
-        int n = 0;
-        DIR* d = ::opendir("/proc");
-        while (dirent* e = d ? ::readdir(d) : nullptr) {
-            char* end = nullptr;
-            long pid = std::strtol(e->d_name, &end, 10);
-            if (*end != '\0' || pid <= 0) continue;
-            std::string st = readFile("/proc/" + std::to_string(pid) + "/stat");
-            auto rp = st.rfind(')');
-            if (rp == std::string::npos || rp + 4 >= st.size()) continue;
-            long ppid = std::strtol(st.c_str() + rp + 4, nullptr, 10);
-            if (ppid == a.server.pid() && st[rp + 2] == 'Z') ++n;
-        }
-        if (d) ::closedir(d);
-        return n;
+        auto kids = childrenOf(a.server.pid());
+        return std::count_if(kids.begin(), kids.end(),
+                             [](const ProcEntry& p) { return p.state == 'Z'; });
     };
     CHECK(waitFor([&] { return zombies() == 0; }));
     // The sessions still work (the agent's own children are not reaped behind their backs).
@@ -554,18 +546,8 @@ TEST_CASE("sessionless: the spare bash killed while waiting, or by its own comma
     // The agent's idle children that are bash: the spare (no session exists).
     auto spares = [&] {
         std::vector<pid_t> out;
-        DIR* d = ::opendir("/proc");
-        while (dirent* e = d ? ::readdir(d) : nullptr) {
-            char* end = nullptr;
-            long pid = std::strtol(e->d_name, &end, 10);
-            if (*end != '\0' || pid <= 0) continue;
-            std::string st = readFile("/proc/" + std::to_string(pid) + "/stat");
-            auto rp = st.rfind(')');
-            if (rp == std::string::npos || st.find("(bash)") == std::string::npos) continue;
-            if (std::stol(st.substr(rp + 4)) == a.server.pid() && st[rp + 2] != 'Z')
-                out.push_back(static_cast<pid_t>(pid));
-        }
-        if (d) ::closedir(d);
+        for (const auto& p : childrenOf(a.server.pid()))
+            if (p.comm == "bash" && p.state != 'Z') out.push_back(p.pid);
         return out;
     };
     REQUIRE(exec(a, "true", kNoSession)["exitCode"] == 0);

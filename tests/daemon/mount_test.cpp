@@ -37,17 +37,10 @@ int hostMounts(const DaemonFixture& d) {
     return n;
 }
 
-// Children of `parent` named s3fs.
+// Children of `parent` named s3fs (not zombies).
 int s3fsChildren(pid_t parent) {
     int n = 0;
-    DIR* dir = ::opendir("/proc");
-    while (dirent* e = dir ? ::readdir(dir) : nullptr) {
-        std::string st = readFile(std::string("/proc/") + e->d_name + "/stat");
-        auto rp = st.rfind(')');
-        if (rp == std::string::npos || st.find("(s3fs)") == std::string::npos) continue;
-        if (std::atol(st.c_str() + rp + 4) == parent && st[rp + 2] != 'Z') ++n;
-    }
-    if (dir) ::closedir(dir);
+    for (const auto& p : childrenOf(parent)) n += p.comm == "s3fs" && p.state != 'Z';
     return n;
 }
 

@@ -1,5 +1,6 @@
 #include "support/server_process.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +18,23 @@
 extern char** environ;
 
 namespace sandbox::testing {
+
+std::vector<ProcEntry> childrenOf(pid_t parent) {
+    std::vector<ProcEntry> out;
+    DIR* d = ::opendir("/proc");
+    while (dirent* e = d ? ::readdir(d) : nullptr) {
+        char* end = nullptr;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0) continue;
+        std::string st = readFile("/proc/" + std::to_string(pid) + "/stat");
+        auto lp = st.find('('), rp = st.rfind(')');
+        if (lp == std::string::npos || rp == std::string::npos || rp + 4 >= st.size()) continue;
+        if (std::strtol(st.c_str() + rp + 4, nullptr, 10) != parent) continue;
+        out.push_back({static_cast<pid_t>(pid), st.substr(lp + 1, rp - lp - 1), st[rp + 2]});
+    }
+    if (d) ::closedir(d);
+    return out;
+}
 
 std::string readFile(const std::string& path) {
     std::string out;

@@ -76,6 +76,15 @@ struct DaemonFixture {
 /// (maybe nothing) is returned.
 std::string readFile(const std::string& path);
 
+/// A process as /proc/<pid>/stat shows it.
+struct ProcEntry {
+    pid_t pid = 0;
+    std::string comm;  ///< the command name, without the parentheses
+    char state = '?';  ///< R, S, Z, ...
+};
+/// The current children of `parent` (zombies included), read from /proc.
+std::vector<ProcEntry> childrenOf(pid_t parent);
+
 /// Path of a binary in the build tree's bin/ directory.
 std::string binPath(const std::string& name);
 
