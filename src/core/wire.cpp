@@ -347,10 +347,7 @@ std::string complete(std::uint64_t bytesRead) {
     return s;
 }
 std::string error(std::string_view message) {
-    auto s = eventHead("error");
-    appendField(s, "error", message);
-    s.push_back('}');
-    return s;
+    return errorEvent(message);
 }
 }  // namespace read_event
 

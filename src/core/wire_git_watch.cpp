@@ -278,10 +278,7 @@ std::string stopped(std::string_view reason) {
     return s;
 }
 std::string error(std::string_view message) {
-    auto s = eventHead("error");
-    appendField(s, "error", message);
-    s.push_back('}');
-    return s;
+    return errorEvent(message);
 }
 }  // namespace watch_event
 

@@ -74,4 +74,12 @@ inline void appendField(std::string& s, std::string_view key, std::string_view v
     appendJsonString(s, value);
 }
 
+/// `{"type":"error","error":"<message>"}`: the error event of the line-oriented streams.
+inline std::string errorEvent(std::string_view message) {
+    auto s = eventHead("error");
+    appendField(s, "error", message);
+    s.push_back('}');
+    return s;
+}
+
 }  // namespace sandbox::core::wire::json_io

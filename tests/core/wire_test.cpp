@@ -38,6 +38,7 @@ TEST_CASE("stream events are single-line JSON with the spec's fields") {
     CHECK(json::parse(wire::exec_event::complete(3, "T"))["exitCode"] == 3);
     CHECK(json::parse(wire::read_event::metadata("image/png", 10, true))["encoding"] == "base64");
     CHECK(json::parse(wire::read_event::complete(7))["bytesRead"] == 7);
+    CHECK(wire::read_event::error("gone \"x\"") == R"({"type":"error","error":"gone \"x\""})");
 }
 
 TEST_CASE("file requests") {
