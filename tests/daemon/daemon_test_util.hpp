@@ -361,12 +361,22 @@ inline std::vector<ProcInfo> descendants(pid_t root) {
     return out;
 }
 
+/// The sandbox-agent processes among `procs`. A child an agent is spawning (its spare shell, a
+/// command) carries the agent's name until it execs: those, children of an agent, are not
+/// agents.
+inline std::vector<pid_t> agentsAmong(const std::vector<ProcInfo>& procs) {
+    std::set<pid_t> named;
+    for (const auto& p : procs)
+        if (p.comm == "sandbox-agent") named.insert(p.pid);
+    std::vector<pid_t> out;
+    for (const auto& p : procs)
+        if (p.comm == "sandbox-agent" && !named.count(p.ppid)) out.push_back(p.pid);
+    return out;
+}
+
 /// Host pids of the sandbox-agent processes under the daemon.
 inline std::vector<pid_t> agentPids(pid_t daemon) {
-    std::vector<pid_t> out;
-    for (const auto& p : descendants(daemon))
-        if (p.comm == "sandbox-agent") out.push_back(p.pid);
-    return out;
+    return agentsAmong(descendants(daemon));
 }
 
 /// The host processes of one sandbox: its launcher (a child of the daemon whose command line

@@ -18,10 +18,7 @@ namespace {
 
 /// Host pids of the sandbox-agent of one sandbox.
 std::vector<pid_t> agentOf(const DaemonFixture& d, const std::string& id) {
-    std::vector<pid_t> out;
-    for (const auto& p : sandboxProcesses(d.pid(), id))
-        if (p.comm == "sandbox-agent") out.push_back(p.pid);
-    return out;
+    return agentsAmong(sandboxProcesses(d.pid(), id));
 }
 
 /// utime + stime of a process, in clock ticks.
