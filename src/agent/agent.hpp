@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/async_util.hpp"
+#include "agent/base.hpp"
 #include "agent/processes.hpp"
 #include "agent/running.hpp"
 #include "agent/session.hpp"

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/async_util.hpp"
+#include "agent/base.hpp"
 #include "agent/running.hpp"
 #include "core/wire_process.hpp"
 #include "server/http_server.hpp"

@@ -8,8 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/async_util.hpp"
-#include "agent/proc.hpp"
+#include "agent/base.hpp"
 
 namespace sandbox::agent {
 

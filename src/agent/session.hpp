@@ -14,8 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/async_util.hpp"
-#include "agent/proc.hpp"
+#include "agent/base.hpp"
 #include "agent/running.hpp"
 #include "core/wire.hpp"
 

@@ -184,7 +184,7 @@ awaitable<void> hydrate(SandboxManager& mgr, const std::string& id, Request& req
     auto data = std::make_shared<std::string>(std::move(req.body));
     auto result = std::make_shared<std::string>();
     auto ex = co_await net::this_coro::executor;
-    auto done = std::make_shared<agent::Event>(ex);
+    auto done = std::make_shared<server::Event>(ex);
     HydrateLimits limits;
     limits.maxEntryBytes = mgr.config().limits.maxFileBytes;
     std::thread([ws = sb->workspace, data, result, done, ex, limits] {
@@ -308,7 +308,7 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
     auto s3fsExited = [&] {
         int status = 0;
         if (::waitpid(bm.s3fs, &status, WNOHANG) != bm.s3fs) return false;
-        agent::forgetChild(bm.s3fs);
+        os::forgetChild(bm.s3fs);
         bm.s3fs = -1;
         return exited = true;
     };

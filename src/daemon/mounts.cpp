@@ -21,7 +21,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "agent/proc.hpp"
+#include "os/process.hpp"
 
 namespace sandbox::daemon {
 
@@ -53,7 +53,7 @@ std::vector<std::string> components(const std::string& path) {
 template <typename Body>
 std::string inNamespace(pid_t nsPid, const char* const* steps, Body body) {
     const std::string nsPath = "/proc/" + std::to_string(nsPid) + "/ns/mnt";
-    agent::Fd ns(::open(nsPath.c_str(), O_RDONLY | O_CLOEXEC));
+    os::Fd ns(::open(nsPath.c_str(), O_RDONLY | O_CLOEXEC));
     if (!ns) return "the sandbox is not running";
     struct stat theirs {
     }, ours{};
@@ -62,7 +62,7 @@ std::string inNamespace(pid_t nsPid, const char* const* steps, Body body) {
         return "the sandbox has no mount namespace of its own";
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
-    agent::Fd rd(fds[0]), wr(fds[1]);
+    os::Fd rd(fds[0]), wr(fds[1]);
     pid_t child = ::fork();
     if (child < 0) return std::string("fork: ") + std::strerror(errno);
     if (child == 0) {
@@ -223,11 +223,11 @@ pid_t startS3fs(const BucketSpec& spec, const std::string& hostDir, const std::s
     if (spec.readOnly) opts += ",ro";
     for (const auto& o : spec.s3fsOptions) opts += "," + o;
 
-    agent::Fd log(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    agent::Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    agent::SpawnOptions so;
+    os::Fd log(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    os::Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    os::SpawnOptions so;
     so.argv = {kS3fs, source, hostDir, "-f", "-o", opts};
-    so.env = agent::environWith({{"AWSACCESSKEYID", spec.accessKeyId},
+    so.env = os::environWith({{"AWSACCESSKEYID", spec.accessKeyId},
                                  {"AWSSECRETACCESSKEY", spec.secretAccessKey},
                                  {"AWS_ACCESS_KEY_ID", spec.accessKeyId},
                                  {"AWS_SECRET_ACCESS_KEY", spec.secretAccessKey},
@@ -235,7 +235,7 @@ pid_t startS3fs(const BucketSpec& spec, const std::string& hostDir, const std::s
     so.cwd = "/";
     int out = log ? log.get() : devnull.get();
     so.fds = {{0, devnull.get()}, {1, out}, {2, out}};
-    return agent::spawnProcess(so);
+    return os::spawnProcess(so);
 }
 
 bool isMountPoint(const std::string& dir) {
@@ -254,7 +254,7 @@ bool isMountPoint(const std::string& dir) {
 pid_t sandboxNamespacePid(pid_t launcher) {
     if (launcher <= 0) return -1;
     const ino_t ours = namespaceOf("/proc/self/ns/mnt");
-    for (pid_t p : agent::descendantsOf(launcher)) {
+    for (pid_t p : os::descendantsOf(launcher)) {
         ino_t theirs = namespaceOf("/proc/" + std::to_string(p) + "/ns/mnt");
         if (theirs != 0 && theirs != ours) return p;
     }
@@ -267,7 +267,7 @@ void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path
     if (tree < 0)
         throw std::runtime_error(std::string("cannot clone the bucket's mount: ") +
                                  std::strerror(errno));
-    agent::Fd treeFd(tree);
+    os::Fd treeFd(tree);
     const std::vector<std::string> parts = components(path);
     static const char* const steps[] = {
         "entering the sandbox's mount namespace",     "opening the sandbox's root",
@@ -345,7 +345,7 @@ void releaseHostSide(BucketMount& m) {
             ::kill(m.s3fs, SIGKILL);
             ::waitpid(m.s3fs, &status, 0);
         }
-        agent::forgetChild(m.s3fs);
+        os::forgetChild(m.s3fs);
         m.s3fs = -1;
     }
     if (!m.hostDir.empty()) {

@@ -17,7 +17,7 @@ void SandboxManager::stopWarm(const std::shared_ptr<Sandbox>& sb) {
     killSandbox(*sb);
     if (sb->startError.empty()) sb->startError = "the warm sandbox was stopped";
     if (sb->started) sb->started->set();
-    sb->runDir = agent::Fd();
+    sb->runDir = os::Fd();
     std::error_code ec;
     fs::remove_all(sb->root, ec);
 }
@@ -50,7 +50,7 @@ std::shared_ptr<Sandbox> SandboxManager::takeWarm(const std::string& id) {
     for (int pass = 0; pass < 2 && !pick; ++pass)
         for (auto it = warm_.begin(); it != warm_.end(); ++it) {
             auto& sb = *it;
-            if (sb->dead || !sb->ready || sb->pid <= 0 || !agent::isAlive(sb->pid)) continue;
+            if (sb->dead || !sb->ready || sb->pid <= 0 || !os::isAlive(sb->pid)) continue;
             if (pass == 0 && !sb->primed) continue;
             pick = sb;
             warm_.erase(it);
@@ -75,7 +75,7 @@ void SandboxManager::adjustPool() {
     // Dead ones go (they will be replaced below).
     for (auto it = warm_.begin(); it != warm_.end();) {
         auto& sb = *it;
-        if (sb->dead || (sb->ready && sb->pid > 0 && !agent::isAlive(sb->pid))) {
+        if (sb->dead || (sb->ready && sb->pid > 0 && !os::isAlive(sb->pid))) {
             stopWarm(sb);
             it = warm_.erase(it);
         } else {

@@ -11,13 +11,13 @@
 #include <fstream>
 #include <random>
 
-#include "agent/proc.hpp"
+#include "os/process.hpp"
 #include "core/base64.hpp"
 
 namespace sandbox::daemon {
 namespace fs = std::filesystem;
-using agent::Fd;
-using agent::Pipe;
+using os::Fd;
+using os::Pipe;
 using net::use_awaitable;
 
 namespace {
@@ -53,7 +53,7 @@ bool isValidSandboxId(std::string_view id) {
 bool bwrapWorks() {
     try {
         Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-        agent::SpawnOptions so;
+        os::SpawnOptions so;
         so.argv = {"/usr/bin/bwrap",
                    "--unshare-all",
                    "--die-with-parent",
@@ -67,7 +67,7 @@ bool bwrapWorks() {
                    "/bin/true"};
         so.env = {"PATH=/usr/bin:/bin"};
         so.fds = {{0, devnull.get()}, {1, devnull.get()}, {2, devnull.get()}};
-        pid_t pid = agent::spawnProcess(so);
+        pid_t pid = os::spawnProcess(so);
         int st = 0;
         ::waitpid(pid, &st, 0);
         return WIFEXITED(st) && WEXITSTATUS(st) == 0;
@@ -87,7 +87,7 @@ SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg)
     // Buckets a killed sandboxd left mounted (their s3fs died with it or is orphaned).
     cleanStaleMounts(cfg_.stateDir + "/mounts");
     cgroupPrefix_ = "sandboxd-" + std::to_string(::getpid());
-    if (agent::isDirectory(kPidsRoot) && agent::isDirectory(kMemoryRoot)) {
+    if (os::isDirectory(kPidsRoot) && os::isDirectory(kMemoryRoot)) {
         std::string p = std::string(kPidsRoot) + "/" + cgroupPrefix_ + "-probe";
         if (::mkdir(p.c_str(), 0755) == 0) {
             cgroupsOk_ = writeFile(p + "/pids.max", "10");
@@ -115,7 +115,7 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     sb->ready = sb->dead = false;
     ++sb->generation;
     sb->startError.clear();
-    sb->started = std::make_shared<agent::Event>(ex_);
+    sb->started = std::make_shared<server::Event>(ex_);
 
     std::vector<std::string> argv;
     if (cfg_.isolation == Isolation::Bwrap) {
@@ -143,7 +143,7 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
                 "--hostname",
                 "sandbox"};
         for (const char* dir : {"/usr", "/etc", "/opt", "/srv"}) {
-            if (agent::isDirectory(dir)) {
+            if (os::isDirectory(dir)) {
                 argv.insert(argv.end(), {"--ro-bind", dir, dir});
             }
         }
@@ -176,16 +176,16 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     // the real program, so no process of the sandbox ever runs unconfined.
     Pipe gate = Pipe::make(false), out = Pipe::make();
     Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    agent::SpawnOptions so;
+    os::SpawnOptions so;
     so.argv = {"/bin/sh", "-c", "read _ || exit 111; exec \"$@\"", "sandbox-launcher"};
     so.argv.insert(so.argv.end(), argv.begin(), argv.end());
     if (cfg_.isolation == Isolation::Bwrap)
         so.env = {"PATH=/usr/bin:/bin"};
     else
-        so.env = agent::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb->workspace}});
+        so.env = os::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb->workspace}});
     so.cwd = sb->workspace;
     so.fds = {{0, gate.read.get()}, {1, out.write.get()}, {2, devnull.get()}};
-    sb->pid = agent::spawnProcess(so);
+    sb->pid = os::spawnProcess(so);
 
     const Limits& lim = cfg_.limits;
     auto setLimit = [&](int resource, rlim_t value) {
@@ -214,7 +214,7 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     (void)::write(gate.write.get(), "\n", 1);
 
     sb->pidfd =
-        std::make_unique<net::posix::stream_descriptor>(ex_, agent::openPidFd(sb->pid).release());
+        std::make_unique<net::posix::stream_descriptor>(ex_, os::openPidFd(sb->pid).release());
     int outFd = out.read.release();
     net::co_spawn(ex_, watchStartup(sb, outFd), net::detached);
     net::co_spawn(ex_, watchExit(sb), net::detached);
@@ -258,7 +258,7 @@ awaitable<void> SandboxManager::watchExit(std::shared_ptr<Sandbox> sb) {
                                    net::redirect_error(use_awaitable, ec));
         // Cancelled by killSandbox(), which reaps the launcher itself (pidfd may be gone by now).
         if (ec == net::error::operation_aborted) co_return;
-        if (auto code = agent::reapExitCode(pid)) {
+        if (auto code = os::reapExitCode(pid)) {
             if (sb->generation != generation) co_return;
             sb->pid = -1;  // reaped: the number may be reused, never signal or wait for it again
             sb->dead = true;
@@ -279,7 +279,7 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
         sb = it->second;
         // The agent may have died a moment ago without its exit being processed yet (the
         // launcher is then a zombie): notice it now so this request gets a fresh agent.
-        if (!sb->dead && sb->ready && sb->pid > 0 && !agent::isAlive(sb->pid)) sb->dead = true;
+        if (!sb->dead && sb->ready && sb->pid > 0 && !os::isAlive(sb->pid)) sb->dead = true;
         if (sb->dead) {
             killSandbox(*sb);
             launch(sb);  // the workspace on disk survives
@@ -330,7 +330,7 @@ void SandboxManager::killSandbox(Sandbox& sb) {
     sb.mounts.clear();
     if (sb.pid > 0) {
         // bwrap's pid namespace dies with its init; --isolation none needs the whole tree.
-        agent::signalTree(sb.pid, SIGKILL, true);
+        os::signalTree(sb.pid, SIGKILL, true);
         if (sb.pidfd) {
             boost::system::error_code ec;
             sb.pidfd->cancel(ec);

@@ -9,14 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "agent/async_util.hpp"
-#include "agent/proc.hpp"
+#include "server/async_util.hpp"
+#include "os/process.hpp"
 #include "core/wire_bridge.hpp"
 #include "daemon/mounts.hpp"
 
 namespace sandbox::daemon {
 
-using agent::awaitable;
+using server::awaitable;
 namespace net = boost::asio;
 
 enum class Isolation { Bwrap, None };
@@ -59,7 +59,7 @@ class Sandbox {
     std::string root;       ///< stateDir/sandboxes/<id>
     std::string workspace;  ///< root/workspace, mounted at /workspace
     std::string socket;     ///< the agent's unix socket, as seen from the host
-    agent::Fd runDir;       ///< O_PATH handle of the socket's directory
+    os::Fd runDir;       ///< O_PATH handle of the socket's directory
     /// The path sandboxd connects to: the socket through runDir, short whatever the state
     /// directory and id lengths (a sockaddr_un path has at most 107 bytes).
     std::string connectPath() const {
@@ -72,7 +72,7 @@ class Sandbox {
     bool dead = false;
     bool primed = false;  ///< a warm-pool sandbox whose agent has run its first command
     std::string startError;
-    std::shared_ptr<agent::Event> started;
+    std::shared_ptr<server::Event> started;
     std::unique_ptr<net::posix::stream_descriptor> pidfd;
     std::vector<BucketMount> mounts;  ///< buckets mounted into this launch (mounts.hpp)
     unsigned mountSeq = 0;            ///< names the host directories of its mounts

@@ -1,6 +1,6 @@
 #pragma once
-// Process plumbing for the agent: spawning without fork() from a large process (posix_spawn,
-// i.e. vfork+exec), pipes, process-tree discovery and tree kills.
+// Process plumbing shared by sandbox-agent and sandboxd: descriptors, spawning without fork()
+// from a large process (posix_spawn, i.e. vfork+exec), pidfds, /proc walks and tree kills.
 #include <sys/types.h>
 
 #include <functional>
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace sandbox::agent {
+namespace sandbox::os {
 
 /// An owned file descriptor.
 class Fd {
@@ -119,4 +119,4 @@ std::pair<bool, std::size_t> drainFd(int fd, std::string& out, std::size_t limit
 std::vector<std::string> environWith(
     const std::vector<std::pair<std::string, std::optional<std::string>>>& overrides);
 
-}  // namespace sandbox::agent
+}  // namespace sandbox::os

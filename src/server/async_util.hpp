@@ -1,12 +1,12 @@
 #pragma once
-// Single-threaded coroutine helpers: everything in the agent runs on one io_context thread, so
-// these need no locks.
+// Single-threaded coroutine helpers for the servers: each runs its handlers on one io_context
+// thread, so these need no locks.
 #include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
 #include <memory>
 
-namespace sandbox::agent {
+namespace sandbox::server {
 
 namespace net = boost::asio;
 using net::awaitable;
@@ -95,4 +95,4 @@ class LockGuard {
     AsyncMutex* m_;
 };
 
-}  // namespace sandbox::agent
+}  // namespace sandbox::server

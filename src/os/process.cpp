@@ -1,4 +1,4 @@
-#include "agent/proc.hpp"
+#include "os/process.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 
 extern char** environ;
 
-namespace sandbox::agent {
+namespace sandbox::os {
 
 void Fd::reset() noexcept {
     if (fd_ >= 0) ::close(fd_);
@@ -296,4 +296,4 @@ std::vector<std::string> environWith(
     return out;
 }
 
-}  // namespace sandbox::agent
+}  // namespace sandbox::os
