@@ -42,6 +42,27 @@ struct Pipe {
     static Pipe make(bool nonBlockingRead = true);
 };
 
+/// A pipe with a name: a FIFO in `dir` that another process opens by path for writing (a
+/// long-lived shell, which cannot be handed new descriptors). `read` is non-blocking and
+/// close-on-exec; `keep` is a write end held by the maker so that `read` sees end-of-file only
+/// once the writers that opened the path are done and `keep` is closed. The path is unlinked
+/// when the object goes (writers that opened it keep their descriptors).
+class NamedPipe {
+  public:
+    Fd read, keep;
+    /// Makes a FIFO in `dir` (created, mode 0700, when missing). Throws std::system_error.
+    static NamedPipe make(const std::string& dir);
+    const std::string& path() const noexcept { return path_; }
+    NamedPipe(NamedPipe&& o) noexcept
+        : read(std::move(o.read)), keep(std::move(o.keep)), path_(std::exchange(o.path_, {})) {}
+    NamedPipe& operator=(NamedPipe&&) = delete;
+    ~NamedPipe();
+
+  private:
+    NamedPipe() = default;
+    std::string path_;
+};
+
 struct SpawnOptions {
     std::vector<std::string> argv;
     std::vector<std::string> env;  ///< "K=V" entries
@@ -53,6 +74,30 @@ struct SpawnOptions {
 
 /// Whether `path` names a directory (following links).
 bool isDirectory(const std::string& path);
+
+/// What a confined child does to itself after the descriptors are in place and before it runs
+/// the program (spawnConfined), in this order, so that nothing of the program ever runs outside
+/// its groups, limits or identity.
+struct Confinement {
+    /// Open descriptors of cgroup.procs files: "0" is written to each (the child joins).
+    std::vector<int> joinCgroups;
+    /// setrlimit(resource, {value, value}) for each pair.
+    std::vector<std::pair<int, unsigned long>> rlimits;
+    /// When set: the supplementary groups, then the gid, then the uid are switched to these
+    /// (real, effective and saved), dropping every privilege of the caller.
+    std::optional<uid_t> uid;
+    std::optional<gid_t> gid;
+    std::vector<gid_t> groups;
+    /// A new, empty session keyring (owned by the new uid), so no key of the caller's session
+    /// is reachable from the program.
+    bool newSessionKeyring = false;
+};
+
+/// Spawns like spawnProcess() (its own process group, default signal dispositions, the fds
+/// mapped), applying `confine` in the child first (clone with CLONE_VM|CLONE_VFORK: no copy of
+/// the parent, raw system calls only). Returns the pid; throws std::system_error naming the step
+/// that failed (the child is reaped then).
+pid_t spawnConfined(const SpawnOptions& opts, const Confinement& confine);
 
 /// Spawns with posix_spawn. Returns the pid, or throws std::system_error (errno of the
 /// failure, e.g. ENOENT for a missing cwd or program).
@@ -109,6 +154,10 @@ int signalTree(pid_t root, int sig, bool includeRoot);
 
 /// True when `pid` exists and is not a zombie.
 bool isAlive(pid_t pid);
+
+/// True when `pid` is gone, a zombie, or about to die: a SIGKILL is pending (it was sent, the
+/// process has not run since). Reads /proc/PID/status.
+bool isDying(pid_t pid);
 
 /// Reads everything currently available from a non-blocking fd, appending to `out` (at most
 /// `limit` bytes kept; the rest is read and counted in the return value's second member).
