@@ -74,7 +74,8 @@ std::shared_ptr<Session> Agent::createSession(const core::wire::SessionCreateReq
         evictIfDead(id);
     }
     Session::Options o{id, req.env, req.cwd.value_or(cfg_.workspace),
-                       req.commandTimeoutMs ? req.commandTimeoutMs : cfg_.defaultCommandTimeoutMs};
+                       req.commandTimeoutMs ? req.commandTimeoutMs : cfg_.defaultCommandTimeoutMs,
+                       cfg_.runtimeDir};
     auto s = Session::spawn(ex_, std::move(o));
     sessions_[id] = s;
     sessionOrder_.push_back(id);
@@ -254,9 +255,11 @@ std::optional<Agent::SpareShell> Agent::takeSpare() {
     if (!spare_) return std::nullopt;
     SpareShell s = std::move(*spare_);
     spare_.reset();
+    // It may have died waiting, or be about to: something killed it (`kill -9 -1` from a
+    // command kills every process of the sandbox but its init, the agent). Do without.
     pollfd p{s.pidfd.get(), POLLIN, 0};
-    if (::poll(&p, 1, 0) != 0) {  // it died waiting (something killed it): reap, do without
-        reapExitCode(s.pid);
+    if (::poll(&p, 1, 0) != 0 || os::isDying(s.pid)) {
+        discardSpare(s);
         return std::nullopt;
     }
     return s;

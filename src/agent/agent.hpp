@@ -23,6 +23,9 @@ struct AgentConfig {
     std::string version = "unknown";
     std::optional<std::int64_t> defaultCommandTimeoutMs;  ///< COMMAND_TIMEOUT_MS
     std::chrono::milliseconds killGrace{2000};            ///< TERM -> KILL escalation
+    /// A private directory (mode 0700) for the named pipes that carry session commands' output
+    /// (made and removed by main; --runtime-dir).
+    std::string runtimeDir = "/tmp";
 };
 
 /// A command to run, with the execution mode resolved.

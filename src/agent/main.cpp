@@ -2,10 +2,13 @@
 // docs/agent.md), wire-compatible with the reference server.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -16,11 +19,15 @@
 namespace {
 
 void usage(std::ostream& os) {
-    os << "usage: sandbox-agent --listen HOST:PORT|unix:PATH [--workspace DIR]\n"
+    os << "usage: sandbox-agent --listen HOST:PORT|unix:PATH|fd:N [--workspace DIR]\n"
           "\n"
           "Serves the sandbox container API (sessions, exec, files, processes) in place.\n"
-          "  --listen      where to listen: HOST:PORT (PORT 0 picks a free port) or unix:PATH\n"
+          "  --listen      where to listen: HOST:PORT (PORT 0 picks a free port), unix:PATH, or\n"
+          "                fd:N (an inherited listening socket, as sandboxd hands over)\n"
           "  --workspace   the sessions' starting directory (default /workspace)\n"
+          "  --runtime-dir a private directory for the agent's named pipes (made if missing,\n"
+          "                mode 0700; default: a new directory in $TMPDIR or /tmp, removed at\n"
+          "                exit)\n"
           "Environment: SANDBOX_VERSION (reported by /api/version), COMMAND_TIMEOUT_MS (default\n"
           "timeout of foreground commands in sessions).\n";
 }
@@ -28,7 +35,7 @@ void usage(std::ostream& os) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string listen, workspace = "/workspace";
+    std::string listen, workspace = "/workspace", runtimeDir;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&](const char* name) -> std::string {
@@ -44,6 +51,8 @@ int main(int argc, char** argv) {
             listen = a.substr(9);
         else if (a == "--workspace")
             workspace = value("--workspace");
+        else if (a == "--runtime-dir")
+            runtimeDir = value("--runtime-dir");
         else if (a.rfind("--workspace=", 0) == 0)
             workspace = a.substr(12);
         else if (a == "-h" || a == "--help") {
@@ -61,9 +70,43 @@ int main(int argc, char** argv) {
         return 2;
     }
     ::signal(SIGPIPE, SIG_IGN);
+    // As a sandbox's init (pid 1 of its pid namespace, as sandboxd starts it) the agent is the
+    // sandbox's control plane and must outlive anything the sandbox runs: the kernel already
+    // drops SIGKILL and SIGSTOP sent to an init from inside its namespace; no handler is
+    // installed for SIGTERM or SIGINT (so those are dropped too), and the process is made
+    // non-dumpable, so that nothing inside can trace it, read its memory or take its sockets
+    // (ptrace, process_vm_readv, /proc/1/mem, pidfd_getfd).
+    const bool sandboxInit = ::getpid() == 1;
+    if (sandboxInit) ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     sandbox::agent::AgentConfig cfg;
     cfg.workspace = workspace;
+    // The named pipes' directory: given, or a fresh one of our own (removed when we exit).
+    bool ownRuntimeDir = runtimeDir.empty();
+    if (ownRuntimeDir) {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/sandbox-agent-XXXXXX";
+        if (!::mkdtemp(tmpl.data())) {
+            std::cerr << "sandbox-agent: cannot create a runtime directory in " << tmpl << ": "
+                      << std::strerror(errno) << "\n";
+            return 1;
+        }
+        runtimeDir = tmpl;
+    } else if (::mkdir(runtimeDir.c_str(), 0700) != 0 && errno != EEXIST) {
+        std::cerr << "sandbox-agent: cannot create " << runtimeDir << ": " << std::strerror(errno)
+                  << "\n";
+        return 1;
+    }
+    cfg.runtimeDir = runtimeDir;
+    struct RemoveRuntimeDir {
+        const std::string* dir;
+        ~RemoveRuntimeDir() {
+            if (dir) {
+                std::error_code ec;
+                std::filesystem::remove_all(*dir, ec);
+            }
+        }
+    } removeRuntimeDir{ownRuntimeDir ? &runtimeDir : nullptr};
     if (const char* v = std::getenv("SANDBOX_VERSION")) cfg.version = v;
     if (const char* t = std::getenv("COMMAND_TIMEOUT_MS")) {
         long long ms = std::atoll(t);
@@ -83,17 +126,21 @@ int main(int argc, char** argv) {
         std::cerr << "sandbox-agent: cannot listen on " << listen << ": " << e.what() << "\n";
         return 1;
     }
-    if (listen.rfind("unix:", 0) == 0)
+    if (listen.rfind("unix:", 0) == 0 || listen.rfind("fd:", 0) == 0)
         std::cout << "sandbox-agent listening on " << listen << std::endl;
     else
         std::cout << "sandbox-agent listening on port " << server.port() << std::endl;
 
-    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-    signals.async_wait([&](const boost::system::error_code&, int) {
-        server.stop();
-        agent.shutdown();
-        io.stop();
-    });
+    boost::asio::signal_set signals(io);
+    if (!sandboxInit) {
+        signals.add(SIGTERM);
+        signals.add(SIGINT);
+        signals.async_wait([&](const boost::system::error_code&, int) {
+            server.stop();
+            agent.shutdown();
+            io.stop();
+        });
+    }
     io.run();
     return 0;
 }

@@ -22,10 +22,6 @@ net::posix::stream_descriptor adopt(net::any_io_executor ex, Fd fd) {
     return net::posix::stream_descriptor(ex, fd.release());
 }
 
-std::string procFd(int fd) {
-    return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd);
-}
-
 }  // namespace
 
 Session::Session(net::any_io_executor ex, Options opts)
@@ -183,9 +179,13 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
         result.exitCode = shellExit_.value_or(-1);
         co_return result;
     }
-    // Fresh capture pipes; the shell opens our write ends by path for the command.
-    Pipe outPipe = Pipe::make(), errPipe = Pipe::make();
-    std::string outPath = procFd(outPipe.write.get()), errPath = procFd(errPipe.write.get());
+    // Fresh capture pipes, which the shell opens by name for the command. (Named, not
+    // /proc/<agent>/fd/N: the agent of a sandbox is not dumpable, so nothing can open its
+    // descriptors.) Our write ends (`keep`) close when this returns.
+    NamedPipe outPipe = NamedPipe::make(opts_.runtimeDir),
+              errPipe = NamedPipe::make(opts_.runtimeDir);
+    std::string outPath = core::shellQuote(outPipe.path()),
+                errPath = core::shellQuote(errPipe.path());
     std::string epilogue;
     std::string line = "IFS= read -r -d '' __sb_c; ";
     std::string run = envPrologue(spec.env, epilogue) + "eval \"$__sb_c\" </dev/null >" + outPath +
@@ -266,7 +266,8 @@ awaitable<ForegroundResult> Session::exec(const CommandSpec& spec,
 
 awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const CommandSpec& spec) {
     if (!alive_) co_return nullptr;
-    Pipe out = Pipe::make(), err = Pipe::make(), status = Pipe::make();
+    NamedPipe out = NamedPipe::make(opts_.runtimeDir), err = NamedPipe::make(opts_.runtimeDir),
+              status = NamedPipe::make(opts_.runtimeDir);
     std::string pre;
     if (spec.cwd) {
         std::string msg = "Failed to change directory to '" + *spec.cwd + "'";
@@ -283,8 +284,8 @@ awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const Comman
         "trap - INT QUIT; exec" +
         std::string(kCloseOurs) + "; " + pre +
         "(eval \"$__sb_c\") 63>&-; printf '%d\\n' \"$?\" >&63; } </dev/null >" +
-        procFd(out.write.get()) + " 2>" + procFd(err.write.get()) + " 63>" +
-        procFd(status.write.get()) + " &\n";
+        core::shellQuote(out.path()) + " 2>" + core::shellQuote(err.path()) + " 63>" +
+        core::shellQuote(status.path()) + " &\n";
     line += spec.command;
     line.push_back('\0');
 
@@ -296,7 +297,7 @@ awaitable<std::shared_ptr<RunningCommand>> Session::startBackground(const Comman
                                          std::chrono::seconds(10));
     pending_.reset();
     if (!pending->bgPid) co_return nullptr;
-    // The subshell has opened its ends; ours close with the Pipe objects at scope exit.
+    // The subshell has opened its ends; ours close (and the names go) at scope exit.
     auto rc = std::make_shared<RunningCommand>(ex_, *pending->bgPid, std::move(out.read),
                                                std::move(err.read), std::move(status.read),
                                                RunningCommand::ExitSource::StatusPipe);

@@ -45,6 +45,7 @@ class Session : public std::enable_shared_from_this<Session> {
         std::map<std::string, std::string> env;
         std::string cwd;  ///< falls back to $HOME, then / when it does not exist
         std::optional<std::int64_t> commandTimeoutMs;
+        std::string runtimeDir;  ///< where each command's named pipes are made
     };
 
     /// Spawns the shell. Throws std::system_error when bash cannot be started.

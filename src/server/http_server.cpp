@@ -1,5 +1,7 @@
 #include "server/http_server.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -556,6 +558,36 @@ Server::~Server() {
 }
 
 void Server::listen(const std::string& spec) {
+    if (spec.rfind("fd:", 0) == 0) {
+        // A listening socket made by whoever started us (sandboxd makes each agent's).
+        char* end = nullptr;
+        long fd = std::strtol(spec.c_str() + 3, &end, 10);
+        int listening = 0;
+        socklen_t len = sizeof listening;
+        sockaddr_storage addr{};
+        socklen_t alen = sizeof addr;
+        if (spec.size() == 3 || !end || *end || fd < 0 || fd > 1 << 20 ||
+            ::getsockopt(static_cast<int>(fd), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+            !listening ||
+            ::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&addr), &alen) != 0)
+            throw std::runtime_error("--listen " + spec + ": not a listening socket");
+        ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+        if (addr.ss_family == AF_UNIX) {
+            impl_->unixAcceptor.emplace(impl_->io, unix_sock(), static_cast<int>(fd));
+            net::co_spawn(
+                impl_->io,
+                impl_->acceptLoop<unix_sock::acceptor, unix_sock::socket>(*impl_->unixAcceptor),
+                net::detached);
+        } else {
+            auto proto = addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+            impl_->tcpAcceptor.emplace(impl_->io, proto, static_cast<int>(fd));
+            impl_->port = impl_->tcpAcceptor->local_endpoint().port();
+            net::co_spawn(impl_->io,
+                          impl_->acceptLoop<tcp::acceptor, tcp::socket>(*impl_->tcpAcceptor),
+                          net::detached);
+        }
+        return;
+    }
     if (spec.rfind("unix:", 0) == 0) {
         std::string path = spec.substr(5);
         if (path.empty()) throw std::runtime_error("--listen unix: needs a socket path");
@@ -565,6 +597,9 @@ void Server::listen(const std::string& spec) {
         auto& a = *impl_->unixAcceptor;
         a.open();
         a.bind(unix_sock::endpoint(path));
+        // Whoever can connect can use the server (the embedded sandboxd has no key): this
+        // user's alone, whatever the umask.
+        ::chmod(path.c_str(), 0600);
         a.listen(net::socket_base::max_listen_connections);
         impl_->unixPath = path;
         net::co_spawn(impl_->io, impl_->acceptLoop<unix_sock::acceptor, unix_sock::socket>(a),

@@ -136,8 +136,9 @@ class Server {
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    /// Binds and starts accepting: "HOST:PORT" (PORT may be 0 for an ephemeral port) or
-    /// "unix:PATH" (an existing socket file is replaced). Throws std::runtime_error.
+    /// Binds and starts accepting: "HOST:PORT" (PORT may be 0 for an ephemeral port),
+    /// "unix:PATH" (an existing socket file is replaced), or "fd:N" (an inherited socket that is
+    /// already listening, unix or TCP). Throws std::runtime_error.
     void listen(const std::string& spec);
     /// The bound TCP port (0 for unix sockets).
     std::uint16_t port() const;
