@@ -5,6 +5,8 @@ find_package(Boost 1.81 REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(simdjson REQUIRED)
 find_package(LibArchive 3.4 REQUIRED)  # sandboxd: /persist and /hydrate
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)  # sandboxd: the sandboxes' filters
 
 # Boost.Asio/Beast are header-only here; this target carries the settings every translation unit
 # that includes them needs. Only a few TUs link it (keep Boost out of public headers).

@@ -74,7 +74,10 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
     std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/sandbox-embedded-XXXXXX";
     if (!::mkdtemp(tmpl.data()))
         throw ConnectionError("CONNECTION_FAILED", "cannot create a temp dir for sandboxd", 0);
-    ::chmod(tmpl.c_str(), 0700);
+    // Searchable, not listable: sandboxd (as root) keeps its state here, and each sandbox's
+    // bubblewrap, running as that sandbox's own uid, passes through it. The socket (0600) and
+    // the log (0600) stay this user's alone.
+    ::chmod(tmpl.c_str(), 0711);
     d->dir_ = tmpl;
     d->socket_ = tmpl + "/sandboxd.sock";
     std::string log = tmpl + "/sandboxd.log";

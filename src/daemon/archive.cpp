@@ -286,6 +286,7 @@ bool memberPath(const char* raw, std::string& out, std::string& why) {
 
 struct Extractor {
     int ws;
+    FileOwner owner;
     std::string cachedDir;  // the parent directory last opened, and its fd
     FdGuard cachedFd;
 
@@ -304,7 +305,9 @@ struct Extractor {
             std::string comp = dir.substr(i, j - i);
             int nd = ::openat(d, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (nd < 0 && errno == ENOENT) {
-                if (::mkdirat(d, comp.c_str(), 0755) != 0 && errno != EEXIST) {
+                if (::mkdirat(d, comp.c_str(), 0755) == 0)
+                    ::fchownat(d, comp.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW);
+                else if (errno != EEXIST) {
                     int err = errno;
                     ::close(d);
                     return -err;
@@ -338,7 +341,7 @@ struct Extractor {
 }  // namespace
 
 std::string extractToWorkspace(const std::string& workspaceDir, std::string_view data,
-                               const HydrateLimits& limits) {
+                               const HydrateLimits& limits, FileOwner owner) {
     FdGuard ws(::open(workspaceDir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (ws.fd < 0) return "cannot open the workspace: " + errnoText(errno);
 
@@ -385,7 +388,7 @@ std::string extractToWorkspace(const std::string& workspaceDir, std::string_view
     // Pass 2: extract.
     ReadArchive r;
     if (auto e = r.open(data); !e.empty()) return e;
-    Extractor x{ws.fd, {}, {}};
+    Extractor x{ws.fd, owner, {}, {}};
     struct DirMeta {
         std::string rel;
         mode_t mode;
@@ -416,8 +419,12 @@ std::string extractToWorkspace(const std::string& workspaceDir, std::string_view
         if (!hardlink && type == AE_IFDIR) {
             int c = Extractor::clear(dir, leaf, true);
             if (c < 0) return fail("cannot replace", -c);
-            if (c == 0 && ::mkdirat(dir, leaf.c_str(), 0755) != 0 && errno != EEXIST)
-                return fail("cannot create directory", errno);
+            if (c == 0) {
+                if (::mkdirat(dir, leaf.c_str(), 0755) == 0)
+                    ::fchownat(dir, leaf.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW);
+                else if (errno != EEXIST)
+                    return fail("cannot create directory", errno);
+            }
             dirs.push_back({rel, perm, mtime});
             continue;
         }
@@ -437,17 +444,20 @@ std::string extractToWorkspace(const std::string& workspaceDir, std::string_view
             const char* target = archive_entry_symlink(e);
             if (::symlinkat(target ? target : "", dir, leaf.c_str()) != 0)
                 return fail("cannot create symbolic link", errno);
+            ::fchownat(dir, leaf.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW);
             timespec times[2] = {mtime, mtime};
             ::utimensat(dir, leaf.c_str(), times, AT_SYMLINK_NOFOLLOW);
             continue;
         }
         if (type == AE_IFIFO) {
             if (::mkfifoat(dir, leaf.c_str(), perm) != 0) return fail("cannot create FIFO", errno);
+            ::fchownat(dir, leaf.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW);
             continue;
         }
         FdGuard f(::openat(dir, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                            0600));
         if (f.fd < 0) return fail("cannot create file", errno);
+        ::fchown(f.fd, owner.uid, owner.gid);
         const void* block;
         size_t len;
         la_int64_t offset;

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/workspace_fs.hpp"
+
 namespace sandbox::daemon {
 
 /// A tar (POSIX pax, uncompressed) of a workspace directory, produced piece by piece so it can
@@ -52,8 +54,9 @@ struct HydrateLimits {
 /// a device node or socket, or one beyond the limits makes the whole archive refused. While
 /// extracting, no symbolic link is followed (an existing link on the way is an error, a link
 /// at a member's own name is replaced), set-user/group-id bits are dropped and owners are not
-/// restored. Returns "" on success, else the reason (GNU tar's style: "NAME: what").
+/// restored: what is created belongs to `owner`. Returns "" on success, else the reason (GNU
+/// tar's style: "NAME: what").
 std::string extractToWorkspace(const std::string& workspaceDir, std::string_view data,
-                               const HydrateLimits& limits = {});
+                               const HydrateLimits& limits = {}, FileOwner owner = {});
 
 }  // namespace sandbox::daemon

@@ -56,8 +56,7 @@ awaitable<int> agentCall(SandboxManager& mgr, const std::shared_ptr<Sandbox>& sb
                          const std::string& path, const std::string& body, std::string& reply) {
     const unsigned generation = sb->generation;
     std::string socket = sb->connectPath();
-    const pid_t launcher = std::max<pid_t>(sb->pid, 0);
-    UpstreamCall up(co_await net::this_coro::executor, socket, launcher);
+    UpstreamCall up(co_await net::this_coro::executor, socket);
     HeaderPairs headers{{"content-type", "application/json"}};
     bool ok = co_await up.start("POST", path, body, headers);
     if (ok) ok = co_await up.readAll(reply);
@@ -187,9 +186,9 @@ awaitable<void> hydrate(SandboxManager& mgr, const std::string& id, Request& req
     auto done = std::make_shared<server::Event>(ex);
     HydrateLimits limits;
     limits.maxEntryBytes = mgr.config().limits.maxFileBytes;
-    std::thread([ws = sb->workspace, data, result, done, ex, limits] {
+    std::thread([ws = sb->workspace, data, result, done, ex, limits, owner = mgr.ownerOf(*sb)] {
         try {
-            *result = extractToWorkspace(ws, *data, limits);
+            *result = extractToWorkspace(ws, *data, limits, owner);
         } catch (const std::exception& e) {
             *result = e.what();
         }
@@ -359,8 +358,9 @@ awaitable<void> mount(SandboxManager& mgr, const std::string& id, Request& req, 
     std::shared_ptr<Sandbox> now = mgr.find(id);
     pid_t nsPid =
         now == sb && sb->generation == generation && sb->ready ? sandboxNamespacePid(sb->pid) : -1;
-    std::string error = nsPid > 0 ? failureOf([&] { attachInto(nsPid, bm.hostDir, bm.path); })
-                                  : std::string("the sandbox stopped");
+    std::string error =
+        nsPid > 0 ? failureOf([&] { attachInto(nsPid, bm.hostDir, bm.path, mgr.ownerOf(*sb)); })
+                  : std::string("the sandbox stopped");
     if (!error.empty()) {
         releaseHostSide(bm);
         const std::string message = "mount failed: " + error;
@@ -391,7 +391,8 @@ awaitable<void> unmount(SandboxManager& mgr, const std::string& id, Request& req
         co_return co_await sendError(res, 502, "unmount_error", message);
     }
     pid_t nsPid = sandboxNamespacePid(sb->pid);
-    std::string error = nsPid > 0 ? failureOf([&] { detachFrom(nsPid, it->path); }) : "";
+    std::string error =
+        nsPid > 0 ? failureOf([&] { detachFrom(nsPid, it->path, mgr.ownerOf(*sb)); }) : "";
     if (!error.empty()) {
         const std::string message = "unmount failed: " + error;
         co_return co_await sendError(res, 502, "unmount_error", message);

@@ -149,9 +149,7 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
     };
 
     std::string agentSocket = sb->connectPath();
-    const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
-    auto up =
-        std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket, launcher);
+    auto up = std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket);
     res.onClientGone([up] { up->cancel(); });  // the agent kills the command when we hang up
     bool timedOut = false;
     net::steady_timer timer(co_await net::this_coro::executor);
@@ -306,7 +304,8 @@ awaitable<void> writeFile(Ctx& ctx, const std::string& id, const std::string& re
     if (!sb) co_return;
     if (sid) co_await touchSession(ctx.mgr, sb, *sid);
     std::string inside = path.substr(1);  // "workspace/...", resolved as for reads
-    int fd = inside == "workspace" ? -EISDIR : createInWorkspace(sb->root, inside);
+    int fd =
+        inside == "workspace" ? -EISDIR : createInWorkspace(sb->root, inside, ctx.mgr.ownerOf(*sb));
     struct stat st {};
     if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {  // e.g. a FIFO
         ::close(fd);
@@ -340,8 +339,7 @@ awaitable<void> running(Ctx& ctx, const std::string& id, Responder& res) {
     if (!sb) co_return;
     const unsigned generation = sb->generation;
     std::string agentSocket = sb->connectPath();
-    const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
-    UpstreamCall up(co_await net::this_coro::executor, agentSocket, launcher);
+    UpstreamCall up(co_await net::this_coro::executor, agentSocket);
     HeaderPairs none;
     bool ok = co_await up.start("GET", "/api/ping", std::string(), none);
     std::string body;
@@ -357,9 +355,7 @@ awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& 
     if (!sb) co_return;
     const unsigned generation = sb->generation;
     std::string agentSocket = sb->connectPath();
-    const pid_t launcher = std::max<pid_t>(sb->pid, 0);  // 0 (gone): no process passes
-    auto up =
-        std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket, launcher);
+    auto up = std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket);
     HeaderPairs headers;
     for (const auto& [k, v] : req.headers)
         if (k == "content-type" || k == "x-session-id" || k == "x-sandbox-id" ||
@@ -531,8 +527,18 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
     return [ctx](Request& req, Responder& res) -> awaitable<void> {
         const std::string& raw = req.path;
         if (raw == "/health") {
-            if (req.method == "GET" || req.method == "HEAD")
-                co_return co_await res.send(200, "application/json", "{\"ok\":true}");
+            if (req.method == "GET" || req.method == "HEAD") {
+                // {"ok":true} as the bridge, plus what isolates this host's sandboxes.
+                const IsolationReport& iso = ctx->mgr.isolation();
+                nlohmann::ordered_json body = {{"ok", true},
+                                               {"isolation",
+                                                {{"mode", iso.mode},
+                                                 {"identity", iso.identity},
+                                                 {"seccomp", iso.seccomp},
+                                                 {"cgroups", iso.cgroups},
+                                                 {"workspace", iso.workspace}}}};
+                co_return co_await res.send(200, "application/json", body.dump());
+            }
             co_return co_await sendNotFound(res);
         }
         bool extraTop = co_await serveTopLevelExtra(ctx->mgr, req, res);  // pool, openapi

@@ -1,11 +1,14 @@
 // sandboxd: the host daemon. Creates isolated sandboxes on demand (one sandbox-agent per id,
 // inside bubblewrap namespaces) and serves the bridge /v1 API. See docs/sandboxd.md.
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <clocale>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -20,20 +23,28 @@ namespace {
 
 void usage(std::ostream& os) {
     os << "usage: sandboxd --listen HOST:PORT|unix:PATH [--api-key KEY] [--state-dir DIR]\n"
-          "                [--isolation bwrap|none] [--agent PATH] [--memory-mb N] "
-          "[--max-processes N]\n"
-          "                [--max-open-files N] [--max-file-mb N]\n"
+          "                [--isolation bwrap|none] [--agent PATH] [--uid-range FIRST[:COUNT]]\n"
+          "                [--memory-mb N] [--max-processes N] [--cpus N] [--disk-mb N]\n"
+          "                [--tmp-mb N] [--max-open-files N] [--max-file-mb N]\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
           "  --api-key        bearer token required on /v1 routes (also SANDBOX_API_KEY); none = "
           "no auth\n"
-          "  --state-dir      where workspaces and sockets live (default $XDG_RUNTIME_DIR/sandboxd "
-          "or\n"
-          "                   /tmp/sandboxd-UID)\n"
-          "  --isolation      bwrap (default where it works) or none (no isolation at all)\n"
+          "  --state-dir      where workspaces and sockets live (default /run/sandboxd as root,\n"
+          "                   else $XDG_RUNTIME_DIR/sandboxd or /tmp/sandboxd-UID)\n"
+          "  --isolation      bwrap (the default: sandboxd refuses to start where bubblewrap\n"
+          "                   cannot isolate) or none (no isolation at all: development only)\n"
           "  --agent          the sandbox-agent binary (default: next to sandboxd)\n"
-          "  --memory-mb      memory per sandbox (default 1024)\n"
+          "  --uid-range      host uids (and gids) for sandboxes when sandboxd is root: FIRST is\n"
+          "                   their shared group, each sandbox gets one of the next COUNT-1\n"
+          "                   (default 1879048192:65536); must not overlap any user or group\n"
+          "  --memory-mb      memory per sandbox, swap included (default 1024)\n"
           "  --max-processes  processes per sandbox (default 512)\n"
+          "  --cpus           CPU time per sandbox, in CPUs, e.g. 0.5 (default 1; 0 = no limit)\n"
+          "  --disk-mb        size of each workspace, a tmpfs of its own (default 2048; root "
+          "only;\n"
+          "                   0 = a plain directory, no limit)\n"
+          "  --tmp-mb         size of each sandbox's /tmp (default 1024)\n"
           "  --max-open-files open files per process (default 4096)\n"
           "  --max-file-mb    largest file a sandbox may write (default 4096)\n"
           "  --exit-with-stdin  shut down (destroying every sandbox) when stdin reaches end of "
@@ -44,7 +55,10 @@ void usage(std::ostream& os) {
           "                                  WARM_POOL_TARGET; default 0)\n"
           "  --warm-pool-refresh-interval MS how often the pool is checked and topped up (also\n"
           "                                  WARM_POOL_REFRESH_INTERVAL; default 10000)\n"
-          "  WARM_POOL_MAX_INSTANCES, WARM_POOL_SCALE_BATCH_SIZE: as in the bridge\n";
+          "  WARM_POOL_MAX_INSTANCES, WARM_POOL_SCALE_BATCH_SIZE: as in the bridge\n"
+          "Memory, process and CPU limits use cgroups (v2, or v1 memory/pids/cpu); where neither\n"
+          "is usable sandboxd says so and falls back to rlimits, or refuses to start when one of\n"
+          "those limits was given on the command line.\n";
 }
 
 std::string selfDir() {
@@ -93,11 +107,49 @@ int main(int argc, char** argv) {
             isolation = value();
         else if (a == "--agent")
             cfg.agentPath = value();
-        else if (a == "--memory-mb")
+        else if (a == "--memory-mb") {
             cfg.limits.memoryBytes = static_cast<std::uint64_t>(number()) << 20;
-        else if (a == "--max-processes")
+            cfg.limits.cgroupLimitsRequired = true;
+        } else if (a == "--max-processes") {
             cfg.limits.maxProcesses = static_cast<int>(number());
-        else if (a == "--max-open-files")
+            cfg.limits.cgroupLimitsRequired = true;
+        } else if (a == "--cpus") {
+            std::string v = value();
+            char* end = nullptr;
+            double n = std::strtod(v.c_str(), &end);
+            if (!end || *end || !(n >= 0) || n > 4096) {
+                std::cerr << "sandboxd: --cpus needs a number of CPUs (0 = no limit), got '" << v
+                          << "'\n";
+                return 2;
+            }
+            cfg.limits.cpus = n;
+            cfg.limits.cgroupLimitsRequired = cfg.limits.cgroupLimitsRequired || n > 0;
+        } else if (a == "--disk-mb" || a == "--tmp-mb") {
+            std::string v = value();
+            char* end = nullptr;
+            long long n = std::strtoll(v.c_str(), &end, 10);
+            if (!end || *end || n < 0 || (a == "--tmp-mb" && n == 0) || n > (1ll << 30)) {
+                std::cerr << "sandboxd: " << a << " needs a size in MiB, got '" << v << "'\n";
+                return 2;
+            }
+            (a == "--disk-mb" ? cfg.limits.diskBytes : cfg.limits.tmpBytes) =
+                static_cast<std::uint64_t>(n) << 20;
+        } else if (a == "--uid-range") {
+            std::string v = value();
+            unsigned long long first = 0, count = IdentityRange::kDefaultCount;
+            char* end = nullptr;
+            first = std::strtoull(v.c_str(), &end, 10);
+            if (end && *end == ':') count = std::strtoull(end + 1, &end, 10);
+            if (!end || *end || first < 1000 || count < 2 || count > (1ull << 24) ||
+                first + count > 0x7fffffffull) {
+                std::cerr << "sandboxd: --uid-range needs FIRST[:COUNT] with FIRST >= 1000, COUNT "
+                             ">= 2 and the range below 2^31, got '"
+                          << v << "'\n";
+                return 2;
+            }
+            cfg.uidFirst = static_cast<uid_t>(first);
+            cfg.uidCount = static_cast<std::uint32_t>(count);
+        } else if (a == "--max-open-files")
             cfg.limits.maxOpenFiles = static_cast<int>(number());
         else if (a == "--max-file-mb")
             cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
@@ -123,8 +175,12 @@ int main(int argc, char** argv) {
     }
     if (cfg.stateDir.empty()) {
         const char* rt = std::getenv("XDG_RUNTIME_DIR");
-        cfg.stateDir = rt && *rt ? std::string(rt) + "/sandboxd"
-                                 : "/tmp/sandboxd-" + std::to_string(::getuid());
+        if (::geteuid() == 0)
+            cfg.stateDir =
+                "/run/sandboxd";  // searchable by the sandboxes' group, unlike /run/user/0
+        else
+            cfg.stateDir = rt && *rt ? std::string(rt) + "/sandboxd"
+                                     : "/tmp/sandboxd-" + std::to_string(::getuid());
     }
     if (cfg.agentPath.empty()) cfg.agentPath = selfDir() + "/sandbox-agent";
     if (::access(cfg.agentPath.c_str(), X_OK) != 0) {
@@ -134,29 +190,24 @@ int main(int argc, char** argv) {
     }
     std::error_code fsErr;
     cfg.agentPath = std::filesystem::canonical(cfg.agentPath, fsErr).string();
-    if (isolation.empty()) {
-        isolation = bwrapWorks() ? "bwrap" : "none";
-        if (isolation == "none")
-            std::cerr << "sandboxd: bubblewrap cannot create namespaces on this machine; falling "
-                         "back to --isolation none\n";
-    }
-    if (isolation == "bwrap") {
-        if (!bwrapWorks()) {
-            std::cerr
-                << "sandboxd: --isolation bwrap: bubblewrap (/usr/bin/bwrap) cannot create user, "
-                   "pid, mount, net, "
-                   "ipc and uts namespaces here; install bubblewrap or use --isolation none\n";
-            return 1;
-        }
+    if (isolation.empty() || isolation == "bwrap") {
         cfg.isolation = Isolation::Bwrap;
     } else if (isolation == "none") {
         cfg.isolation = Isolation::None;
-        std::cerr << "sandboxd: WARNING: --isolation none: sandboxes are NOT isolated. Commands "
-                     "run as this user, see "
-                     "the host's files and processes, and reach the network.\n";
     } else {
         std::cerr << "sandboxd: --isolation must be bwrap or none\n";
         return 2;
+    }
+    // As root, sandboxd's own mounts (each workspace's tmpfs, bucket mounts) live in a mount
+    // namespace of its own: the host never sees them, and they go away with sandboxd however it
+    // ends (a SIGKILL included).
+    if (::geteuid() == 0 && cfg.isolation == Isolation::Bwrap) {
+        if (::unshare(CLONE_NEWNS) != 0 ||
+            ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+            std::cerr << "sandboxd: cannot make a private mount namespace: " << std::strerror(errno)
+                      << "\n";
+            return 1;
+        }
     }
     if (cfg.apiKey.empty())
         std::cerr << "sandboxd: WARNING: no API key (--api-key or SANDBOX_API_KEY): authentication "
@@ -166,10 +217,46 @@ int main(int argc, char** argv) {
     if (!std::setlocale(LC_CTYPE, "C.UTF-8")) std::setlocale(LC_CTYPE, "");
 
     boost::asio::io_context io(1);
-    SandboxManager manager(io.get_executor(), cfg);
-    if (!manager.cgroupsAvailable())
-        std::cerr << "sandboxd: cgroups are not writable here: memory and process limits fall back "
-                     "to rlimits\n";
+    std::optional<SandboxManager> managerStore;
+    try {
+        managerStore.emplace(io.get_executor(), cfg);
+    } catch (const std::exception& e) {
+        std::cerr << "sandboxd: " << e.what() << "\n";
+        return 1;
+    }
+    SandboxManager& manager = *managerStore;
+    // Never silently unisolated: a sandbox is started here as every sandbox will be, and if
+    // that fails sandboxd does not start (--isolation none is the explicit way to run without).
+    if (std::string why = manager.probeIsolation(); !why.empty()) {
+        std::cerr
+            << "sandboxd: bubblewrap cannot isolate sandboxes on this machine: " << why
+            << "\n"
+               "sandboxd: sandboxes need unprivileged user namespaces (kernel "
+               "user.max_user_namespaces > 0, and no AppArmor or SELinux rule denying them "
+               "to /usr/bin/bwrap), pid, mount, network, IPC and UTS namespaces, and seccomp. "
+               "Use --isolation none to run sandboxes without any isolation (development "
+               "only).\n";
+        return 1;
+    }
+    if (cfg.isolation == Isolation::None)
+        std::cerr << "sandboxd: WARNING: --isolation none: sandboxes are NOT isolated. Commands "
+                     "run as this user, see the host's files and processes, and reach the "
+                     "network.\n";
+    if (!manager.cgroupsAvailable()) {
+        if (cfg.limits.cgroupLimitsRequired) {
+            std::cerr << "sandboxd: memory, process or CPU limits were asked for, but cgroups "
+                         "cannot be used here: "
+                      << manager.isolation().cgroups << "\n";
+            return 1;
+        }
+        std::cerr << "sandboxd: WARNING: cgroups cannot be used here ("
+                  << manager.isolation().cgroups
+                  << "): memory and process limits fall back to rlimits, and there is NO CPU "
+                     "limit\n";
+    }
+    if (cfg.limits.diskBytes > 0 && ::geteuid() != 0 && cfg.isolation == Isolation::Bwrap)
+        std::cerr << "sandboxd: WARNING: not running as root: workspaces are plain directories "
+                     "with no size limit, and sandboxes run as this user\n";
     if (cfg.pool.warmTarget > 0) {
         if (cfg.isolation == Isolation::Bwrap)
             manager.primePool();
@@ -184,10 +271,11 @@ int main(int argc, char** argv) {
         std::cerr << "sandboxd: cannot listen on " << listen << ": " << e.what() << "\n";
         return 1;
     }
-    if (listen.rfind("unix:", 0) == 0)
-        std::cout << "sandboxd listening on " << listen << std::endl;
-    else
-        std::cout << "sandboxd listening on port " << server.port() << std::endl;
+    // One line (the SDK's embedded default waits for it): where, and what isolates sandboxes.
+    std::string where =
+        listen.rfind("unix:", 0) == 0 ? listen : "port " + std::to_string(server.port());
+    std::cout << "sandboxd listening on " << where << " (isolation: " << manager.isolation().line()
+              << ")" << std::endl;
 
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int) {

@@ -5,6 +5,7 @@
 #include <linux/mount.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -51,7 +52,7 @@ std::vector<std::string> components(const std::string& path) {
 // Runs `body` in a forked child that entered the mount namespace of `nsPid`. The child makes
 // system calls only. It reports failure as (step, errno) on a pipe; returns "" or the reason.
 template <typename Body>
-std::string inNamespace(pid_t nsPid, const char* const* steps, Body body) {
+std::string inNamespace(pid_t nsPid, FileOwner owner, const char* const* steps, Body body) {
     const std::string nsPath = "/proc/" + std::to_string(nsPid) + "/ns/mnt";
     os::Fd ns(::open(nsPath.c_str(), O_RDONLY | O_CLOEXEC));
     if (!ns) return "the sandbox is not running";
@@ -72,6 +73,9 @@ std::string inNamespace(pid_t nsPid, const char* const* steps, Body body) {
             ::_exit(1);
         };
         if (::setns(ns.get(), CLONE_NEWNS) != 0) fail(0);
+        // Files are made as the sandbox's identity (its file systems refuse unmapped ids).
+        if (owner.gid != static_cast<gid_t>(-1)) ::setfsgid(owner.gid);
+        if (owner.uid != static_cast<uid_t>(-1)) ::setfsuid(owner.uid);
         body(fail);
         ::_exit(0);
     }
@@ -228,10 +232,10 @@ pid_t startS3fs(const BucketSpec& spec, const std::string& hostDir, const std::s
     os::SpawnOptions so;
     so.argv = {kS3fs, source, hostDir, "-f", "-o", opts};
     so.env = os::environWith({{"AWSACCESSKEYID", spec.accessKeyId},
-                                 {"AWSSECRETACCESSKEY", spec.secretAccessKey},
-                                 {"AWS_ACCESS_KEY_ID", spec.accessKeyId},
-                                 {"AWS_SECRET_ACCESS_KEY", spec.secretAccessKey},
-                                 {"SANDBOX_API_KEY", std::nullopt}});
+                              {"AWSSECRETACCESSKEY", spec.secretAccessKey},
+                              {"AWS_ACCESS_KEY_ID", spec.accessKeyId},
+                              {"AWS_SECRET_ACCESS_KEY", spec.secretAccessKey},
+                              {"SANDBOX_API_KEY", std::nullopt}});
     so.cwd = "/";
     int out = log ? log.get() : devnull.get();
     so.fds = {{0, devnull.get()}, {1, out}, {2, out}};
@@ -261,7 +265,7 @@ pid_t sandboxNamespacePid(pid_t launcher) {
     return -1;
 }
 
-void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path) {
+void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path, FileOwner owner) {
     int tree = static_cast<int>(
         ::syscall(SYS_open_tree, AT_FDCWD, hostDir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
     if (tree < 0)
@@ -273,7 +277,7 @@ void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path
         "entering the sandbox's mount namespace",     "opening the sandbox's root",
         "making the sandbox's root writable",         "creating the mount point",
         "opening the mount point (a symbolic link?)", "attaching the mount"};
-    std::string error = inNamespace(nsPid, steps, [&](auto fail) {
+    std::string error = inNamespace(nsPid, owner, steps, [&](auto fail) {
         int dir = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dir < 0) fail(1);
         struct stat root {};
@@ -305,9 +309,9 @@ void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path
     if (!error.empty()) throw std::runtime_error(error);
 }
 
-void detachFrom(pid_t nsPid, const std::string& path) {
+void detachFrom(pid_t nsPid, const std::string& path, FileOwner owner) {
     static const char* const steps[] = {"entering the sandbox's mount namespace", "unmounting"};
-    std::string error = inNamespace(nsPid, steps, [&](auto fail) {
+    std::string error = inNamespace(nsPid, owner, steps, [&](auto fail) {
         if (::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) fail(1);
         // As the reference: the mount point goes when empty. On the sandbox's read-only root
         // (where attachInto made it) that takes the root writable for the moment.

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/workspace_fs.hpp"
+
 namespace sandbox::daemon {
 
 /// What a remote (S3-compatible) mount needs.
@@ -65,15 +67,17 @@ bool isMountPoint(const std::string& dir);
 pid_t sandboxNamespacePid(pid_t launcher);
 
 /// Attaches a clone of the mount at `hostDir` at `path` inside the mount namespace of `nsPid`,
-/// creating the missing directories there without following symbolic links. A directory that
-/// must be made on the sandbox's read-only root is made by making that root writable for the
-/// moment (never another mount: those are the host's read-only binds). Throws
-/// std::runtime_error with the reason.
-void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path);
+/// creating the missing directories there without following symbolic links, as `owner` (the
+/// sandbox's host identity: its file systems accept only ids its user namespace maps). A
+/// directory that must be made on the sandbox's read-only root is made by making that root
+/// writable for the moment (never another mount: those are the host's read-only binds).
+/// Throws std::runtime_error with the reason.
+void attachInto(pid_t nsPid, const std::string& hostDir, const std::string& path,
+                FileOwner owner = {});
 
 /// Detaches the mount at `path` inside the namespace of `nsPid` and removes the directory when
-/// it is empty. Throws std::runtime_error when nothing could be unmounted.
-void detachFrom(pid_t nsPid, const std::string& path);
+/// it is empty (as `owner`). Throws std::runtime_error when nothing could be unmounted.
+void detachFrom(pid_t nsPid, const std::string& path, FileOwner owner = {});
 
 /// Unmounts the host side, stops s3fs and removes hostDir (failures ignored).
 void releaseHostSide(BucketMount& m);

@@ -14,12 +14,9 @@ namespace sandbox::daemon {
 namespace fs = std::filesystem;
 
 void SandboxManager::stopWarm(const std::shared_ptr<Sandbox>& sb) {
-    killSandbox(*sb);
+    teardown(*sb);
     if (sb->startError.empty()) sb->startError = "the warm sandbox was stopped";
     if (sb->started) sb->started->set();
-    sb->runDir = os::Fd();
-    std::error_code ec;
-    fs::remove_all(sb->root, ec);
 }
 
 core::wire::PoolStats SandboxManager::poolStats() const {
@@ -123,7 +120,7 @@ awaitable<void> SandboxManager::primeWarm(std::shared_ptr<Sandbox> sb) {
     co_await started->waitUntil(deadline);
     if (!*alive || !sb->ready || sb->dead) co_return;
     std::string socket = sb->connectPath();
-    UpstreamCall up(ex_, socket, std::max<pid_t>(sb->pid, 0));
+    UpstreamCall up(ex_, socket);
     HeaderPairs headers{{"content-type", "application/json"}};
     std::string body = R"({"command":"true","sessionId":"__DISABLE_SESSION__"})";
     bool ok = co_await up.start("POST", "/api/execute/stream", body, headers);

@@ -3,38 +3,84 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
-#include "os/process.hpp"
 #include "core/base64.hpp"
+#include "os/process.hpp"
 
 namespace sandbox::daemon {
 namespace fs = std::filesystem;
+using net::use_awaitable;
 using os::Fd;
 using os::Pipe;
-using net::use_awaitable;
 
 namespace {
 
-bool writeFile(const std::string& path, const std::string& value) {
-    std::ofstream f(path);
-    if (!f) return false;
-    f << value;
-    f.flush();
-    return static_cast<bool>(f);
+// Creates `dir` (if missing) with `mode`, owned by root and `group` (-1: unchanged).
+void makeDir(const std::string& dir, mode_t mode, gid_t group) {
+    fs::create_directories(dir);
+    if (::chown(dir.c_str(), static_cast<uid_t>(-1), group) != 0 && group != static_cast<gid_t>(-1))
+        throw std::runtime_error("cannot set the group of " + dir + ": " + std::strerror(errno));
+    ::chmod(dir.c_str(), mode);
 }
 
-// cgroup v1 controllers this daemon uses, at their hierarchy roots.
-const char* kPidsRoot = "/sys/fs/cgroup/pids";
-const char* kMemoryRoot = "/sys/fs/cgroup/memory";
+// A listening unix socket at `path` (replacing what is there), close-on-exec. `path` goes
+// through /proc/self/fd/N (Sandbox::connectPath), short whatever the id's length.
+os::Fd listenAt(const std::string& path) {
+    os::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) throw SandboxStartError(std::string("socket: ") + std::strerror(errno));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        throw SandboxStartError("the agent's socket path is too long: " + path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    ::unlink(path.c_str());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd.get(), SOMAXCONN) != 0)
+        throw SandboxStartError("cannot listen on " + path + ": " + std::strerror(errno));
+    return fd;
+}
+
+// A pipe holding `bytes` (a BPF program), its write end closed: bwrap reads it to the end.
+os::Fd programPipe(const std::string& bytes) {
+    os::Pipe p = os::Pipe::make(false);
+    if (bytes.size() > 65536) throw SandboxStartError("seccomp program too large for a pipe");
+    if (::write(p.write.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()))
+        throw SandboxStartError(std::string("writing the seccomp program: ") +
+                                std::strerror(errno));
+    return std::move(p.read);
+}
+
+// Whether `pid` is a running sandboxd (a daemon group of that pid is still in use).
+bool daemonAlive(pid_t pid) {
+    if (pid == ::getpid()) return false;  // a group with our pid is a dead predecessor's
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    return comm && std::getline(comm, name) && name == "sandboxd";
+}
+
+std::string mib(std::uint64_t bytes) {
+    return std::to_string(bytes >> 20) + " MiB";
+}
 
 }  // namespace
+
+std::string IsolationReport::line() const {
+    std::string out = mode;
+    if (!identity.empty()) out += "; " + identity;
+    if (mode != "none") out += seccomp ? "; seccomp" : "; no seccomp";
+    out += "; cgroups: " + cgroups + "; workspace: " + workspace;
+    return out;
+}
 
 std::string newSandboxId() {
     std::random_device rd;
@@ -50,55 +96,72 @@ bool isValidSandboxId(std::string_view id) {
     return true;
 }
 
-bool bwrapWorks() {
-    try {
-        Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-        os::SpawnOptions so;
-        so.argv = {"/usr/bin/bwrap",
-                   "--unshare-all",
-                   "--die-with-parent",
-                   "--ro-bind",
-                   "/",
-                   "/",
-                   "--proc",
-                   "/proc",
-                   "--dev",
-                   "/dev",
-                   "/bin/true"};
-        so.env = {"PATH=/usr/bin:/bin"};
-        so.fds = {{0, devnull.get()}, {1, devnull.get()}, {2, devnull.get()}};
-        pid_t pid = os::spawnProcess(so);
-        int st = 0;
-        ::waitpid(pid, &st, 0);
-        return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    } catch (...) {
-        return false;
-    }
-}
-
 SandboxManager::SandboxManager(net::any_io_executor ex, DaemonConfig cfg)
-    : ex_(ex), cfg_(std::move(cfg)) {
-    // Only sandboxd may enter the sandboxes' directories: a sandbox can make its own files
-    // set-user-id (it owns them), and a host user reaching one could run it as that owner.
-    for (const char* sub : {"/sandboxes", "/pool", "/mounts"}) {
-        fs::create_directories(cfg_.stateDir + sub);
-        fs::permissions(cfg_.stateDir + sub, fs::perms::owner_all, fs::perm_options::replace);
+    : ex_(ex),
+      cfg_(std::move(cfg)),
+      cgroups_(os::Cgroups::detect(os::realSyscalls(), cfg_.cgroupRoot)) {
+    const bool bwrap = cfg_.isolation == Isolation::Bwrap;
+    privileged_ = ::geteuid() == 0 && bwrap;
+    if (privileged_) {
+        ids_.emplace(cfg_.uidFirst, cfg_.uidCount);
+        if (std::string c = ids_->conflicts(); !c.empty())
+            throw std::runtime_error("the sandbox uid range " + ids_->describe() + " overlaps " +
+                                     c + "; choose another with --uid-range");
     }
-    // Buckets a killed sandboxd left mounted (their s3fs died with it or is orphaned).
+    // The state directory: searchable (never listable) by the sandboxes' shared group, so that
+    // bubblewrap, running as a sandbox's uid, reaches its workspace and the agent; nobody else
+    // gets in. Without root everything is sandboxd's own and private.
+    const gid_t shared = privileged_ ? ids_->sharedGroup() : static_cast<gid_t>(-1);
+    const mode_t reach = privileged_ ? 0710 : 0700;
+    makeDir(cfg_.stateDir, reach, shared);
+    for (const char* sub : {"/sandboxes", "/pool", "/bin"})
+        makeDir(cfg_.stateDir + sub, reach, shared);
+    makeDir(cfg_.stateDir + "/mounts", 0700, static_cast<gid_t>(-1));
+    if (privileged_) {
+        std::string blocked = firstUnsearchable(cfg_.stateDir, shared);
+        if (!blocked.empty())
+            throw std::runtime_error(
+                "sandboxes cannot reach the state directory " + cfg_.stateDir + ": " + blocked +
+                " is not searchable by others (make it mode 0711 or choose another --state-dir)");
+    }
+    // What a killed sandboxd left: bucket mounts, workspaces (their sandboxes died with it).
     cleanStaleMounts(cfg_.stateDir + "/mounts");
-    cgroupPrefix_ = "sandboxd-" + std::to_string(::getpid());
-    if (os::isDirectory(kPidsRoot) && os::isDirectory(kMemoryRoot)) {
-        std::string p = std::string(kPidsRoot) + "/" + cgroupPrefix_ + "-probe";
-        if (::mkdir(p.c_str(), 0755) == 0) {
-            cgroupsOk_ = writeFile(p + "/pids.max", "10");
-            ::rmdir(p.c_str());
+    for (const char* sub : {"/sandboxes", "/pool"}) {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(cfg_.stateDir + sub, ec)) {
+            unmountWorkspace(e.path().string() + "/workspace");
+            fs::remove_all(e.path(), ec);
         }
     }
+    agentStaged_ = bwrap ? stageAgent(cfg_.agentPath, cfg_.stateDir + "/bin") : cfg_.agentPath;
+    if (bwrap) seccomp_ = buildSeccompPrograms();
+
+    if (cgroups_.version() != os::CgroupVersion::None) {
+        cgroups_.removeStale(kCgroupPrefix, daemonAlive);
+        cgroups_.open(kCgroupPrefix + std::to_string(::getpid()));
+    }
+    if (cfg_.limits.cpus > 0 && cgroups_.version() != os::CgroupVersion::None &&
+        !cgroups_.cpuAvailable())
+        cfg_.limits.cpus = 0;  // reported below: no CPU limit on this host
+
+    report_.mode = bwrap ? "bwrap" : "none";
+    if (privileged_)
+        report_.identity = "per-sandbox host uids " + ids_->describe();
+    else
+        report_.identity = "sandboxd's uid " + std::to_string(::geteuid());
+    report_.seccomp = bwrap;
+    report_.cgroups = cgroups_.describe();
+    if (cgroups_.version() != os::CgroupVersion::None && cfg_.limits.cpus <= 0)
+        report_.cgroups += ", no CPU limit";
+    report_.workspace = privileged_ && cfg_.limits.diskBytes > 0
+                            ? "tmpfs of " + mib(cfg_.limits.diskBytes) + " per sandbox"
+                            : "a directory (no size limit)";
 }
 
 SandboxManager::~SandboxManager() {
     *alive_ = false;
     destroyAll();
+    cgroups_.close();
 }
 
 std::shared_ptr<Sandbox> SandboxManager::find(const std::string& id) const {
@@ -106,115 +169,179 @@ std::shared_ptr<Sandbox> SandboxManager::find(const std::string& id) const {
     return it == sandboxes_.end() ? nullptr : it->second;
 }
 
+FileOwner SandboxManager::ownerOf(const Sandbox& sb) const {
+    if (!sb.identity) return {};
+    return {sb.identity->uid, sb.identity->gid};
+}
+
+std::string SandboxManager::probeIsolation() {
+    if (cfg_.isolation != Isolation::Bwrap) return {};
+    // A sandbox of its own, with a throwaway identity and workspace, started as every sandbox
+    // is (same launcher, same bubblewrap options, the seccomp filters), running /bin/true.
+    Sandbox sb;
+    sb.id = "probe";
+    sb.root = cfg_.stateDir + "/pool/probe";
+    sb.workspace = sb.root + "/workspace";
+    std::string result;
+    try {
+        prepare(sb);
+        os::Pipe err = os::Pipe::make(false);
+        os::Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+        os::Fd sc1 = programPipe(seccomp_.allowList), sc2 = programPipe(seccomp_.ioctlDenials);
+        os::SpawnOptions so;
+        so.argv = bwrapArgv({sb.workspace, agentStaged_, 1 << 20, 1 << 20, {4, 5}}, {"/bin/true"});
+        so.env = {"PATH=/usr/bin:/bin"};
+        so.cwd = sb.workspace;
+        so.fds = {{0, devnull.get()},
+                  {1, devnull.get()},
+                  {2, err.write.get()},
+                  {4, sc1.get()},
+                  {5, sc2.get()}};
+        os::Confinement cf;
+        if (sb.identity) {
+            cf.uid = sb.identity->uid;
+            cf.gid = sb.identity->gid;
+            cf.groups = {ids_->sharedGroup()};
+        }
+        cf.newSessionKeyring = true;
+        pid_t pid = os::spawnConfined(so, cf);
+        err.write.reset();
+        std::string text;
+        char buf[512];
+        ssize_t n;
+        while ((n = ::read(err.read.get(), buf, sizeof buf)) > 0 && text.size() < 4096)
+            text.append(buf, static_cast<size_t>(n));
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        os::forgetChild(pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+            result = text.empty() ? "bwrap exited with status " + std::to_string(status) : text;
+        }
+    } catch (const std::exception& e) {
+        result = e.what();
+    }
+    teardown(sb);
+    return result;
+}
+
+void SandboxManager::prepare(Sandbox& sb) {
+    const gid_t shared = privileged_ ? ids_->sharedGroup() : static_cast<gid_t>(-1);
+    makeDir(sb.root, privileged_ ? 0710 : 0700, shared);
+    makeDir(sb.root + "/run", 0700, static_cast<gid_t>(-1));  // sandboxd's alone
+    if (privileged_ && !sb.identity) {
+        sb.identity = ids_->acquire();
+        if (!sb.identity)
+            throw SandboxStartError("no free sandbox uid left in " + ids_->describe());
+    }
+    if (!fs::exists(sb.workspace)) {
+        fs::create_directory(sb.workspace);
+        ::chmod(sb.workspace.c_str(), 0700);
+    }
+    if (privileged_ && cfg_.limits.diskBytes > 0 && !sb.workspaceMounted) {
+        try {
+            mountWorkspace(sb.workspace, cfg_.limits.diskBytes, *sb.identity);
+        } catch (const std::exception& e) {
+            throw SandboxStartError(e.what());
+        }
+        sb.workspaceMounted = true;
+    } else if (sb.identity && !sb.workspaceMounted) {
+        ::chown(sb.workspace.c_str(), sb.identity->uid, sb.identity->gid);
+    }
+}
+
+void SandboxManager::teardown(Sandbox& sb) {
+    killSandbox(sb);
+    sb.runDir = os::Fd();  // requests still holding the sandbox can no longer reach any socket
+    if (sb.workspaceMounted) unmountWorkspace(sb.workspace);
+    sb.workspaceMounted = false;
+    std::error_code ec;
+    fs::remove_all(sb.root, ec);
+    if (sb.identity && ids_) ids_->release(sb.identity->uid);
+    sb.identity.reset();
+}
+
 void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
-    fs::create_directories(sb->workspace);
+    prepare(*sb);
     std::string runDir = sb->root + "/run";
-    fs::create_directories(runDir);
-    ::unlink(sb->socket.c_str());
-    sb->runDir = Fd(::open(runDir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    sb->runDir = os::Fd(::open(runDir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    // The agent's socket is made here, in a directory the sandbox never sees, and handed over
+    // as fd 3: nothing inside can replace it or point sandboxd elsewhere.
+    os::Fd listener = listenAt(sb->connectPath());
     sb->ready = sb->dead = false;
     ++sb->generation;
     sb->startError.clear();
     sb->started = std::make_shared<server::Event>(ex_);
 
-    std::vector<std::string> argv;
-    if (cfg_.isolation == Isolation::Bwrap) {
-        // --cap-drop ALL: run by root, bwrap keeps every capability inside the sandbox's user
-        // namespace, enough to remount the read-only binds writable (and so write the host's /usr).
-        argv = {"/usr/bin/bwrap",
-                "--unshare-all",
-                "--die-with-parent",
-                "--new-session",
-                "--cap-drop",
-                "ALL",
-                "--clearenv",
-                "--setenv",
-                "PATH",
-                "/usr/local/bin:/usr/bin:/bin",
-                "--setenv",
-                "HOME",
-                "/workspace",
-                "--setenv",
-                "LANG",
-                "C.UTF-8",
-                "--setenv",
-                "TERM",
-                "xterm-256color",
-                "--hostname",
-                "sandbox"};
-        for (const char* dir : {"/usr", "/etc", "/opt", "/srv"}) {
-            if (os::isDirectory(dir)) {
-                argv.insert(argv.end(), {"--ro-bind", dir, dir});
-            }
-        }
-        for (const char* link : {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"}) {
-            struct stat st {};
-            if (::lstat(link, &st) != 0) continue;
-            if (S_ISLNK(st.st_mode)) {
-                char target[4096];
-                ssize_t n = ::readlink(link, target, sizeof target - 1);
-                if (n > 0)
-                    argv.insert(argv.end(),
-                                {"--symlink", std::string(target, static_cast<size_t>(n)), link});
-            } else if (S_ISDIR(st.st_mode)) {
-                argv.insert(argv.end(), {"--ro-bind", link, link});
-            }
-        }
-        argv.insert(argv.end(),
-                    {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/run",
-                     "--bind", sb->workspace, "/workspace", "--bind", runDir, "/run/sandbox",
-                     "--ro-bind", cfg_.agentPath, "/run/sandbox-agent",
-                     // The root tmpfs holding the mount points: read-only too.
-                     "--remount-ro", "/", "--chdir", "/workspace", "--", "/run/sandbox-agent",
-                     "--listen", "unix:/run/sandbox/agent.sock", "--workspace", "/workspace"});
-    } else {
-        // Relative to the agent's cwd (the workspace): the absolute path may be too long to bind.
-        argv = {cfg_.agentPath, "--listen", "unix:../run/agent.sock", "--workspace", sb->workspace};
-    }
-
-    // The launcher waits on a pipe until it is in its cgroup and has its rlimits, then execs
-    // the real program, so no process of the sandbox ever runs unconfined.
-    Pipe gate = Pipe::make(false), out = Pipe::make();
-    Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    os::SpawnOptions so;
-    so.argv = {"/bin/sh", "-c", "read _ || exit 111; exec \"$@\"", "sandbox-launcher"};
-    so.argv.insert(so.argv.end(), argv.begin(), argv.end());
-    if (cfg_.isolation == Isolation::Bwrap)
-        so.env = {"PATH=/usr/bin:/bin"};
-    else
-        so.env = os::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb->workspace}});
-    so.cwd = sb->workspace;
-    so.fds = {{0, gate.read.get()}, {1, out.write.get()}, {2, devnull.get()}};
-    sb->pid = os::spawnProcess(so);
-
     const Limits& lim = cfg_.limits;
-    auto setLimit = [&](int resource, rlim_t value) {
-        struct rlimit rl {
-            value, value
-        };
-        ::prlimit(sb->pid, static_cast<__rlimit_resource>(resource), &rl, nullptr);
-    };
-    setLimit(RLIMIT_NOFILE, static_cast<rlim_t>(lim.maxOpenFiles));
-    setLimit(RLIMIT_FSIZE, static_cast<rlim_t>(lim.maxFileBytes));
-    setLimit(RLIMIT_CORE, 0);
-    if (cgroupsOk_) {
-        sb->cgroupName = cgroupPrefix_ + "-" + sb->id;
-        std::string pids = std::string(kPidsRoot) + "/" + sb->cgroupName;
-        std::string mem = std::string(kMemoryRoot) + "/" + sb->cgroupName;
-        ::mkdir(pids.c_str(), 0755);
-        ::mkdir(mem.c_str(), 0755);
-        writeFile(pids + "/pids.max", std::to_string(lim.maxProcesses));
-        writeFile(mem + "/memory.limit_in_bytes", std::to_string(lim.memoryBytes));
-        writeFile(mem + "/memory.memsw.limit_in_bytes", std::to_string(lim.memoryBytes));
-        writeFile(pids + "/cgroup.procs", std::to_string(sb->pid));
-        writeFile(mem + "/cgroup.procs", std::to_string(sb->pid));
+    const std::vector<std::string> agentArgs = {"--listen",   "fd:3",          "--workspace",
+                                                "/workspace", "--runtime-dir", "/run/agent"};
+    os::SpawnOptions so;
+    os::Fd sc1, sc2;
+    if (cfg_.isolation == Isolation::Bwrap) {
+        sc1 = programPipe(seccomp_.allowList);
+        sc2 = programPipe(seccomp_.ioctlDenials);
+        std::vector<std::string> command = {"/run/sandbox-agent"};
+        command.insert(command.end(), agentArgs.begin(), agentArgs.end());
+        so.argv =
+            bwrapArgv({sb->workspace, agentStaged_, lim.tmpBytes, lim.shmBytes, {4, 5}}, command);
+        so.env = {"PATH=/usr/bin:/bin"};
     } else {
-        setLimit(RLIMIT_AS, static_cast<rlim_t>(lim.memoryBytes * 4));
+        so.argv = {cfg_.agentPath, "--listen", "fd:3", "--workspace", sb->workspace};
+        so.env = os::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb->workspace}});
     }
-    (void)::write(gate.write.get(), "\n", 1);
+    so.cwd = sb->workspace;
+    os::Pipe out = os::Pipe::make();
+    os::Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    // stderr too: bubblewrap's own failure ("bwrap: ...") becomes the start error.
+    so.fds = {{0, devnull.get()}, {1, out.write.get()}, {2, out.write.get()}, {3, listener.get()}};
+    if (sc1) so.fds.insert(so.fds.end(), {{4, sc1.get()}, {5, sc2.get()}});
+
+    // Everything the launcher does to itself before bubblewrap (or the agent) runs, so no
+    // process of the sandbox ever runs outside its groups, limits or identity.
+    os::Confinement cf;
+    std::vector<os::Fd> joinFds;
+    if (cgroups_.version() != os::CgroupVersion::None) {
+        sb->cgroupName = sb->id + "." + std::to_string(sb->generation);
+        std::vector<std::string> procs;
+        try {
+            procs = cgroups_.create(sb->cgroupName, {lim.memoryBytes, lim.maxProcesses, lim.cpus});
+        } catch (const std::exception& e) {
+            sb->cgroupName.clear();
+            throw SandboxStartError(e.what());
+        }
+        for (const auto& p : procs) {
+            joinFds.emplace_back(::open(p.c_str(), O_WRONLY | O_CLOEXEC));
+            if (!joinFds.back()) throw SandboxStartError("cannot open " + p);
+            cf.joinCgroups.push_back(joinFds.back().get());
+        }
+    }
+    cf.rlimits = {{RLIMIT_NOFILE, static_cast<unsigned long>(lim.maxOpenFiles)},
+                  {RLIMIT_FSIZE, static_cast<unsigned long>(lim.maxFileBytes)},
+                  {RLIMIT_CORE, 0}};
+    if (sb->cgroupName.empty()) {
+        cf.rlimits.emplace_back(RLIMIT_AS, static_cast<unsigned long>(lim.memoryBytes * 4));
+        // Per uid: only a sandbox's own uid makes it a per-sandbox limit.
+        if (sb->identity)
+            cf.rlimits.emplace_back(RLIMIT_NPROC, static_cast<unsigned long>(lim.maxProcesses));
+    }
+    if (sb->identity) {
+        cf.uid = sb->identity->uid;
+        cf.gid = sb->identity->gid;
+        cf.groups = {ids_->sharedGroup()};
+    }
+    cf.newSessionKeyring = cfg_.isolation == Isolation::Bwrap;
+    try {
+        sb->pid = os::spawnConfined(so, cf);
+    } catch (const std::system_error& e) {
+        if (!sb->cgroupName.empty()) cgroups_.destroy(sb->cgroupName);
+        sb->cgroupName.clear();
+        throw SandboxStartError(std::string("cannot start the sandbox: ") + e.what());
+    }
 
     sb->pidfd =
         std::make_unique<net::posix::stream_descriptor>(ex_, os::openPidFd(sb->pid).release());
+    out.write.reset();  // EOF on the read end once the sandbox's copies are gone
     int outFd = out.read.release();
     net::co_spawn(ex_, watchStartup(sb, outFd), net::detached);
     net::co_spawn(ex_, watchExit(sb), net::detached);
@@ -272,6 +399,18 @@ awaitable<void> SandboxManager::watchExit(std::shared_ptr<Sandbox> sb) {
     }
 }
 
+void SandboxManager::launchOrMarkDead(const std::shared_ptr<Sandbox>& sb) {
+    try {
+        launch(sb);
+    } catch (const std::exception& e) {
+        // The next request tries again from scratch.
+        killSandbox(*sb);
+        sb->startError = e.what();
+        if (sb->started) sb->started->set();
+        throw SandboxStartError(e.what());
+    }
+}
+
 awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id) {
     auto it = sandboxes_.find(id);
     std::shared_ptr<Sandbox> sb;
@@ -282,7 +421,7 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
         if (!sb->dead && sb->ready && sb->pid > 0 && !os::isAlive(sb->pid)) sb->dead = true;
         if (sb->dead) {
             killSandbox(*sb);
-            launch(sb);  // the workspace on disk survives
+            launchOrMarkDead(sb);  // the workspace survives
         }
     } else if ((sb = takeWarm(id))) {
         sandboxes_[id] = sb;
@@ -300,7 +439,7 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
         sb->workspace = sb->root + "/workspace";
         sb->socket = sb->root + "/run/agent.sock";
         sandboxes_[id] = sb;
-        launch(sb);
+        launchOrMarkDead(sb);
     }
     if (!sb->ready) {
         auto started = sb->started;
@@ -337,18 +476,12 @@ void SandboxManager::killSandbox(Sandbox& sb) {
         }
         int st;
         ::waitpid(sb.pid, &st, 0);
+        os::forgetChild(sb.pid);
     }
-    if (!sb.cgroupName.empty()) {
-        for (const char* root : {kPidsRoot, kMemoryRoot}) {
-            std::string dir = std::string(root) + "/" + sb.cgroupName;
-            // Anything left in the cgroup (escaped the tree) is killed too.
-            std::ifstream procs(dir + "/cgroup.procs");
-            pid_t p;
-            while (procs >> p) ::kill(p, SIGKILL);
-            for (int i = 0; i < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i)
-                ::usleep(2000);
-        }
-    }
+    // Anything left in its groups (nothing should be: the pid namespace died with its init) is
+    // killed, and the groups go.
+    if (!sb.cgroupName.empty()) cgroups_.destroy(sb.cgroupName);
+    sb.cgroupName.clear();
     sb.pid = -1;
     sb.dead = true;
     sb.ready = false;
@@ -359,13 +492,10 @@ void SandboxManager::destroy(const std::string& id) {
     if (it == sandboxes_.end()) return;
     auto sb = it->second;
     sandboxes_.erase(it);
-    killSandbox(*sb);
+    teardown(*sb);
     if (sb->startError.empty())
         sb->startError = "the sandbox was destroyed";  // for ensure() waiters
     if (sb->started) sb->started->set();
-    sb->runDir = Fd();  // requests still holding the sandbox can no longer reach any socket
-    std::error_code ec;
-    fs::remove_all(sb->root, ec);
 }
 
 void SandboxManager::destroyAll() {

@@ -1,6 +1,7 @@
 #pragma once
 // Sandboxes: one per id, each an isolated sandbox-agent (bubblewrap namespaces, or a plain
-// child with --isolation none) listening on a unix socket under the sandbox's state directory.
+// child with --isolation none). sandboxd makes each agent's listening socket (under the
+// sandbox's state directory, where the sandbox cannot reach) and hands it over as fd 3.
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -9,10 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "server/async_util.hpp"
-#include "os/process.hpp"
 #include "core/wire_bridge.hpp"
+#include "daemon/isolation.hpp"
 #include "daemon/mounts.hpp"
+#include "daemon/seccomp_policy.hpp"
+#include "daemon/workspace_fs.hpp"
+#include "os/cgroup.hpp"
+#include "os/process.hpp"
+#include "server/async_util.hpp"
 
 namespace sandbox::daemon {
 
@@ -26,9 +31,17 @@ struct Limits {
     std::uint64_t memoryBytes =
         1024ull * 1024 * 1024;  ///< cgroup memory limit (RLIMIT_AS fallback: 4x)
     int maxProcesses = 512;     ///< cgroup pids.max (RLIMIT_NPROC fallback)
+    double cpus = 1.0;          ///< CPU time per period, in CPUs (cgroup cpu); 0: unlimited
     int maxOpenFiles = 4096;    ///< RLIMIT_NOFILE
     std::uint64_t maxFileBytes =
         4ull * 1024 * 1024 * 1024;  ///< RLIMIT_FSIZE: largest file a sandbox can write
+    /// Size of the workspace (a tmpfs of its own; sandboxd as root only); 0: a plain directory.
+    std::uint64_t diskBytes = 2048ull * 1024 * 1024;
+    std::uint64_t tmpBytes = 1024ull * 1024 * 1024;  ///< size of the sandbox's /tmp
+    std::uint64_t shmBytes = 64ull * 1024 * 1024;    ///< size of the sandbox's /dev/shm
+    /// The cgroup limits were asked for on the command line: without cgroups sandboxd refuses
+    /// to start instead of falling back to rlimits.
+    bool cgroupLimitsRequired = false;
 };
 
 struct DaemonConfig {
@@ -38,6 +51,21 @@ struct DaemonConfig {
     Limits limits;
     std::string apiKey;
     core::wire::PoolConfig pool;  ///< the warm pool (WARM_POOL_* variables)
+    /// Host ids for sandboxes when sandboxd runs as root (--uid-range).
+    uid_t uidFirst = IdentityRange::kDefaultFirst;
+    std::uint32_t uidCount = IdentityRange::kDefaultCount;
+    std::string cgroupRoot = "/sys/fs/cgroup";  ///< where the cgroup hierarchies are mounted
+};
+
+/// What protects sandboxes on this host, as /health and the start-up line report it.
+struct IsolationReport {
+    std::string mode;      ///< "bwrap" or "none"
+    std::string identity;  ///< "per-sandbox host uids A-B" or "sandboxd's uid N"
+    bool seccomp = false;
+    std::string cgroups;    ///< Cgroups::describe(), or "none (...)"
+    std::string workspace;  ///< "tmpfs of N MiB per sandbox" or "a directory (no size limit)"
+    /// One line: "bwrap; per-sandbox host uids ...; seccomp; cgroup v1 (...); workspace ...".
+    std::string line() const;
 };
 
 /// Thrown when a sandbox cannot be started or reached (rendered as 502 pool_error).
@@ -59,15 +87,18 @@ class Sandbox {
     std::string root;       ///< stateDir/sandboxes/<id>
     std::string workspace;  ///< root/workspace, mounted at /workspace
     std::string socket;     ///< the agent's unix socket, as seen from the host
-    os::Fd runDir;       ///< O_PATH handle of the socket's directory
+    os::Fd runDir;          ///< O_PATH handle of the socket's directory
     /// The path sandboxd connects to: the socket through runDir, short whatever the state
     /// directory and id lengths (a sockaddr_un path has at most 107 bytes).
     std::string connectPath() const {
         return "/proc/self/fd/" + std::to_string(runDir.get()) + "/agent.sock";
     }
-    pid_t pid = -1;           ///< the launcher (bwrap, or the agent itself)
-    std::string cgroupName;   ///< non-empty when cgroup limits are applied
-    unsigned generation = 0;  ///< bumped at every (re)launch
+    pid_t pid = -1;          ///< the launcher (bwrap, or the agent itself)
+    std::string cgroupName;  ///< non-empty when cgroup limits are applied
+    /// The host uid and gid it runs as (sandboxd as root; kept across relaunches).
+    std::optional<HostIdentity> identity;
+    bool workspaceMounted = false;  ///< its workspace is a tmpfs of its own
+    unsigned generation = 0;        ///< bumped at every (re)launch
     bool ready = false;
     bool dead = false;
     bool primed = false;  ///< a warm-pool sandbox whose agent has run its first command
@@ -99,7 +130,14 @@ class SandboxManager {
     void markBroken(const std::string& id, unsigned generation);
     std::size_t count() const { return sandboxes_.size(); }
     /// Whether cgroup limits are in effect (else rlimits only).
-    bool cgroupsAvailable() const { return cgroupsOk_; }
+    bool cgroupsAvailable() const { return cgroups_.version() != os::CgroupVersion::None; }
+    /// Starts a throwaway sandbox running /bin/true with every isolation feature in use: ""
+    /// when that works, else why not (bubblewrap's own message).
+    std::string probeIsolation();
+    const IsolationReport& isolation() const { return report_; }
+    /// Who owns what the host side writes into a sandbox's workspace (its identity; unchanged
+    /// when it has none).
+    FileOwner ownerOf(const Sandbox& sb) const;
 
     // ---- warm pool (pool.cpp) ----
     /// GET /v1/pool/stats.
@@ -113,6 +151,14 @@ class SandboxManager {
 
   private:
     void launch(const std::shared_ptr<Sandbox>& sb);
+    /// launch(); a failure leaves the sandbox dead (restarted by the next ensure()) and is
+    /// rethrown as SandboxStartError.
+    void launchOrMarkDead(const std::shared_ptr<Sandbox>& sb);
+    /// Sets up the directories, identity and workspace of a sandbox about to be launched.
+    void prepare(Sandbox& sb);
+    /// Kills the sandbox and undoes prepare(): workspace unmounted, directory removed, identity
+    /// released.
+    void teardown(Sandbox& sb);
     /// A warm sandbox bound to `id` (its directory renamed to the id's), or null.
     std::shared_ptr<Sandbox> takeWarm(const std::string& id);
     /// Throws CapacityError when a new sandbox would exceed the configured ceiling.
@@ -129,8 +175,12 @@ class SandboxManager {
     net::any_io_executor ex_;
     DaemonConfig cfg_;
     std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;
-    bool cgroupsOk_ = false;
-    std::string cgroupPrefix_;
+    os::Cgroups cgroups_;
+    bool privileged_ = false;           ///< running as root: per-sandbox ids, tmpfs workspaces
+    std::optional<IdentityRange> ids_;  ///< when privileged_
+    SeccompPrograms seccomp_;           ///< when isolating with bwrap
+    std::string agentStaged_;           ///< the agent binary as sandboxes bind it
+    IsolationReport report_;
     std::vector<std::shared_ptr<Sandbox>> warm_;  ///< oldest first
     unsigned poolSeq_ = 0;
     bool poolLoopRunning_ = false;
@@ -142,7 +192,7 @@ class SandboxManager {
 std::string newSandboxId();
 /// ^[a-z2-7]{1,128}$
 bool isValidSandboxId(std::string_view id);
-/// Whether bubblewrap can create all namespaces on this machine.
-bool bwrapWorks();
+/// The name of a daemon's cgroup: "sandboxd-<pid>" (removeStale() finds those left behind).
+inline constexpr const char* kCgroupPrefix = "sandboxd-";
 
 }  // namespace sandbox::daemon

@@ -4,8 +4,6 @@
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cstdlib>
-#include <fstream>
 #include <optional>
 
 namespace sandbox::daemon {
@@ -14,42 +12,14 @@ namespace http = beast::http;
 using unix_sock = net::local::stream_protocol;
 using net::use_awaitable;
 
-namespace {
-
-// Whether the peer of a connected unix socket is `owner` or one of its descendants.
-bool servedBy(int fd, pid_t owner) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0) return false;
-    pid_t p = cred.pid;
-    for (int depth = 0; depth < 16 && p > 1; ++depth) {
-        if (p == owner) return true;
-        std::ifstream f("/proc/" + std::to_string(p) + "/stat");
-        std::string line;
-        std::getline(f, line);
-        auto rp = line.rfind(')');
-        if (rp == std::string::npos || rp + 4 >= line.size()) return false;
-        p = static_cast<pid_t>(std::atol(line.c_str() + rp + 4));
-    }
-    return false;
-}
-
-}  // namespace
-
-bool agentSocketServedBy(int fd, pid_t owner) {
-    return servedBy(fd, owner);
-}
-
 struct UpstreamCall::Impl {
-    explicit Impl(net::any_io_executor ex, std::string path, pid_t owner)
-        : socket(ex), path(std::move(path)), owner(owner) {
+    explicit Impl(net::any_io_executor ex, std::string path) : socket(ex), path(std::move(path)) {
         // Beast reads at most the buffer's free capacity (at least 512 bytes): reserve, or a
         // relayed stream is read 512 bytes per system call.
         buffer.reserve(64 * 1024);
     }
     unix_sock::socket socket;
     std::string path;
-    pid_t owner;
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::buffer_body>> parser;
     HeaderPairs headers;
@@ -59,8 +29,8 @@ struct UpstreamCall::Impl {
     bool cancelled = false;
 };
 
-UpstreamCall::UpstreamCall(net::any_io_executor ex, std::string socketPath, pid_t owner)
-    : impl_(std::make_shared<Impl>(ex, std::move(socketPath), owner)) {}
+UpstreamCall::UpstreamCall(net::any_io_executor ex, std::string socketPath)
+    : impl_(std::make_shared<Impl>(ex, std::move(socketPath))) {}
 
 UpstreamCall::~UpstreamCall() {
     cancel();
@@ -90,10 +60,6 @@ awaitable<bool> UpstreamCall::start(const std::string& method, const std::string
                                         net::redirect_error(use_awaitable, ec));
     if (ec) {
         impl->error = "cannot reach the sandbox agent: " + ec.message();
-        co_return false;
-    }
-    if (impl->owner != -1 && !servedBy(impl->socket.native_handle(), impl->owner)) {
-        impl->error = "the sandbox agent socket is not served by the sandbox";
         co_return false;
     }
     http::request<http::string_body> req;

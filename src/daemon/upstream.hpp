@@ -17,15 +17,11 @@ using net::awaitable;
 
 using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
 
-/// Whether the peer of the connected unix socket `fd` is `owner` or one of its descendants
-/// (the check UpstreamCall makes; the PTY proxy makes it too).
-bool agentSocketServedBy(int fd, pid_t owner);
-
 class UpstreamCall {
   public:
-    /// `owner`: the sandbox's launcher; unless it is -1 the socket must be served by it or one of
-    /// its descendants (a sandbox can replace its socket by a link to someone else's).
-    UpstreamCall(net::any_io_executor ex, std::string socketPath, pid_t owner = -1);
+    /// `socketPath`: the agent's socket, which sandboxd made itself in a directory no sandbox
+    /// can reach (see SandboxManager::launch), so whatever answers there is that sandbox's agent.
+    UpstreamCall(net::any_io_executor ex, std::string socketPath);
     ~UpstreamCall();
 
     /// Connects, sends the request and reads the response head. Returns false (with error())

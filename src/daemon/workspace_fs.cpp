@@ -58,7 +58,7 @@ int openInWorkspace(const std::string& rootDir, const std::string& rel) {
     return fd;
 }
 
-int createInWorkspace(const std::string& rootDir, const std::string& rel) {
+int createInWorkspace(const std::string& rootDir, const std::string& rel, FileOwner owner) {
     int root = ::open(rootDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return -errno;
     // Create the parents one level at a time, each resolved inside the root.
@@ -87,6 +87,7 @@ int createInWorkspace(const std::string& rootDir, const std::string& rel) {
         }
         int rc = ::mkdirat(pd, name.c_str(), 0777);
         int err = errno;
+        if (rc == 0) ::fchownat(pd, name.c_str(), owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW);
         ::close(pd);
         if (rc != 0 && err != EEXIST) {
             ::close(root);
@@ -95,6 +96,7 @@ int createInWorkspace(const std::string& rootDir, const std::string& rel) {
     }
     int fd = openat2InRoot(root, rel, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK, 0666);
     ::close(root);
+    if (fd >= 0) ::fchown(fd, owner.uid, owner.gid);
     return fd;
 }
 

@@ -112,7 +112,7 @@ TEST_SUITE("daemon.bridge_extra") {
         DaemonFixture d;
         const std::string id = newSandbox(d.http);
         // What a write outside the workspace could reach on the host, watched before and after.
-        const std::string root = d.stateDir() + "/sandboxes/" + id;
+        const std::string root = d.seen(d.stateDir() + "/sandboxes/" + id);
         const std::vector<std::string> watched = {"/etc/passwd", "/etc/hostname"};
         std::map<std::string, std::string> hashes;
         for (const auto& f : watched) hashes[f] = fileDigest(f);
@@ -198,7 +198,7 @@ TEST_SUITE("daemon.bridge_extra") {
         }
         for (const auto& id : ids) {
             CHECK(sh(d.http, id, "cat /workspace/me; ls /workspace | wc -l") == id + "1\n");
-            CHECK(pathExists(d.stateDir() + "/sandboxes/" + id + "/workspace/me"));
+            CHECK(pathExists(d.workspace(id) + "/me"));
         }
         // Refilled behind them.
         CHECK(waitFor([&] { return stats()["warm"] == 2 && stats()["assigned"] == 3; }, 30s));

@@ -199,7 +199,7 @@ TEST_SUITE("daemon.conformance") {
               200);                                                       // MW-12
         CHECK(call(d.http, "GET", "/v1/openapi.json").status == 200);     // MW-15
         checkNotFoundText(call(d.http, "GET", "/sandbox/test/running"));  // MW-16
-        CHECK(call(d.http, "GET", "/health").raw == R"({"ok":true})");    // MW-17
+        CHECK(call(d.http, "GET", "/health").body["ok"] == true);         // MW-17
     }
 
     TEST_CASE("13.5 mount: validation exactly; these valid bodies cannot mount here: mount_error") {

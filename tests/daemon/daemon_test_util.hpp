@@ -413,20 +413,34 @@ inline int fdCount(pid_t pid) {
 }
 
 /// The host's mount table (this test's mount namespace).
-inline std::string hostMounts() {
-    return readFile("/proc/self/mounts");
+/// The mounts sandboxd sees (its own mount namespace when it runs as root: the workspaces'
+/// tmpfs and bucket mounts live there, and the host sees none of them).
+inline std::string daemonMounts(pid_t daemon) {
+    return readFile("/proc/" + std::to_string(daemon) + "/mounts");
 }
 
-/// cgroup directories sandboxd made for its sandboxes (cgroup v1 pids/memory).
+/// The cgroup directories sandboxd made for its sandboxes: the children of its group
+/// sandboxd-<pid> in each v1 hierarchy (and in the v2 root when that is where it made them).
 inline std::vector<std::string> daemonCgroups(pid_t daemon) {
     std::vector<std::string> out;
-    std::string prefix = "sandboxd-" + std::to_string(daemon) + "-";
-    for (const char* root : {"/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory"}) {
+    const std::string group = "sandboxd-" + std::to_string(daemon);
+    for (const char* root :
+         {"/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"}) {
         std::error_code ec;
-        for (const auto& e : std::filesystem::directory_iterator(root, ec))
-            if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path());
+        for (const auto& e :
+             std::filesystem::directory_iterator(std::string(root) + "/" + group, ec))
+            if (e.is_directory()) out.push_back(e.path());
     }
     return out;
+}
+
+/// Whether the daemon's own group sandboxd-<pid> exists in any hierarchy.
+inline bool daemonCgroupExists(pid_t daemon) {
+    const std::string group = "sandboxd-" + std::to_string(daemon);
+    for (const char* root :
+         {"/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"})
+        if (std::filesystem::exists(std::string(root) + "/" + group)) return true;
+    return false;
 }
 
 /// Whether bubblewrap can make namespaces here (else the isolation tests are skipped).

@@ -45,7 +45,7 @@ TEST_SUITE("daemon.files") {
         CHECK(r.contentType == "application/octet-stream");
         CHECK(r.raw == all);
         // The same bytes on disk and inside the sandbox.
-        CHECK(readFile(d.stateDir() + "/sandboxes/" + id + "/workspace/bytes.bin") == all);
+        CHECK(readFile(d.workspace(id) + "/bytes.bin") == all);
         CHECK(sh(d.http, id,
                  "od -An -tx1 /workspace/bytes.bin | tr -d ' \\n' | md5sum | cut -c1-32") ==
               sh(d.http, id,
@@ -91,7 +91,7 @@ TEST_SUITE("daemon.files") {
         auto big = put(d, id, "workspace/huge.bin", over);
         checkBridgeError(big, 413, "payload_too_large",
                          "payload too large: 33554433 bytes exceeds the 33554432-byte limit");
-        CHECK_FALSE(pathExists(d.stateDir() + "/sandboxes/" + id + "/workspace/huge.bin"));
+        CHECK_FALSE(pathExists(d.workspace(id) + "/huge.bin"));
         // The connection (or a new one) still works afterwards.
         CHECK(get(d, id, "workspace/big.bin").raw.size() == kLimit);
     }
@@ -184,7 +184,7 @@ TEST_SUITE("daemon.files") {
         std::string id = newSandbox(d.http);
         std::string otherId = newSandbox(d.http);
         sh(d.http, otherId, "echo content-of-other > /workspace/other.txt");
-        std::string otherWs = d.stateDir() + "/sandboxes/" + otherId + "/workspace";
+        std::string otherWs = d.workspace(otherId);
 
         sh(d.http, id,
            "cd /workspace && ln -s /etc/passwd passwd && ln -s " + secret + " secret && ln -s " +

@@ -165,7 +165,7 @@ TEST_SUITE("daemon.isolation") {
         DaemonFixture d({}, {"--isolation", "bwrap"});
         std::string a = newSandbox(d.http), b = newSandbox(d.http);
         shr(d.http, a, "echo secret-of-a > /workspace/a.txt; echo tmp-of-a > /tmp/a.txt");
-        std::string aWs = d.stateDir() + "/sandboxes/" + a + "/workspace";
+        std::string aWs = d.workspace(a);
         auto r = shr(
             d.http, b,
             "ls -A /workspace; cat /workspace/a.txt /tmp/a.txt " + aWs +
@@ -184,16 +184,32 @@ TEST_SUITE("daemon.isolation") {
         SKIP_WITHOUT_BWRAP();
         DaemonFixture d({}, {"--isolation", "bwrap"});
         std::string a = newSandbox(d.http);
-        // The sandbox owns its files and may mark one set-user-id; host users must not be able
-        // to reach it, so the directories above every workspace admit sandboxd's user only.
+        // The sandbox owns its files and may mark one set-user-id. On the host it would belong
+        // to the sandbox's own uid (never root), on a nosuid mount in sandboxd's own mount
+        // namespace, behind directories that admit nobody but sandboxd and its sandboxes.
         auto r =
             shr(d.http, a,
                 "cp /bin/true /workspace/t && chmod 4755 /workspace/t && stat -c %A /workspace/t");
         CHECK(r.exitCode == 0);
-        for (const char* sub : {"/sandboxes", "/pool"}) {
+        struct stat file {};
+        REQUIRE(::stat((d.workspace(a) + "/t").c_str(), &file) == 0);
+        CHECK(file.st_uid != 0);
+        CHECK((file.st_mode & 04000) != 0);
+        CHECK_FALSE(pathExists(d.stateDir() + "/sandboxes/" + a + "/workspace/t"));  // host view
+        std::string mounts = readFile("/proc/" + std::to_string(d.pid()) + "/mountinfo");
+        auto at = mounts.find(" " + d.stateDir() + "/sandboxes/" + a + "/workspace ");
+        REQUIRE(at != std::string::npos);
+        std::string line = mounts.substr(at, mounts.find('\n', at) - at);
+        INFO(line);
+        CHECK(line.find("nosuid") != std::string::npos);
+        for (const std::string& sub :
+             std::vector<std::string>{"", "/sandboxes", "/pool", "/sandboxes/" + a}) {
             struct stat st {};
             REQUIRE(::stat((d.stateDir() + sub).c_str(), &st) == 0);
-            CHECK((st.st_mode & 07777) == 0700);
+            INFO(sub << ": mode " << std::oct << (st.st_mode & 07777));
+            CHECK(st.st_uid == 0);
+            CHECK((st.st_mode & 07) == 0);                           // others: nothing
+            if (::geteuid() == 0) CHECK((st.st_mode & 070) == 010);  // the sandboxes: pass only
         }
     }
 
@@ -203,13 +219,16 @@ TEST_SUITE("daemon.isolation") {
         std::string a = newSandbox(d.http), b = newSandbox(d.http);
         shr(d.http, a, "echo i-am-a > /workspace/who");
         shr(d.http, b, "echo i-am-b > /workspace/who");
-        // From inside a: replace a's agent socket by a link to b's (its host path is guessable,
-        // e.g. from /proc/self/mountinfo).
+        // The agent's socket is made by sandboxd in a directory no sandbox sees (the agent gets
+        // it as a descriptor), so there is nothing inside to replace by a link to b's.
         std::string bSock = d.stateDir() + "/sandboxes/" + b + "/run/agent.sock";
-        shr(d.http, a,
-            "ln -sf " + bSock +
-                " /run/sandbox/agent.sock.new && mv -f /run/sandbox/agent.sock.new "
-                "/run/sandbox/agent.sock");
+        auto look = shr(d.http, a,
+                        "ls -d /run/sandbox 2>&1; find / -xdev -type s 2>/dev/null | head; "
+                        "ln -sf " +
+                            bSock + " /run/agent.sock 2>&1; true");
+        CHECK(look.out.find("No such file") != std::string::npos);
+        const bool linked = look.out.find("Read-only") == std::string::npos;
+        CHECK_FALSE(linked);
         // Requests for a must never run in b: either a's own agent answers (recreated), or they
         // fail.
         for (int i = 0; i < 3; ++i) {

@@ -28,9 +28,10 @@ ExecResult shx(client::HttpConnection& c, const std::string& id, const std::stri
     return r;
 }
 
-// sandboxd's bucket mounts as the host sees them (under its state directory).
+// sandboxd's bucket mounts as it sees them (under its state directory, in its own mount
+// namespace).
 int hostMounts(const DaemonFixture& d) {
-    std::string info = readFile("/proc/self/mountinfo");
+    std::string info = readFile("/proc/" + std::to_string(d.pid()) + "/mountinfo");
     int n = 0;
     for (std::size_t p = 0; (p = info.find(d.stateDir() + "/mounts/", p)) != std::string::npos; ++p)
         ++n;
@@ -85,8 +86,8 @@ TEST_SUITE("sandboxd bucket mounts") {
         CHECK(ro.exitCode != 0);
         CHECK(ro.err.find("Read-only file system") != std::string::npos);
         // Not on the host: the workspace directory there holds an empty mount point.
-        CHECK(pathExists(d.stateDir() + "/sandboxes/" + b + "/workspace/bucket"));
-        CHECK_FALSE(pathExists(d.stateDir() + "/sandboxes/" + b + "/workspace/bucket/x.txt"));
+        CHECK(pathExists(d.workspace(b) + "/bucket"));
+        CHECK_FALSE(pathExists(d.workspace(b) + "/bucket/x.txt"));
         CHECK(hostMounts(d) == 2);
         CHECK(s3fsChildren(d.pid()) == 2);
 
@@ -153,9 +154,12 @@ TEST_SUITE("sandboxd bucket mounts") {
         CHECK(call(d.http, "DELETE", sandboxPath(b)).status == 204);
         CHECK(hostMounts(d) == 1);
         CHECK(s3fsChildren(d.pid()) == 1);
-        // The agent killed from inside (sh replaces the shell, so its parent is the agent): that
-        // launch of the sandbox ends, and the next request starts a fresh one.
-        run(d.http, a, {"sh", "-c", "kill -9 $PPID"});
+        // The agent killed (from the host: nothing inside can): that launch of the sandbox
+        // ends, and the next request starts a fresh one.
+        auto agents = agentPids(d.pid());
+        REQUIRE(agents.size() == 1);
+        REQUIRE(::kill(agents[0], SIGKILL) == 0);
+        CHECK(waitFor([&] { return sandboxProcesses(d.pid(), a).empty(); }));
         CHECK(shx(d.http, a, "test -e /data/again/top.txt || echo fresh").out == "fresh\n");
         CHECK(hostMounts(d) == 0);
         CHECK(s3fsChildren(d.pid()) == 0);

@@ -11,12 +11,20 @@ using sandbox::SseEvent;
 using sandbox::SseParser;
 
 TEST_SUITE("daemon.routes") {
-    TEST_CASE("GET /health answers {\"ok\":true} without auth, even with a key") {
+    TEST_CASE("GET /health answers {\"ok\":true, isolation} without auth, even with a key") {
         DaemonFixture d("secret");
         auto r = call(d.http, "GET", "/health");
         CHECK(r.status == 200);
         CHECK(r.contentType == "application/json");
-        CHECK(r.raw == R"({"ok":true})");
+        // "ok" first, as the bridge's; then what isolates this host's sandboxes.
+        CHECK(r.raw.rfind(R"({"ok":true,"isolation":{"mode":")", 0) == 0);
+        const json& iso = r.body["isolation"];
+        CHECK(iso["mode"] == "bwrap");
+        CHECK(iso["seccomp"] == true);
+        CHECK(iso["identity"].get<std::string>().find(::geteuid() == 0 ? "per-sandbox host uids"
+                                                                       : "sandboxd's uid") == 0);
+        CHECK(iso["cgroups"].is_string());
+        CHECK(iso["workspace"].is_string());
         // Only the exact path and GET.
         checkNotFoundText(call(d.http, "GET", "/health/"));
         checkNotFoundText(call(d.http, "POST", "/health"));
@@ -206,7 +214,7 @@ TEST_SUITE("daemon.routes") {
         std::string id = newSandbox(d.http);
         sh(d.http, id, "echo kept > /workspace/file.txt");
         std::string root = d.stateDir() + "/sandboxes/" + id;
-        CHECK(readFile(root + "/workspace/file.txt") == "kept\n");
+        CHECK(readFile(d.workspace(id) + "/file.txt") == "kept\n");
         auto agents = agentPids(d.pid());
         REQUIRE(agents.size() == 1);
 

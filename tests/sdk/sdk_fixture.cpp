@@ -1,6 +1,8 @@
 #include "sdk/sdk_fixture.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
+#include "core/base64.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -212,6 +214,28 @@ int countHostProcesses(const std::string& marker) {
 void killHostProcesses(const std::string& marker) {
     for (pid_t p : hostProcesses(marker))
         if (p != ::getpid()) ::kill(p, SIGKILL);
+}
+
+int killAgentOnHost(const std::string& id) {
+    int killed = 0;
+    // sandboxd knows the sandbox by the bridge id the SDK makes of its name (base32).
+    const std::string needle = "/sandboxes/" + core::base32Lower(id) + "/workspace";
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::string comm = readFile((e.path() / "comm").string());
+        if (comm != "sandbox-agent\n") continue;
+        std::string stat = readFile((e.path() / "stat").string());
+        auto rp = stat.rfind(')');
+        if (rp == std::string::npos || rp + 4 >= stat.size()) continue;
+        const long ppid = std::atol(stat.c_str() + rp + 4);
+        std::string parent = readFile("/proc/" + std::to_string(ppid) + "/cmdline");
+        std::replace(parent.begin(), parent.end(), '\0', ' ');
+        if (parent.find(needle) == std::string::npos) continue;
+        if (::kill(std::atoi(name.c_str()), SIGKILL) == 0) ++killed;
+    }
+    return killed;
 }
 
 void writeHostFile(const std::string& path, const std::string& content) {

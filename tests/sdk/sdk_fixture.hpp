@@ -92,6 +92,11 @@ int countHostProcesses(const std::string& marker);
 /// test process): what a test leaves behind when it kills a server with SIGKILL.
 void killHostProcesses(const std::string& marker);
 
+/// SIGKILLs, from the host, the agent of sandboxd's sandbox named `id` (the process named
+/// sandbox-agent whose parent, bubblewrap, binds that sandbox's workspace): the way to simulate
+/// an agent crash, since nothing inside a sandbox can kill its agent. Returns how many it killed.
+int killAgentOnHost(const std::string& id);
+
 /// Writes `content` to `path` on the host (for fixtures that need files outside the sandbox).
 void writeHostFile(const std::string& path, const std::string& content);
 

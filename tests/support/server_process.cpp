@@ -1,5 +1,7 @@
 #include "support/server_process.hpp"
 
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -51,13 +53,19 @@ std::string readFile(const std::string& path) {
 }
 
 std::string binPath(const std::string& name) {
-    return std::string(SANDBOX_BIN_DIR) + "/" + name;
+    // SANDBOX_TEST_BIN_DIR runs the suites against other builds of the servers (e.g. an older
+    // one, to see a new escape test fail there).
+    const char* dir = std::getenv("SANDBOX_TEST_BIN_DIR");
+    return std::string(dir && *dir ? dir : SANDBOX_BIN_DIR) + "/" + name;
 }
 
 TempDir::TempDir() {
     const char* base = std::getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/sandbox-test-XXXXXX";
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    // Searchable, not listable: a sandboxd run as root keeps its state directory here, and its
+    // sandboxes' bubblewrap (running as their own uids) must be able to pass through.
+    ::chmod(tmpl.c_str(), 0711);
     path_ = tmpl;
 }
 

@@ -67,6 +67,15 @@ struct DaemonFixture {
     explicit DaemonFixture(const std::string& apiKey = {}, std::vector<std::string> extraArgs = {});
     std::string stateDir() const { return dir.path() + "/state"; }
     pid_t pid() const { return server.pid(); }
+    /// `path` as sandboxd sees it: run as root, sandboxd keeps its mounts (each workspace's
+    /// tmpfs, bucket mounts) in a mount namespace of its own, reached through /proc/PID/root.
+    std::string seen(const std::string& path) const {
+        return "/proc/" + std::to_string(pid()) + "/root" + path;
+    }
+    /// A sandbox's workspace directory as sandboxd sees it.
+    std::string workspace(const std::string& id) const {
+        return seen(stateDir() + "/sandboxes/" + id + "/workspace");
+    }
     /// What sandboxd wrote to stderr so far.
     std::string log() const;
 };
