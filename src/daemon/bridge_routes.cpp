@@ -449,6 +449,16 @@ bool authorized(const SandboxManager& mgr, const Request& req, bool caseInsensit
     return constantTimeEquals(std::string_view(value).substr(7), key);
 }
 
+std::string bridgeRefusalBody(const server::Refusal& refusal) {
+    const int st = refusal.status;
+    std::string_view code = st == 413   ? "payload_too_large"
+                            : st == 503 ? "capacity_exceeded"
+                            : st == 401 ? "unauthorized"
+                            : st < 500  ? "invalid_request"
+                                        : "internal_error";
+    return errorBody(refusal.message, code);
+}
+
 awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,
                                                   Responder& res) {
     std::shared_ptr<Sandbox> sb;

@@ -1,6 +1,8 @@
 #pragma once
 // The bridge `/v1` API (bridge-api §2-§7) served by sandboxd, plus the agent passthrough
 // extension `/v1/sandbox/:id/agent/<container route>`.
+#include <string>
+
 #include "daemon/sandbox_manager.hpp"
 #include "server/http_server.hpp"
 
@@ -13,6 +15,11 @@ bool validSessionId(std::string_view s);
 /// Whether the request carries exactly one `Authorization: Bearer <key>` (prefix compared
 /// case-insensitively when asked, the key in constant time); true when no key is configured.
 bool authorized(const SandboxManager& mgr, const server::Request& req, bool caseInsensitivePrefix);
+
+/// ServerOptions::refusalBody for sandboxd: the server's own refusals in the bridge's error
+/// style: payload_too_large for a 413, capacity_exceeded for a 503, invalid_request for the
+/// other 4xx.
+std::string bridgeRefusalBody(const server::Refusal& refusal);
 /// The running sandbox `id` (started when needed), or null with the answer sent:
 /// 503 capacity_exceeded or 502 pool_error "pool error: ...".
 awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,

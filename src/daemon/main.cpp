@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
     std::string listen, isolation;
     bool exitWithStdin = false;
     DaemonConfig cfg;
+    sandbox::server::ServerOptions serverOpts;
+    serverOpts.serverName = "sandboxd";
     if (const char* k = std::getenv("SANDBOX_API_KEY")) cfg.apiKey = k;
     cfg.pool =
         sandbox::core::wire::PoolConfig::fromEnv([](const char* n) { return std::getenv(n); });
@@ -177,7 +179,9 @@ int main(int argc, char** argv) {
             std::cerr << "sandboxd: the warm pool needs --isolation bwrap; WARM_POOL_TARGET is "
                          "ignored\n";
     }
-    sandbox::server::Server server(io, makeBridgeRouter(manager), {.serverName = "sandboxd"});
+    // The server's own refusals in the bridge's error style.
+    serverOpts.refusalBody = bridgeRefusalBody;
+    sandbox::server::Server server(io, makeBridgeRouter(manager), std::move(serverOpts));
     try {
         server.listen(listen);
     } catch (const std::exception& e) {

@@ -94,6 +94,28 @@ awaitable<std::shared_ptr<WebSocket>> Responder::acceptWebSocket() {
 
 namespace {
 
+// After a refusal, the connection stops sending and reads (discarding) what the client still
+// sends, for this long or this many bytes at most, so that it reads the answer rather than a
+// reset; the socket is then closed.
+constexpr auto kLinger = std::chrono::seconds(1);
+constexpr std::size_t kLingerBytes = 4 * 1024 * 1024;
+
+std::string defaultRefusalBody(const Refusal& r) {
+    core::ApiError err(r.code, r.message, r.context);
+    err.withStatus(r.status);
+    return err.envelope().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A parse error of Beast's HTTP parser (a malformed request), as opposed to the end of the
+// input, a limit, or a socket error.
+bool isParseError(const beast::error_code& ec) {
+    static const auto& category = http::make_error_code(http::error::bad_method).category();
+    return ec.category() == category && ec != http::error::end_of_stream &&
+           ec != http::error::partial_message && ec != http::error::need_more &&
+           ec != http::error::need_buffer && ec != http::error::body_limit &&
+           ec != http::error::header_limit && ec != http::error::buffer_overflow;
+}
+
 // A WebSocket over an accepted connection: one reader, a queue with one writer coroutine.
 template <class Socket>
 class WsSession : public WebSocket, public std::enable_shared_from_this<WsSession<Socket>> {
@@ -219,10 +241,11 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
 template <class Socket>
 class Connection : public Responder, public std::enable_shared_from_this<Connection<Socket>> {
   public:
-    Connection(Socket socket, std::shared_ptr<const Handler> handler, const ServerOptions& opts)
+    Connection(Socket socket, std::shared_ptr<const Handler> handler,
+               std::shared_ptr<const ServerOptions> opts)
         : socket_(std::move(socket)),
           handler_(std::move(handler)),
-          opts_(opts),
+          opts_(std::move(opts)),
           watchDone_(socket_.get_executor()) {
         // Beast reads at most the buffer's free capacity (at least 512 bytes): a request body
         // (a file upload) would otherwise arrive 512 bytes per system call.
@@ -231,10 +254,12 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
 
     awaitable<void> run() {
         auto self = this->shared_from_this();
+        std::optional<Refusal> refusal;  // the answer to give before closing, if any
         for (;;) {
             http::request_parser<http::string_body> parser;
-            parser.body_limit(opts_.maxBodyBytes);
-            parser.header_limit(64 * 1024);
+            parser.body_limit(opts_->maxBodyBytes);
+            parser.header_limit(static_cast<std::uint32_t>(
+                std::min<std::size_t>(opts_->maxHeaderBytes, UINT32_MAX)));
             beast::error_code ec;
             co_await http::async_read_header(socket_, buffer_, parser,
                                              net::redirect_error(use_awaitable, ec));
@@ -252,16 +277,10 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             if (!ec && !parser.is_done())
                 co_await http::async_read(socket_, buffer_, parser,
                                           net::redirect_error(use_awaitable, ec));
-            if (ec == http::error::body_limit) {
-                core::ApiError err("FILE_TOO_LARGE",
-                                   "Request body exceeds the limit of " +
-                                       std::to_string(opts_.maxBodyBytes) + " bytes",
-                                   {{"maxSize", opts_.maxBodyBytes}});
-                keepAlive_ = false;
-                co_await sendJson(413, err.envelope());
-                break;
+            if (ec) {
+                refusal = readFailure(ec);
+                break;  // without a refusal: EOF or reset, the peer is gone
             }
-            if (ec) break;  // EOF, reset, malformed request: close the connection
             auto msg = parser.release();
             resetState(msg.keep_alive(), msg.version());
 
@@ -304,16 +323,18 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             co_await stopWatching();
             if (gone_ || !keepAlive_) break;
         }
-        beast::error_code ignored;
-        socket_.shutdown(Socket::shutdown_send, ignored);
-        socket_.close(ignored);
+        if (refusal) co_await sendRefusal(*refusal);
+        if (refusal && !gone_)
+            co_await lingerAndClose();
+        else
+            closeNow();
     }
 
     awaitable<void> send(int status, std::string_view contentType, std::string&& body,
                          const Headers& extra) override {
         started_ = true;
         http::response<http::string_body> res{static_cast<http::status>(status), version_};
-        res.set(http::field::server, opts_.serverName);
+        res.set(http::field::server, opts_->serverName);
         // An empty content type sends none (a 204 has no content to type).
         if (!contentType.empty()) res.set(http::field::content_type, contentType);
         for (const auto& [k, v] : extra) res.set(k, v);
@@ -330,7 +351,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         started_ = true;
         sse_ = true;
         http::response<http::empty_body> res{static_cast<http::status>(status), version_};
-        res.set(http::field::server, opts_.serverName);
+        res.set(http::field::server, opts_->serverName);
         res.set(http::field::content_type, contentType);
         for (const auto& [k, v] : extra) res.set(k, v);
         res.set(http::field::connection, keepAlive_ ? "keep-alive" : "close");
@@ -431,7 +452,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         auto& stream = ws->stream();
         stream.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
         stream.set_option(websocket::stream_base::decorator(
-            [name = opts_.serverName](websocket::response_type& r) {
+            [name = opts_->serverName](websocket::response_type& r) {
                 r.set(http::field::server, name);
             }));
         stream.read_message_max(64 * 1024 * 1024);
@@ -449,6 +470,97 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     }
 
   private:
+    // What a failed read of a request is answered: 413/431 over a limit, 400 for what cannot
+    // be parsed; nullopt when the peer is gone (EOF, reset), which gets no answer.
+    std::optional<Refusal> readFailure(const beast::error_code& ec) const {
+        if (ec == http::error::body_limit)
+            return Refusal{413,
+                           "FILE_TOO_LARGE",
+                           "Request body exceeds the limit of " +
+                               std::to_string(opts_->maxBodyBytes) + " bytes",
+                           {{"maxSize", opts_->maxBodyBytes}}};
+        if (ec == http::error::header_limit)
+            return Refusal{431, "VALIDATION_FAILED",
+                           "Request head (request line and headers) exceeds the limit of " +
+                               std::to_string(opts_->maxHeaderBytes) + " bytes"};
+        if (isParseError(ec))
+            return Refusal{400, "VALIDATION_FAILED", "Malformed HTTP request: " + ec.message()};
+        return std::nullopt;
+    }
+
+    CannedResponse canned(const Refusal& r) const {
+        CannedResponse c;
+        c.status = r.status;
+        c.body = opts_->refusalBody ? opts_->refusalBody(r) : defaultRefusalBody(r);
+        return c;
+    }
+
+    // Sends a refusal as the connection's last response (the write bounded by kLinger).
+    awaitable<void> sendRefusal(const Refusal& r) {
+        keepAlive_ = false;
+        CannedResponse c = canned(r);
+        setDeadline(std::chrono::duration_cast<std::chrono::milliseconds>(kLinger));
+        co_await send(c.status, c.contentType, std::move(c.body), c.headers);
+        clearDeadline();
+    }
+
+    // Closes after our last response while the client may still be sending: stop sending,
+    // discard what arrives (bounded by kLinger and kLingerBytes) until the client's EOF, then
+    // close. Closing at once could reset the connection before the client read the answer.
+    awaitable<void> lingerAndClose() {
+        beast::error_code ec;
+        socket_.shutdown(Socket::shutdown_send, ec);
+        setDeadline(std::chrono::duration_cast<std::chrono::milliseconds>(kLinger));
+        std::size_t drained = 0;
+        while (!ec && drained < kLingerBytes) {
+            buffer_.clear();
+            std::size_t n = co_await socket_.async_read_some(
+                buffer_.prepare(16 * 1024), net::redirect_error(use_awaitable, ec));
+            drained += n;
+        }
+        clearDeadline();
+        closeNow();
+    }
+
+    void closeNow() {
+        beast::error_code ignored;
+        socket_.shutdown(Socket::shutdown_send, ignored);
+        socket_.close(ignored);
+    }
+
+    // ---- deadlines: a read or write still pending when the deadline passes is cancelled (and
+    // timedOut_ set). Armed only while refusing (the answer and the drain after it), never
+    // while a handler runs.
+    void setDeadline(std::chrono::milliseconds limit) {
+        timedOut_ = false;
+        if (limit.count() <= 0) {
+            clearDeadline();
+            return;
+        }
+        deadlineOn_ = true;
+        deadline_ = std::chrono::steady_clock::now() + limit;
+        waitDeadline();
+    }
+
+    void clearDeadline() {
+        deadlineOn_ = false;
+        deadlineTimer_.cancel();
+    }
+
+    void waitDeadline() {
+        deadlineTimer_.expires_at(deadline_);
+        deadlineTimer_.async_wait([weak = this->weak_from_this()](const beast::error_code& ec) {
+            auto self = weak.lock();
+            if (ec || !self || !self->deadlineOn_) return;
+            if (std::chrono::steady_clock::now() < self->deadline_)
+                return self->waitDeadline();  // moved on meanwhile
+            self->deadlineOn_ = false;
+            self->timedOut_ = true;
+            beast::error_code ignored;
+            self->socket_.cancel(ignored);
+        });
+    }
+
     void resetState(bool keepAlive, unsigned version) {
         keepAlive_ = keepAlive;
         version_ = version;
@@ -505,7 +617,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     http::request<http::string_body>* currentMsg_ = nullptr;
     bool upgraded_ = false;
     std::shared_ptr<const Handler> handler_;
-    ServerOptions opts_;
+    std::shared_ptr<const ServerOptions> opts_;
     beast::flat_buffer buffer_;
     net::steady_timer watchDone_;
     std::string pending_, writing_;
@@ -515,16 +627,21 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     bool watching_ = false, watchRunning_ = false, writingNow_ = false, keepAliveOn_ = false;
     std::chrono::steady_clock::time_point lastWrite_ = std::chrono::steady_clock::now();
     net::steady_timer writeDone_{socket_.get_executor(), net::steady_timer::time_point::max()};
+    net::steady_timer deadlineTimer_{socket_.get_executor()};
+    std::chrono::steady_clock::time_point deadline_;
+    bool deadlineOn_ = false, timedOut_ = false;
 };
 
 }  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     Impl(net::io_context& io, Handler h, ServerOptions o)
-        : io(io), handler(std::make_shared<const Handler>(std::move(h))), opts(std::move(o)) {}
+        : io(io),
+          handler(std::make_shared<const Handler>(std::move(h))),
+          opts(std::make_shared<const ServerOptions>(std::move(o))) {}
     net::io_context& io;
     std::shared_ptr<const Handler> handler;
-    ServerOptions opts;
+    std::shared_ptr<const ServerOptions> opts;
     std::optional<tcp::acceptor> tcpAcceptor;
     std::optional<unix_sock::acceptor> unixAcceptor;
     std::string unixPath;

@@ -123,9 +123,32 @@ class Responder {
 
 using Handler = std::function<net::awaitable<void>(Request&, Responder&)>;
 
+/// A complete answer given without running the handler.
+struct CannedResponse {
+    int status = 0;
+    std::string contentType = "application/json";
+    std::string body;
+    Headers headers;  ///< extra headers
+};
+
+/// A request the server refuses by itself, before or instead of running the handler: 400 (a
+/// request line or header it cannot parse), 413 (a body over maxBodyBytes), 431 (a head over
+/// maxHeaderBytes).
+struct Refusal {
+    int status = 0;
+    std::string code;     ///< the container API's code for it (core/error_codes.def or close)
+    std::string message;  ///< for people
+    nlohmann::json context = nlohmann::json::object();
+};
+
 struct ServerOptions {
     std::size_t maxBodyBytes = 128ull * 1024 * 1024;
+    /// Largest request head (request line and headers); a larger one is answered 431.
+    std::size_t maxHeaderBytes = 64 * 1024;
     std::string serverName = "sandbox";
+    /// The JSON body of a Refusal; the default is the container API's error envelope
+    /// ({code, message, context, httpStatus, timestamp, ...}).
+    std::function<std::string(const Refusal&)> refusalBody;
 };
 
 /// The listening server. Handlers run on the io_context given at construction.
