@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <chrono>
 #include <clocale>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,7 @@ void usage(std::ostream& os) {
           "                [--isolation bwrap|none] [--agent PATH] [--memory-mb N] "
           "[--max-processes N]\n"
           "                [--max-open-files N] [--max-file-mb N]\n"
+          "                [--header-timeout-ms MS] [--body-timeout-ms MS] [--idle-timeout-ms MS]\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
           "  --api-key        bearer token required on /v1 routes (also SANDBOX_API_KEY); none = "
@@ -36,6 +38,12 @@ void usage(std::ostream& os) {
           "  --max-processes  processes per sandbox (default 512)\n"
           "  --max-open-files open files per process (default 4096)\n"
           "  --max-file-mb    largest file a sandbox may write (default 4096)\n"
+          "  --header-timeout-ms MS  a request head must arrive within MS of the accept (later\n"
+          "                          requests: of their first byte), else 408 (default 30000)\n"
+          "  --body-timeout-ms MS    longest pause while a request body arrives, else 408\n"
+          "                          (default 60000; an upload that keeps flowing is not cut)\n"
+          "  --idle-timeout-ms MS    a kept-alive connection with no new request for MS is\n"
+          "                          closed (default 75000)\n"
           "  --exit-with-stdin  shut down (destroying every sandbox) when stdin reaches end of "
           "file;\n"
           "                   used by the SDK's embedded default so sandboxd never outlives its "
@@ -103,6 +111,12 @@ int main(int argc, char** argv) {
             cfg.limits.maxOpenFiles = static_cast<int>(number());
         else if (a == "--max-file-mb")
             cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--header-timeout-ms")
+            serverOpts.headerTimeout = std::chrono::milliseconds(number());
+        else if (a == "--body-timeout-ms")
+            serverOpts.bodyTimeout = std::chrono::milliseconds(number());
+        else if (a == "--idle-timeout-ms")
+            serverOpts.idleTimeout = std::chrono::milliseconds(number());
         else if (a == "--warm-pool-target")
             cfg.pool.warmTarget = number();
         else if (a == "--warm-pool-refresh-interval")

@@ -254,15 +254,31 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
 
     awaitable<void> run() {
         auto self = this->shared_from_this();
-        std::optional<Refusal> refusal;  // the answer to give before closing, if any
-        for (;;) {
+        std::optional<Refusal> refusal;     // the answer to give before closing, if any
+        setDeadline(opts_->headerTimeout);  // the first head counts from the accept
+        for (bool first = true;; first = false) {
+            beast::error_code ec;
+            if (!first) {
+                if (buffer_.size() == 0) {
+                    // Kept alive: wait for the first byte of the next request. Nothing within
+                    // the idle timeout (or the peer's EOF): close without an answer.
+                    setDeadline(opts_->idleTimeout);
+                    std::size_t n = co_await socket_.async_read_some(
+                        buffer_.prepare(16 * 1024), net::redirect_error(use_awaitable, ec));
+                    buffer_.commit(n);
+                    clearDeadline();
+                    if (n == 0) break;
+                    ec = {};
+                }
+                setDeadline(opts_->headerTimeout);
+            }
             http::request_parser<http::string_body> parser;
             parser.body_limit(opts_->maxBodyBytes);
             parser.header_limit(static_cast<std::uint32_t>(
                 std::min<std::size_t>(opts_->maxHeaderBytes, UINT32_MAX)));
-            beast::error_code ec;
             co_await http::async_read_header(socket_, buffer_, parser,
                                              net::redirect_error(use_awaitable, ec));
+            clearDeadline();
             // Clients that announce a large body (curl does) wait for "100 Continue" first.
             bool expectContinue = false;
             if (!ec) {
@@ -274,11 +290,20 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
                                                       parser.get().version()};
                 co_await http::async_write(socket_, cont, net::redirect_error(use_awaitable, ec));
             }
-            if (!ec && !parser.is_done())
-                co_await http::async_read(socket_, buffer_, parser,
-                                          net::redirect_error(use_awaitable, ec));
+            bool inBody = false;
+            if (!ec && !parser.is_done()) {
+                // Inactivity, not a total: every piece that arrives moves the deadline.
+                inBody = true;
+                setDeadline(opts_->bodyTimeout);
+                while (!ec && !parser.is_done()) {
+                    co_await http::async_read_some(socket_, buffer_, parser,
+                                                   net::redirect_error(use_awaitable, ec));
+                    extendDeadline(opts_->bodyTimeout);
+                }
+                clearDeadline();
+            }
             if (ec) {
-                refusal = readFailure(ec);
+                refusal = readFailure(ec, inBody);
                 break;  // without a refusal: EOF or reset, the peer is gone
             }
             auto msg = parser.release();
@@ -470,9 +495,17 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     }
 
   private:
-    // What a failed read of a request is answered: 413/431 over a limit, 400 for what cannot
-    // be parsed; nullopt when the peer is gone (EOF, reset), which gets no answer.
-    std::optional<Refusal> readFailure(const beast::error_code& ec) const {
+    // What a failed read of a request head (or body, `inBody`) is answered: 408 when the
+    // deadline passed, 413/431 over a limit, 400 for what cannot be parsed; nullopt when the
+    // peer is gone (EOF, reset), which gets no answer.
+    std::optional<Refusal> readFailure(const beast::error_code& ec, bool inBody) const {
+        if (timedOut_) {
+            auto limit = inBody ? opts_->bodyTimeout : opts_->headerTimeout;
+            return Refusal{408, "REQUEST_TIMEOUT",
+                           std::string(inBody ? "The request body stopped arriving: nothing for "
+                                              : "The request head did not arrive within ") +
+                               std::to_string(limit.count()) + " ms"};
+        }
         if (ec == http::error::body_limit)
             return Refusal{413,
                            "FILE_TOO_LARGE",
@@ -528,9 +561,9 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         socket_.close(ignored);
     }
 
-    // ---- deadlines: a read or write still pending when the deadline passes is cancelled (and
-    // timedOut_ set). Armed only while refusing (the answer and the drain after it), never
-    // while a handler runs.
+    // ---- read deadlines: a read (or the refusal's write) still pending when the deadline
+    // passes is cancelled and timedOut_ is set. Only armed around reads of a request (and
+    // while refusing), never while a handler runs.
     void setDeadline(std::chrono::milliseconds limit) {
         timedOut_ = false;
         if (limit.count() <= 0) {
@@ -540,6 +573,11 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         deadlineOn_ = true;
         deadline_ = std::chrono::steady_clock::now() + limit;
         waitDeadline();
+    }
+
+    // Moves an armed deadline to `limit` from now (progress was made); cheap, no timer call.
+    void extendDeadline(std::chrono::milliseconds limit) {
+        if (deadlineOn_) deadline_ = std::chrono::steady_clock::now() + limit;
     }
 
     void clearDeadline() {

@@ -132,8 +132,8 @@ struct CannedResponse {
 };
 
 /// A request the server refuses by itself, before or instead of running the handler: 400 (a
-/// request line or header it cannot parse), 413 (a body over maxBodyBytes), 431 (a head over
-/// maxHeaderBytes).
+/// request line or header it cannot parse), 408 (the head or the body did not arrive in time),
+/// 413 (a body over maxBodyBytes), 431 (a head over maxHeaderBytes).
 struct Refusal {
     int status = 0;
     std::string code;     ///< the container API's code for it (core/error_codes.def or close)
@@ -146,6 +146,18 @@ struct ServerOptions {
     /// Largest request head (request line and headers); a larger one is answered 431.
     std::size_t maxHeaderBytes = 64 * 1024;
     std::string serverName = "sandbox";
+    /// A connection must deliver a complete request head within this time: counted from the
+    /// accept for its first request, and from the first byte of each later request (the wait
+    /// for that byte is idleTimeout's). Else 408 and the connection is closed. 0: no limit.
+    std::chrono::milliseconds headerTimeout{30'000};
+    /// While a request body is being read, the longest wait for more of it (inactivity, not a
+    /// total deadline: a large upload that keeps flowing is never cut). Else 408 and close.
+    /// 0: no limit.
+    std::chrono::milliseconds bodyTimeout{60'000};
+    /// How long a kept-alive connection may wait for the first byte of its next request; then
+    /// it is closed without an answer (clients retry on a fresh connection). 0: no limit.
+    /// No read timeout applies while a handler runs (streams may be quiet for minutes).
+    std::chrono::milliseconds idleTimeout{75'000};
     /// The JSON body of a Refusal; the default is the container API's error envelope
     /// ({code, message, context, httpStatus, timestamp, ...}).
     std::function<std::string(const Refusal&)> refusalBody;

@@ -1,5 +1,10 @@
 // sandboxd under hostile clients, which do not play by HTTP's rules, and the SDK's HTTP client
 // against a server that defends itself (see docs/sandboxd.md, "Hostile clients").
+#include <algorithm>
+#include <atomic>
+#include <sstream>
+#include <thread>
+
 #include "daemon/daemon_test_util.hpp"
 #include "support/raw_conn.hpp"
 
@@ -26,6 +31,32 @@ void checkRefusal(const std::optional<std::string>& resp, int status, const std:
     CHECK(body["error"].is_string());
 }
 
+/// The states of the IPv4 TCP connections to remote port `port` in this network namespace:
+/// the client side of every connection to a server there ("01" established, "08" CLOSE_WAIT:
+/// the server closed it).
+std::vector<std::string> clientSideStates(int port) {
+    std::vector<std::string> out;
+    std::istringstream in(readFile("/proc/net/tcp"));
+    std::string line;
+    std::getline(in, line);  // the column names
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        auto colon = remote.rfind(':');
+        if (colon != std::string::npos && std::stoi(remote.substr(colon + 1), nullptr, 16) == port)
+            out.push_back(state);
+    }
+    return out;
+}
+
+std::string requestHead(const std::string& method, const std::string& target, std::size_t length,
+                        const std::string& extra = {}) {
+    return method + " " + target +
+           " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n" + extra +
+           "\r\n";
+}
+
 }  // namespace
 
 TEST_SUITE("daemon.hostile") {
@@ -43,5 +74,108 @@ TEST_SUITE("daemon.hostile") {
         refusedWith("GET /health HTTP/1.1\r\nX-Big: " + std::string(70 * 1024, 'a') + "\r\n\r\n",
                     431);
         CHECK(call(d.http, "GET", "/health").status == 200);
+    }
+
+    TEST_CASE("a connection that does not deliver a whole request head gets 408 and is closed") {
+        DaemonFixture d({}, {"--header-timeout-ms", "300"});
+        const int port = d.server.port();
+        RawConn silent(port), partial(port), trickle(port);
+        REQUIRE(silent.ok());
+        REQUIRE(partial.ok());
+        REQUIRE(trickle.ok());
+        REQUIRE(partial.send("GET /health HTTP/1.1\r\nHost: x\r\n"));
+        // One byte of a never-ending header every 50 ms: the head's deadline is not moved by
+        // progress, so this is cut as well.
+        std::atomic<bool> stop{false};
+        std::thread slow([&] {
+            if (!trickle.send("GET /health HTTP/1.1\r\nX-Slow: ")) return;
+            while (!stop && trickle.send("a")) std::this_thread::sleep_for(50ms);
+        });
+        checkRefusal(silent.readToClose(kBound), 408, "invalid_request");
+        checkRefusal(partial.readToClose(kBound), 408, "invalid_request");
+        auto trickled = trickle.readToClose(kBound);
+        stop = true;
+        slow.join();
+        checkRefusal(trickled, 408, "invalid_request");
+        CHECK(call(d.http, "GET", "/health").status == 200);  // and it goes on serving
+    }
+
+    TEST_CASE("a request body that stops gets 408; an upload that keeps flowing is not cut") {
+        DaemonFixture d({}, {"--body-timeout-ms", "1000"});
+        const int port = d.server.port();
+        const std::string id = newSandbox(d.http);
+        RawConn stalled(port);
+        REQUIRE(
+            stalled.send(requestHead("PUT", sandboxPath(id, "/file/workspace/stalled.bin"), 100) +
+                         std::string(10, 'x')));
+        checkRefusal(stalled.readToClose(kBound), 408, "invalid_request");
+        CHECK_FALSE(pathExists(d.stateDir() + "/sandboxes/" + id + "/workspace/stalled.bin"));
+
+        // 30 pieces 50 ms apart: longer in all than the body timeout, but never quiet for
+        // long (the pauses pace the upload; nothing waits on them).
+        RawConn paced(port);
+        const std::string piece(1000, 'y');
+        REQUIRE(paced.send(
+            requestHead("PUT", sandboxPath(id, "/file/workspace/paced.bin"), 30 * piece.size())));
+        for (int i = 0; i < 30; ++i) {
+            REQUIRE(paced.send(piece));
+            std::this_thread::sleep_for(50ms);
+        }
+        auto resp = paced.readResponse(kBound);
+        INFO(resp);
+        CHECK(rawResponseStatus(resp) == 200);
+        auto back = call(d.http, "GET", sandboxPath(id, "/file/workspace/paced.bin"));
+        CHECK(back.raw == std::string(30 * piece.size(), 'y'));
+    }
+
+    TEST_CASE("no read timeout while a handler runs: a quiet /exec outlives every timeout") {
+        DaemonFixture d({}, {"--header-timeout-ms", "300", "--body-timeout-ms", "300",
+                             "--idle-timeout-ms", "300"});
+        const std::string id = newSandbox(d.http);
+        auto r = run(d.http, id, {"sh", "-c", "sleep 1.5; echo done"});
+        INFO(r.describe());
+        CHECK(r.wellFormed());
+        CHECK(r.out == "done\n");
+        CHECK(r.exitCode == 0);
+    }
+
+    TEST_CASE("a kept-alive connection idle for --idle-timeout-ms is closed without an answer") {
+        DaemonFixture d({}, {"--idle-timeout-ms", "300"});
+        RawConn c(d.server.port());
+        REQUIRE(c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+        auto first = c.readResponse(kBound);
+        INFO(first);
+        CHECK(rawResponseStatus(first) == 200);
+        CHECK(rawResponseHeader(first, "connection") != "close");
+        auto rest = c.readToClose(kBound);
+        REQUIRE_MESSAGE(rest.has_value(), "the idle connection was not closed");
+        CHECK(*rest == "");  // no 408 on an idle connection: a client may be sending just now
+    }
+
+    TEST_CASE("the SDK's HTTP client never uses a kept-alive connection the server closed") {
+        // Each request below goes out after the server closed the client's kept-alive
+        // connection at its idle timeout: each must succeed, and run exactly once.
+        DaemonFixture d({}, {"--idle-timeout-ms", "200"});
+        const int port = d.server.port();
+        client::HttpConnection c = d.server.connect();
+        const std::string id = newSandbox(c);
+        auto closedByServer = [&] {
+            auto states = clientSideStates(port);
+            return !states.empty() &&
+                   std::all_of(states.begin(), states.end(), [](auto& s) { return s == "08"; });
+        };
+        const std::string append = json{{"command", "echo run >> /tmp/runs"}}.dump();
+        for (int i = 0; i < 2; ++i) {
+            REQUIRE(waitFor(closedByServer));
+            auto r = call(c, "POST", sandboxPath(id, "/agent/api/execute"), append);
+            INFO(r.raw);
+            CHECK(r.status == 200);
+        }
+        REQUIRE(waitFor(closedByServer));
+        auto e = run(c, id, {"sh", "-c", "echo run >> /tmp/runs"});  // a stream
+        INFO(e.describe());
+        CHECK(e.exitCode == 0);
+        REQUIRE(waitFor(closedByServer));
+        CHECK(sh(c, id, "cat /tmp/runs") == "run\nrun\nrun\n");
     }
 }  // TEST_SUITE
