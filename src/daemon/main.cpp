@@ -23,7 +23,7 @@ void usage(std::ostream& os) {
     os << "usage: sandboxd --listen HOST:PORT|unix:PATH [--api-key KEY] [--state-dir DIR]\n"
           "                [--isolation bwrap|none] [--agent PATH] [--memory-mb N] "
           "[--max-processes N]\n"
-          "                [--max-open-files N] [--max-file-mb N]\n"
+          "                [--max-open-files N] [--max-file-mb N] [--max-connections N]\n"
           "                [--header-timeout-ms MS] [--body-timeout-ms MS] [--idle-timeout-ms MS]\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
@@ -38,6 +38,8 @@ void usage(std::ostream& os) {
           "  --max-processes  processes per sandbox (default 512)\n"
           "  --max-open-files open files per process (default 4096)\n"
           "  --max-file-mb    largest file a sandbox may write (default 4096)\n"
+          "  --max-connections N     open HTTP connections at most; one more is answered 503\n"
+          "                          at once and closed (default 1024)\n"
           "  --header-timeout-ms MS  a request head must arrive within MS of the accept (later\n"
           "                          requests: of their first byte), else 408 (default 30000)\n"
           "  --body-timeout-ms MS    longest pause while a request body arrives, else 408\n"
@@ -111,6 +113,8 @@ int main(int argc, char** argv) {
             cfg.limits.maxOpenFiles = static_cast<int>(number());
         else if (a == "--max-file-mb")
             cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--max-connections")
+            serverOpts.maxConnections = static_cast<std::size_t>(number());
         else if (a == "--header-timeout-ms")
             serverOpts.headerTimeout = std::chrono::milliseconds(number());
         else if (a == "--body-timeout-ms")

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
@@ -116,6 +117,21 @@ bool isParseError(const beast::error_code& ec) {
            ec != http::error::header_limit && ec != http::error::buffer_overflow;
 }
 
+// One open connection, counted for ServerOptions::maxConnections while it lives.
+class ConnectionSlot {
+  public:
+    explicit ConnectionSlot(std::shared_ptr<std::atomic<std::size_t>> count)
+        : count_(std::move(count)) {
+        ++*count_;
+    }
+    ~ConnectionSlot() { --*count_; }
+    ConnectionSlot(const ConnectionSlot&) = delete;
+    ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+  private:
+    std::shared_ptr<std::atomic<std::size_t>> count_;
+};
+
 // A WebSocket over an accepted connection: one reader, a queue with one writer coroutine.
 template <class Socket>
 class WsSession : public WebSocket, public std::enable_shared_from_this<WsSession<Socket>> {
@@ -123,6 +139,8 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
     explicit WsSession(Socket socket) : ws_(std::move(socket)) {}
 
     websocket::stream<Socket>& stream() { return ws_; }
+    /// Keeps the connection counted while the WebSocket lives.
+    void holdSlot(std::shared_ptr<ConnectionSlot> slot) { slot_ = std::move(slot); }
 
     awaitable<bool> read(Message& out) override {
         if (broken_) co_return false;
@@ -229,6 +247,7 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
     }
 
     websocket::stream<Socket> ws_;
+    std::shared_ptr<ConnectionSlot> slot_;
     std::vector<net::steady_timer*> waiters_;
     std::deque<std::pair<bool, std::string>> queue_;
     std::size_t bufferedBytes_ = 0;
@@ -242,10 +261,11 @@ template <class Socket>
 class Connection : public Responder, public std::enable_shared_from_this<Connection<Socket>> {
   public:
     Connection(Socket socket, std::shared_ptr<const Handler> handler,
-               std::shared_ptr<const ServerOptions> opts)
+               std::shared_ptr<const ServerOptions> opts, std::shared_ptr<ConnectionSlot> slot)
         : socket_(std::move(socket)),
           handler_(std::move(handler)),
           opts_(std::move(opts)),
+          slot_(std::move(slot)),
           watchDone_(socket_.get_executor()) {
         // Beast reads at most the buffer's free capacity (at least 512 bytes): a request body
         // (a file upload) would otherwise arrive 512 bytes per system call.
@@ -353,6 +373,17 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             co_await lingerAndClose();
         else
             closeNow();
+    }
+
+    /// Answers a connection over ServerOptions::maxConnections with `refusal`, without reading
+    /// a request from it, and closes it.
+    awaitable<void> refuse(const Refusal& refusal) {
+        auto self = this->shared_from_this();
+        co_await sendRefusal(refusal);
+        if (gone_)
+            closeNow();
+        else
+            co_await lingerAndClose();
     }
 
     awaitable<void> send(int status, std::string_view contentType, std::string&& body,
@@ -474,6 +505,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         started_ = true;
         upgraded_ = true;
         auto ws = std::make_shared<WsSession<Socket>>(std::move(socket_));
+        ws->holdSlot(std::move(slot_));
         auto& stream = ws->stream();
         stream.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
         stream.set_option(websocket::stream_base::decorator(
@@ -525,6 +557,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         CannedResponse c;
         c.status = r.status;
         c.body = opts_->refusalBody ? opts_->refusalBody(r) : defaultRefusalBody(r);
+        if (r.status == 503) c.headers.emplace_back("Retry-After", "1");
         return c;
     }
 
@@ -559,6 +592,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         beast::error_code ignored;
         socket_.shutdown(Socket::shutdown_send, ignored);
         socket_.close(ignored);
+        slot_.reset();
     }
 
     // ---- read deadlines: a read (or the refusal's write) still pending when the deadline
@@ -656,6 +690,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     bool upgraded_ = false;
     std::shared_ptr<const Handler> handler_;
     std::shared_ptr<const ServerOptions> opts_;
+    std::shared_ptr<ConnectionSlot> slot_;
     beast::flat_buffer buffer_;
     net::steady_timer watchDone_;
     std::string pending_, writing_;
@@ -680,6 +715,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     net::io_context& io;
     std::shared_ptr<const Handler> handler;
     std::shared_ptr<const ServerOptions> opts;
+    std::shared_ptr<std::atomic<std::size_t>> openConnections =
+        std::make_shared<std::atomic<std::size_t>>(0);
     std::optional<tcp::acceptor> tcpAcceptor;
     std::optional<unix_sock::acceptor> unixAcceptor;
     std::string unixPath;
@@ -696,7 +733,24 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
             if (ec) continue;  // e.g. EMFILE: keep serving the open connections
             if constexpr (std::is_same_v<Socket, tcp::socket>)
                 sock.set_option(tcp::no_delay(true), ec);
-            auto conn = std::make_shared<Connection<Socket>>(std::move(sock), handler, opts);
+            if (opts->maxConnections > 0 && *openConnections >= opts->maxConnections) {
+                auto conn =
+                    std::make_shared<Connection<Socket>>(std::move(sock), handler, opts, nullptr);
+                Refusal busy{503, "CONTAINER_UNAVAILABLE",
+                             "Too many connections (at most " +
+                                 std::to_string(opts->maxConnections) +
+                                 " are served at once); retry shortly"};
+                net::co_spawn(
+                    io,
+                    [conn, busy = std::move(busy)]() -> awaitable<void> {
+                        co_await conn->refuse(busy);
+                    },
+                    net::detached);
+                continue;
+            }
+            auto slot = std::make_shared<ConnectionSlot>(openConnections);
+            auto conn = std::make_shared<Connection<Socket>>(std::move(sock), handler, opts,
+                                                             std::move(slot));
             net::co_spawn(
                 io, [conn]() -> awaitable<void> { co_await conn->run(); }, net::detached);
         }

@@ -133,7 +133,7 @@ struct CannedResponse {
 
 /// A request the server refuses by itself, before or instead of running the handler: 400 (a
 /// request line or header it cannot parse), 408 (the head or the body did not arrive in time),
-/// 413 (a body over maxBodyBytes), 431 (a head over maxHeaderBytes).
+/// 413 (a body over maxBodyBytes), 431 (a head over maxHeaderBytes), 503 (over maxConnections).
 struct Refusal {
     int status = 0;
     std::string code;     ///< the container API's code for it (core/error_codes.def or close)
@@ -158,6 +158,9 @@ struct ServerOptions {
     /// it is closed without an answer (clients retry on a fresh connection). 0: no limit.
     /// No read timeout applies while a handler runs (streams may be quiet for minutes).
     std::chrono::milliseconds idleTimeout{75'000};
+    /// Open connections (WebSockets included) at most; a connection over the cap is answered
+    /// 503 at once, without a request being read, and closed. 0: no cap.
+    std::size_t maxConnections = 1024;
     /// The JSON body of a Refusal; the default is the container API's error envelope
     /// ({code, message, context, httpStatus, timestamp, ...}).
     std::function<std::string(const Refusal&)> refusalBody;

@@ -178,4 +178,31 @@ TEST_SUITE("daemon.hostile") {
         REQUIRE(waitFor(closedByServer));
         CHECK(sh(c, id, "cat /tmp/runs") == "run\nrun\nrun\n");
     }
+
+    TEST_CASE("over --max-connections a new connection gets 503 at once, unread, and is closed") {
+        DaemonFixture d({}, {"--max-connections", "4"});
+        const int port = d.server.port();
+        std::vector<RawConn> held;
+        for (int i = 0; i < 4; ++i) {
+            held.emplace_back(port);
+            REQUIRE(held.back().send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+            CHECK(rawResponseStatus(held.back().readResponse(kBound)) == 200);
+        }
+        RawConn extra(port);  // sends nothing: the answer comes without a request
+        REQUIRE(extra.ok());
+        auto refused = extra.readToClose(kBound);
+        checkRefusal(refused, 503, "capacity_exceeded");
+        if (refused) CHECK(rawResponseHeader(*refused, "retry-after") == "1");
+        // The held connections are still served; once one goes, a new one is served again.
+        REQUIRE(held.front().send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+        CHECK(rawResponseStatus(held.front().readResponse(kBound)) == 200);
+        held.pop_back();
+        CHECK(waitFor([&] {
+            RawConn c(port);
+            if (!c.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+                return false;
+            auto r = c.readToClose(kBound);
+            return r && rawResponseStatus(*r) == 200;
+        }));
+    }
 }  // TEST_SUITE
