@@ -100,6 +100,8 @@ namespace {
 // reset; the socket is then closed.
 constexpr auto kLinger = std::chrono::seconds(1);
 constexpr std::size_t kLingerBytes = 4 * 1024 * 1024;
+// How long accepting pauses when accept() fails for want of descriptors or memory.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 
 std::string defaultRefusalBody(const Refusal& r) {
     core::ApiError err(r.code, r.message, r.context);
@@ -725,12 +727,21 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     template <class Acceptor, class Socket>
     awaitable<void> acceptLoop(Acceptor& acceptor) {
         auto self = shared_from_this();
+        net::steady_timer pause(io);
         for (;;) {
             beast::error_code ec;
             Socket sock(io);
             co_await acceptor.async_accept(sock, net::redirect_error(use_awaitable, ec));
             if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
-            if (ec) continue;  // e.g. EMFILE: keep serving the open connections
+            if (ec == net::error::connection_aborted) continue;  // that client left already
+            if (ec) {
+                // Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), or anything
+                // else: the connection stays in the backlog, and trying again at once would
+                // only spin. Pause, keep serving the open connections, then try again.
+                pause.expires_after(kAcceptPause);
+                co_await pause.async_wait(net::redirect_error(use_awaitable, ec));
+                continue;
+            }
             if constexpr (std::is_same_v<Socket, tcp::socket>)
                 sock.set_option(tcp::no_delay(true), ec);
             if (opts->maxConnections > 0 && *openConnections >= opts->maxConnections) {

@@ -205,4 +205,49 @@ TEST_SUITE("daemon.hostile") {
             return r && rawResponseStatus(*r) == 200;
         }));
     }
+
+    TEST_CASE("at the descriptor limit sandboxd pauses accepting instead of spinning") {
+        const std::string prlimit = "/usr/bin/prlimit";
+        if (!pathExists(prlimit)) {
+            MESSAGE("skipped: no " << prlimit);
+            return;
+        }
+        constexpr int kLimit = 48;
+        TempDir dir;
+        const std::string nofile =
+            "--nofile=" + std::to_string(kLimit) + ":" + std::to_string(kLimit);
+        ServerProcess server(
+            prlimit, {nofile, "--", binPath("sandboxd"), "--state-dir", dir.path() + "/state"},
+            {"SANDBOX_API_KEY="}, dir.path() + "/sandboxd.log");
+        const pid_t pid = server.pid();
+        REQUIRE(fdCount(pid) < kLimit - 8);
+        // Accepted until no descriptor is left; the rest wait in the backlog, so accept()
+        // keeps failing with EMFILE.
+        std::vector<RawConn> conns;
+        for (int i = 0; i < kLimit + 8; ++i) {
+            conns.emplace_back(server.port());
+            REQUIRE(conns.back().ok());
+        }
+        REQUIRE(waitFor([&] { return fdCount(pid) >= kLimit; }));
+        const long before = cpuTicks(pid);
+        std::this_thread::sleep_for(1s);  // the window measured, not a synchronisation
+        const long used = cpuTicks(pid) - before;
+        INFO("CPU time at the descriptor limit: " << used << " ticks in one second ("
+                                                  << ::sysconf(_SC_CLK_TCK) << " a second)");
+        CHECK(used <= 10);
+        // Serves again once descriptors are free.
+        conns.clear();
+        client::HttpConnection c(client::Endpoint::parse(server.url()),
+                                 client::HttpSettings{.connectTimeout = 5s, .ioTimeout = 5s});
+        CHECK(waitFor(
+            [&] {
+                try {
+                    return c.request("GET", "/health").status == 200;
+                } catch (const std::exception&) {
+                    c.close();
+                    return false;
+                }
+            },
+            kBound));
+    }
 }  // TEST_SUITE
