@@ -250,4 +250,22 @@ TEST_SUITE("daemon.hostile") {
             },
             kBound));
     }
+
+    TEST_CASE("the SDK's HTTP client gets the 413 of an upload over the body limit") {
+        // Refused from its Content-Length alone: sandboxd answers without reading the body,
+        // the client's write of it fails, and the answer waiting on the connection is what
+        // the client reports (not "broken pipe").
+        DaemonFixture d;
+        client::HttpConnection c = d.server.connect();
+        const std::string body((128u << 20) + 1, 'u');
+        client::HttpResponse r;
+        CHECK_NOTHROW(
+            r = c.request("PUT", sandboxPath("hostile", "/file/workspace/big.bin"), body));
+        CHECK(r.status == 413);
+        json error = json::parse(r.body, nullptr, false);
+        CHECK(error.is_object());
+        if (error.is_object()) CHECK(error["code"] == "payload_too_large");
+        // The next request (a fresh connection) is served as usual.
+        CHECK(c.request("GET", "/health").status == 200);
+    }
 }  // TEST_SUITE
