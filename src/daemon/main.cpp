@@ -197,7 +197,9 @@ int main(int argc, char** argv) {
             std::cerr << "sandboxd: the warm pool needs --isolation bwrap; WARM_POOL_TARGET is "
                          "ignored\n";
     }
-    // The server's own refusals in the bridge's error style.
+    // The id check and authentication from the head, before a body is read; the server's own
+    // refusals in the bridge's error style.
+    serverOpts.checkHead = bridgeHeadCheck(manager);
     serverOpts.refusalBody = bridgeRefusalBody;
     sandbox::server::Server server(io, makeBridgeRouter(manager), std::move(serverOpts));
     try {

@@ -277,6 +277,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     awaitable<void> run() {
         auto self = this->shared_from_this();
         std::optional<Refusal> refusal;     // the answer to give before closing, if any
+        bool linger = false;                // request bytes may be left unread: close gently
         setDeadline(opts_->headerTimeout);  // the first head counts from the accept
         for (bool first = true;; first = false) {
             beast::error_code ec;
@@ -301,21 +302,52 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             co_await http::async_read_header(socket_, buffer_, parser,
                                              net::redirect_error(use_awaitable, ec));
             clearDeadline();
+            if (ec) {
+                refusal = readFailure(ec, false);
+                break;  // without a refusal: EOF or reset, the peer is gone
+            }
+            auto& head = parser.get();
+            resetState(head.keep_alive(), head.version());
+            Request req;
+            req.method = std::string(head.method_string());
+            req.target = std::string(head.target());
+            auto qpos = req.target.find('?');
+            req.path = req.target.substr(0, qpos);
+            if (qpos != std::string::npos) req.query = req.target.substr(qpos + 1);
+            for (const auto& f : head) {
+                std::string name(f.name_string());
+                for (auto& c : name)
+                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                req.headers.emplace_back(std::move(name), std::string(f.value()));
+            }
+            const bool bodyPending = !parser.is_done();
+
+            // Refused from the head alone, before a byte of the body is read.
+            std::optional<CannedResponse> early;
+            if (opts_->checkHead) {
+                try {
+                    early = opts_->checkHead(req);
+                } catch (const std::exception& e) {
+                    early = canned(Refusal{500, "INTERNAL_ERROR", e.what()});
+                }
+            }
+            if (early) {
+                if (bodyPending) keepAlive_ = false;  // the body is not read: no next request
+                co_await send(early->status, early->contentType, std::move(early->body),
+                              early->headers);
+                linger = bodyPending;
+                if (gone_ || !keepAlive_) break;
+                continue;
+            }
+
             // Clients that announce a large body (curl does) wait for "100 Continue" first.
-            bool expectContinue = false;
-            if (!ec) {
-                auto expect = parser.get()[http::field::expect];
-                expectContinue = beast::iequals(expect, "100-continue");
-            }
-            if (expectContinue) {
-                http::response<http::empty_body> cont{http::status::continue_,
-                                                      parser.get().version()};
+            if (bodyPending && beast::iequals(head[http::field::expect], "100-continue")) {
+                http::response<http::empty_body> cont{http::status::continue_, head.version()};
                 co_await http::async_write(socket_, cont, net::redirect_error(use_awaitable, ec));
+                if (ec) break;
             }
-            bool inBody = false;
-            if (!ec && !parser.is_done()) {
+            if (bodyPending) {
                 // Inactivity, not a total: every piece that arrives moves the deadline.
-                inBody = true;
                 setDeadline(opts_->bodyTimeout);
                 while (!ec && !parser.is_done()) {
                     co_await http::async_read_some(socket_, buffer_, parser,
@@ -325,24 +357,10 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
                 clearDeadline();
             }
             if (ec) {
-                refusal = readFailure(ec, inBody);
-                break;  // without a refusal: EOF or reset, the peer is gone
+                refusal = readFailure(ec, true);
+                break;
             }
             auto msg = parser.release();
-            resetState(msg.keep_alive(), msg.version());
-
-            Request req;
-            req.method = std::string(msg.method_string());
-            req.target = std::string(msg.target());
-            auto qpos = req.target.find('?');
-            req.path = req.target.substr(0, qpos);
-            if (qpos != std::string::npos) req.query = req.target.substr(qpos + 1);
-            for (const auto& f : msg) {
-                std::string name(f.name_string());
-                for (auto& c : name)
-                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-                req.headers.emplace_back(std::move(name), std::string(f.value()));
-            }
             req.body = std::move(msg.body());
             currentMsg_ = &msg;
 
@@ -370,8 +388,11 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             co_await stopWatching();
             if (gone_ || !keepAlive_) break;
         }
-        if (refusal) co_await sendRefusal(*refusal);
-        if (refusal && !gone_)
+        if (refusal) {
+            co_await sendRefusal(*refusal);
+            linger = true;
+        }
+        if (linger && !gone_)
             co_await lingerAndClose();
         else
             closeNow();

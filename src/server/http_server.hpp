@@ -123,7 +123,7 @@ class Responder {
 
 using Handler = std::function<net::awaitable<void>(Request&, Responder&)>;
 
-/// A complete answer given without running the handler.
+/// A complete answer given without running the handler (see ServerOptions::checkHead).
 struct CannedResponse {
     int status = 0;
     std::string contentType = "application/json";
@@ -161,6 +161,11 @@ struct ServerOptions {
     /// Open connections (WebSockets included) at most; a connection over the cap is answered
     /// 503 at once, without a request being read, and closed. 0: no cap.
     std::size_t maxConnections = 1024;
+    /// Called with each request's head (the body is empty) once it is parsed, before the body
+    /// is read and before `Expect: 100-continue` is answered. A response refuses the request:
+    /// it is sent as is and the handler does not run; the connection is then closed when a
+    /// body was announced (it is not read), kept alive otherwise. nullopt: go on.
+    std::function<std::optional<CannedResponse>(const Request& head)> checkHead;
     /// The JSON body of a Refusal; the default is the container API's error envelope
     /// ({code, message, context, httpStatus, timestamp, ...}).
     std::function<std::string(const Refusal&)> refusalBody;

@@ -268,4 +268,101 @@ TEST_SUITE("daemon.hostile") {
         // The next request (a fresh connection) is served as usual.
         CHECK(c.request("GET", "/health").status == 200);
     }
+
+    TEST_CASE("an unauthenticated upload is refused with 401 from its head, before its body") {
+        DaemonFixture d("secret");
+        const int port = d.server.port();
+        const std::string big = std::to_string(120ull << 20);  // 125829120
+        const std::string put = "PUT " + sandboxPath("hostile", "/file/workspace/big.bin") +
+                                " HTTP/1.1\r\nHost: x\r\nContent-Length: " + big + "\r\n";
+        const std::string unauthorized = errorBody("Unauthorized", "unauthorized");
+        auto refusedFromHead = [&](const std::string& head) {
+            RawConn c(port);
+            REQUIRE(c.send(head));  // the head only: not a byte of the body
+            auto r = c.readToClose(kBound);
+            REQUIRE_MESSAGE(r.has_value(), "no answer without the body");
+            INFO(*r);
+            CHECK(r->rfind("HTTP/1.1 401 ", 0) == 0);  // not "100 Continue" first
+            CHECK(rawResponseHeader(*r, "connection") == "close");
+            CHECK(rawResponseBody(*r) == unauthorized);
+        };
+        refusedFromHead(put + "\r\n");
+        refusedFromHead(put + "Expect: 100-continue\r\n\r\n");
+        refusedFromHead(put + "Authorization: Bearer wrong\r\n\r\n");
+        refusedFromHead(requestHead("POST", sandboxPath("hostile", "/exec"), 120ull << 20));
+        // The id is checked first, as the router does (§1.2).
+        {
+            RawConn c(port);
+            REQUIRE(c.send(requestHead("PUT", "/v1/sandbox/NOT_AN_ID/file/x", 120ull << 20)));
+            auto r = c.readToClose(kBound);
+            REQUIRE(r.has_value());
+            CHECK(rawResponseStatus(*r) == 400);
+            CHECK(rawResponseBody(*r) == errorBody("Invalid sandbox ID format", "invalid_request"));
+        }
+        // With the key, "100 Continue" comes (after the head check), then the upload is served.
+        {
+            RawConn c(port);
+            REQUIRE(c.send("PUT " + sandboxPath("hostile", "/file/workspace/small.txt") +
+                           " HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nAuthorization: Bearer "
+                           "secret\r\nExpect: 100-continue\r\n\r\n"));
+            CHECK(c.readResponse(kBound).rfind("HTTP/1.1 100 ", 0) == 0);
+            REQUIRE(c.send("hello"));
+            auto r = c.readResponse(kBound);
+            INFO(r);
+            CHECK(rawResponseStatus(r) == 200);
+        }
+        // /health needs no key, and a request without a body keeps its connection.
+        {
+            RawConn c(port);
+            REQUIRE(c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+            CHECK(rawResponseStatus(c.readResponse(kBound)) == 200);
+            REQUIRE(c.send("GET " + sandboxPath("hostile", "/running") +
+                           " HTTP/1.1\r\nHost: x\r\n\r\n"));
+            auto r = c.readResponse(kBound);
+            CHECK(rawResponseStatus(r) == 401);
+            CHECK(rawResponseHeader(r, "connection") != "close");
+            REQUIRE(c.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+            CHECK(rawResponseStatus(c.readResponse(kBound)) == 200);
+        }
+
+        // Bodies that do come are not kept: four 120 MiB uploads at once, each sent whole by
+        // a client that reads the answer meanwhile, leave sandboxd's peak memory small.
+        const long rssBefore = statusKb(d.pid(), "VmRSS");
+        REQUIRE(rssBefore > 0);
+        std::atomic<int> refused{0};
+        std::vector<std::thread> uploads;
+        for (int i = 0; i < 4; ++i)
+            uploads.emplace_back([&] {
+                RawConn c(port);
+                if (!c.send(put + "\r\n")) return;
+                std::thread reader([&] {
+                    auto r = c.readToClose(kBound);
+                    if (r && rawResponseStatus(*r) == 401) ++refused;
+                });
+                static const std::string mib(1 << 20, 'z');
+                for (int k = 0; k < 120 && c.send(mib); ++k) {
+                }
+                reader.join();
+            });
+        for (auto& t : uploads) t.join();
+        CHECK(refused == 4);
+        const long peak = statusKb(d.pid(), "VmHWM");
+        INFO("sandboxd: VmRSS " << rssBefore << " kB before, VmHWM " << peak << " kB after");
+        CHECK(peak < rssBefore + 64 * 1024);
+    }
+
+    TEST_CASE("the SDK's HTTP client gets the 401 of an upload refused from its head") {
+        // sandboxd answers before the body and stops reading it: the client's write of the
+        // body fails, and the answer waiting on the connection is what it reports.
+        DaemonFixture d("secret");
+        client::HttpConnection c = d.server.connect();
+        const std::string body(100u << 20, 'u');
+        client::HttpResponse r;
+        CHECK_NOTHROW(r = c.request("PUT", sandboxPath("hostile", "/file/workspace/big.bin"), body,
+                                    {{"Authorization", "Bearer wrong"}}));
+        CHECK(r.status == 401);
+        CHECK(r.body == errorBody("Unauthorized", "unauthorized"));
+        // The next request (a fresh connection) is served as usual.
+        CHECK(c.request("GET", "/health").status == 200);
+    }
 }  // TEST_SUITE
