@@ -93,6 +93,13 @@ awaitable<std::shared_ptr<WebSocket>> Responder::acceptWebSocket() {
     co_return nullptr;
 }
 
+std::string refusedPath(std::string_view path) {
+    for (std::size_t i = 0; i + 2 < path.size(); ++i)
+        if (path[i] == '%' && path[i + 1] == '0' && path[i + 2] == '0')
+            return "Invalid path: it contains a NUL byte (%00)";
+    return {};
+}
+
 namespace {
 
 // After a refusal, the connection stops sending and reads (discarding) what the client still
@@ -324,7 +331,11 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
 
             // Refused from the head alone, before a byte of the body is read.
             std::optional<CannedResponse> early;
-            if (opts_->checkHead) {
+            if (std::string why = refusedPath(req.path); !why.empty()) {
+                core::ApiError err =
+                    core::validationError(why, "path", "INVALID_PATH", "contains a NUL byte");
+                early = canned(Refusal{400, err.code(), why, err.context()});
+            } else if (opts_->checkHead) {
                 try {
                     early = opts_->checkHead(req);
                 } catch (const std::exception& e) {

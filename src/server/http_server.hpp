@@ -132,14 +132,21 @@ struct CannedResponse {
 };
 
 /// A request the server refuses by itself, before or instead of running the handler: 400 (a
-/// request line or header it cannot parse), 408 (the head or the body did not arrive in time),
-/// 413 (a body over maxBodyBytes), 431 (a head over maxHeaderBytes), 503 (over maxConnections).
+/// request line or header it cannot parse, a path with %00), 408 (the head or the body did not
+/// arrive in time), 413 (a body over maxBodyBytes), 431 (a head over maxHeaderBytes), 503 (over
+/// maxConnections).
 struct Refusal {
     int status = 0;
     std::string code;     ///< the container API's code for it (core/error_codes.def or close)
     std::string message;  ///< for people
     nlohmann::json context = nlohmann::json::object();
 };
+
+/// Why a request path is refused before any routing, or "" when it is not: a percent-encoded
+/// NUL (%00), which would cut the path short wherever it is decoded into a C string. The server
+/// answers such requests with 400 itself; other entry points (the agent's WebSocket route
+/// multiplexer) call this too, so the rule lives in one place.
+std::string refusedPath(std::string_view path);
 
 struct ServerOptions {
     std::size_t maxBodyBytes = 128ull * 1024 * 1024;

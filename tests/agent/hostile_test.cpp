@@ -1,5 +1,5 @@
-// sandbox-agent under hostile clients: the HTTP server it shares with sandboxd refuses malformed
-// requests and oversized heads with the container API's error envelope.
+// sandbox-agent under hostile clients: the HTTP server it shares with sandboxd refuses %00 in
+// paths, malformed requests and oversized heads with the container API's error envelope.
 #include "agent/agent_test_util.hpp"
 #include "support/raw_conn.hpp"
 
@@ -30,6 +30,20 @@ Reply rawExchange(AgentFixture& a, const std::string& bytes) {
 }  // namespace
 
 TEST_SUITE("agent.hostile") {
+    TEST_CASE("%00 in a path is refused with 400 VALIDATION_FAILED, never cut short") {
+        AgentFixture a;
+        const std::string why = "Invalid path: it contains a NUL byte (%00)";
+        auto r = get(a, "/api/ping%00");
+        checkValidation(r, "INVALID_PATH");
+        CHECK(r.body["message"] == why);
+        r = get(a, "/api/process/abc%00/logs");
+        checkValidation(r, "INVALID_PATH");
+        // Refused from the head: a body that comes with it is not read.
+        r = post(a, "/api/write%00", {{"path", "/tmp/x"}, {"content", "x"}});
+        checkValidation(r, "INVALID_PATH");
+        CHECK(get(a, "/api/ping").status == 200);
+    }
+
     TEST_CASE("malformed HTTP is answered 400 and an oversized head 431, then closed") {
         AgentFixture a;
         checkError(rawExchange(a, "GARBAGE\r\n\r\n"), 400, "VALIDATION_FAILED");

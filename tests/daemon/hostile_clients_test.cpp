@@ -365,4 +365,22 @@ TEST_SUITE("daemon.hostile") {
         // The next request (a fresh connection) is served as usual.
         CHECK(c.request("GET", "/health").status == 200);
     }
+
+    TEST_CASE("%00 in a path is refused with 400, never cut short") {
+        DaemonFixture d;
+        const std::string id = newSandbox(d.http);
+        REQUIRE(call(d.http, "PUT", sandboxPath(id, "/file/workspace/a"), "secret").status == 200);
+        const std::string why = "Invalid path: it contains a NUL byte (%00)";
+        checkBridgeError(call(d.http, "GET", sandboxPath(id, "/file/workspace/a%00.txt")), 400,
+                         "invalid_request", why);
+        checkBridgeError(call(d.http, "PUT", sandboxPath(id, "/file/workspace/b%00.txt"), "x"), 400,
+                         "invalid_request", why);
+        CHECK_FALSE(pathExists(d.stateDir() + "/sandboxes/" + id + "/workspace/b"));
+        checkBridgeError(call(d.http, "GET", sandboxPath(id, "/agent/api/ping%00")), 400,
+                         "invalid_request", why);
+        checkBridgeError(call(d.http, "POST", sandboxPath(id, "/exec%00"), R"({"argv":["true"]})"),
+                         400, "invalid_request", why);
+        // An encoded '%' before "00" is no NUL.
+        CHECK(call(d.http, "PUT", sandboxPath(id, "/file/workspace/c%2500"), "y").status == 200);
+    }
 }  // TEST_SUITE
