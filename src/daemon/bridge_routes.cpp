@@ -168,10 +168,16 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
     }
     std::string agentBody = agentReq.dump();
     HeaderPairs jsonHeaders{{"content-type", "application/json"}};
-    bool started = co_await up->start("POST", "/api/execute/stream", agentBody, jsonHeaders);
+    // A client already gone (its hang-up noticed while the stream began) starts nothing.
+    bool started = false;
+    if (!res.clientGone())
+        started = co_await up->start("POST", "/api/execute/stream", agentBody, jsonHeaders);
     bool terminal = false;
     if (!started) {
-        if (!timedOut) ctx.mgr.markBroken(id, generation);
+        // Our own cancellation (the client hung up, or timeout_ms passed) is no failure of the
+        // agent: only a real one marks the sandbox broken (which restarts it, losing its /tmp
+        // and processes).
+        if (!timedOut && !res.clientGone()) ctx.mgr.markBroken(id, generation);
     } else if (up->status() != 200) {
         std::string errText;
         co_await up->readAll(errText);

@@ -383,4 +383,25 @@ TEST_SUITE("daemon.hostile") {
         // An encoded '%' before "00" is no NUL.
         CHECK(call(d.http, "PUT", sandboxPath(id, "/file/workspace/c%2500"), "y").status == 200);
     }
+
+    TEST_CASE("clients that hang up on /exec at once do not take the sandbox down") {
+        DaemonFixture d;
+        const std::string id = newSandbox(d.http);
+        // State a restart would lose: /tmp is a private tmpfs of each launch.
+        CHECK(sh(d.http, id, "echo kept > /tmp/state; echo ok") == "ok\n");
+        const auto agents = agentsAmong(sandboxProcesses(d.pid(), id));
+        REQUIRE(agents.size() == 1);
+        const int sockets = socketCount(d.pid());
+        const std::string body = json{{"argv", {"sh", "-c", "sleep 30"}}}.dump();
+        for (int i = 0; i < 30; ++i) {
+            RawConn c(d.server.port());
+            REQUIRE(c.send(requestHead("POST", sandboxPath(id, "/exec"), body.size(),
+                                       "Content-Type: application/json\r\n") +
+                           body));
+        }  // each closed as soon as its request is sent
+        // Every abandoned request is done with once sandboxd holds no more sockets than before.
+        CHECK(waitFor([&] { return socketCount(d.pid()) <= sockets; }, kBound));
+        CHECK(sh(d.http, id, "cat /tmp/state") == "kept\n");
+        CHECK(agentsAmong(sandboxProcesses(d.pid(), id)) == agents);
+    }
 }  // TEST_SUITE
