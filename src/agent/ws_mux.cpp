@@ -169,7 +169,12 @@ awaitable<void> runRequest(std::shared_ptr<server::Handler> inner, std::shared_p
         req.body = r.body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
     std::optional<std::string> failure;
-    if (r.method != "GET" && r.method != "POST" && r.method != "PUT" && r.method != "DELETE") {
+    if (std::string why = server::refusedPath(req.path); !why.empty()) {
+        // As the HTTP server refuses it (one rule, server::refusedPath).
+        res->finishSilently();
+        ws->sendText(wire::wsError(r.id, "VALIDATION_FAILED", why, 400));
+    } else if (r.method != "GET" && r.method != "POST" && r.method != "PUT" &&
+               r.method != "DELETE") {
         failure = "Unsupported method: " + r.method;
     } else {
         try {
@@ -178,7 +183,7 @@ awaitable<void> runRequest(std::shared_ptr<server::Handler> inner, std::shared_p
             failure = e.what();
         }
     }
-    if (!failure && !res->started()) failure = "handler produced no response";
+    if (!failure && !res->started() && !res->done()) failure = "handler produced no response";
     if (failure && !res->done()) {
         res->finishSilently();
         ws->sendText(wire::wsError(r.id, "INTERNAL_ERROR", *failure, 500));

@@ -271,32 +271,49 @@ struct HttpConnection::Impl {
         return ::poll(&p, 1, 0) != 0;
     }
 
-    // Writes the request, retrying once on a fresh connection if a kept-alive one went stale.
-    void send(http::request<http::string_body>& req, bool& reused) {
+    struct Sent {
+        beast::error_code error;  ///< the write's
+        std::size_t bytes = 0;    ///< of the request, written before any error
+        bool reused = false;      ///< on a kept-alive connection
+    };
+
+    // Writes the request. A kept-alive connection the server closed while it was idle (say, at
+    // its idle timeout) is noticed here, before a byte is sent on it, and replaced by a fresh
+    // one. A failed write is returned, not thrown: the server may have answered from the head
+    // alone (a 401 or 413 before the body) and closed, and that answer is still to be read.
+    Sent send(http::request<http::string_body>& req) {
         streamParser.reset();
         if (connected() && idleConnectionBroken()) close();
-        reused = connected();
-        if (!reused) connect();
-        beast::error_code ec;
-        withSocket([&](auto& s) { http::write(s, req, ec); });
-        if (ec && reused) {
+        Sent sent;
+        sent.reused = connected();
+        if (!sent.reused) connect();
+        withSocket([&](auto& s) { sent.bytes = http::write(s, req, sent.error); });
+        if (sent.error && isTimeout(sent.error)) {
             close();
-            connect();
-            reused = false;
-            withSocket([&](auto& s) { http::write(s, req, ec); });
+            throw timeoutOr(TransportError::Kind::Lost, sent.error, "cannot send the request");
         }
-        if (ec) {
-            close();
-            throw timeoutOr(TransportError::Kind::Lost, ec, "cannot send the request");
-        }
+        return sent;
+    }
+
+    static bool isTimeout(const beast::error_code& ec) {
+        return ec == net::error::would_block || ec == net::error::try_again ||
+               ec == net::error::timed_out;
+    }
+
+    // After an exchange failed with `readError` and no byte of an answer: whether to send the
+    // request again on a fresh connection. Only once, only when a kept-alive connection was
+    // closed or reset by the server, and only when nothing of the request was sent or the
+    // method is safe to repeat (the server may have acted on a POST before the connection
+    // broke: that must not run twice).
+    static bool resendable(const Sent& sent, const beast::error_code& readError,
+                           std::string_view method, int attempt) {
+        const bool closedByServer =
+            readError == http::error::end_of_stream || readError == net::error::connection_reset ||
+            readError == net::error::eof || readError == net::error::broken_pipe;
+        const bool safe = method != "POST" && method != "PATCH";
+        return attempt == 0 && sent.reused && closedByServer && (sent.bytes == 0 || safe);
     }
 };
-
-// A request that may be sent again when a kept-alive connection fails before the answer: not
-// POST (the server may have acted on it before the connection broke).
-static bool safeToResend(std::string_view method) {
-    return method != "POST" && method != "PATCH";
-}
 
 static HeaderList collectHeaders(const http::fields& f) {
     HeaderList out;
@@ -339,8 +356,7 @@ HttpResponse HttpConnection::request(std::string_view method, std::string_view t
                                      std::string_view body, const HeaderList& headers) {
     auto req = impl_->makeRequest(method, target, body, headers);
     for (int attempt = 0;; ++attempt) {
-        bool reused = false;
-        impl_->send(req, reused);
+        auto sent = impl_->send(req);
         http::response_parser<http::string_body> parser;
         parser.body_limit(1ull << 31);
         if (method == "HEAD") parser.skip(true);
@@ -349,10 +365,9 @@ HttpResponse HttpConnection::request(std::string_view method, std::string_view t
         if (ec) {
             impl_->close();
             // A kept-alive connection the server closed before answering: try once more.
-            if (reused && attempt == 0 && safeToResend(method) &&
-                (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-                 ec == net::error::eof))
-                continue;
+            if (!parser.got_some() && Impl::resendable(sent, ec, method, attempt)) continue;
+            if (sent.error)
+                throw timeoutOr(TransportError::Kind::Lost, sent.error, "cannot send the request");
             throw timeoutOr(TransportError::Kind::Lost, ec,
                             "connection lost while reading the response");
         }
@@ -361,7 +376,7 @@ HttpResponse HttpConnection::request(std::string_view method, std::string_view t
         r.status = static_cast<int>(msg.result_int());
         r.headers = collectHeaders(msg.base());
         r.body = std::move(msg.body());
-        if (!msg.keep_alive()) impl_->close();
+        if (sent.error || !msg.keep_alive()) impl_->close();
         return r;
     }
 }
@@ -370,19 +385,18 @@ HttpResponse HttpConnection::startStream(std::string_view method, std::string_vi
                                          std::string_view body, const HeaderList& headers) {
     auto req = impl_->makeRequest(method, target, body, headers);
     for (int attempt = 0;; ++attempt) {
-        bool reused = false;
-        impl_->send(req, reused);
+        auto sent = impl_->send(req);
         impl_->streamParser.emplace();
         impl_->streamParser->body_limit(boost::none);
         beast::error_code ec;
         impl_->withSocket(
             [&](auto& s) { http::read_header(s, impl_->buffer, *impl_->streamParser, ec); });
         if (ec) {
+            const bool answered = impl_->streamParser->got_some();
             impl_->close();
-            if (reused && attempt == 0 && safeToResend(method) &&
-                (ec == http::error::end_of_stream || ec == net::error::connection_reset ||
-                 ec == net::error::eof))
-                continue;
+            if (!answered && Impl::resendable(sent, ec, method, attempt)) continue;
+            if (sent.error)
+                throw timeoutOr(TransportError::Kind::Lost, sent.error, "cannot send the request");
             throw timeoutOr(TransportError::Kind::Lost, ec,
                             "connection lost while reading the response");
         }

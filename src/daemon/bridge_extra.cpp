@@ -39,17 +39,6 @@ awaitable<void> sendInternalError(Responder& res) {
     co_await res.send(500, "text/plain; charset=UTF-8", "Internal Server Error");
 }
 
-// Authorization with the case-sensitive "Bearer " prefix (pool and OpenAPI routes, §3); the
-// OpenAPI routes also take ?token=.
-bool authorizedStrict(const SandboxManager& mgr, const Request& req, bool queryToken) {
-    if (authorized(mgr, req, false)) return true;
-    const std::string& key = mgr.config().apiKey;
-    if (queryToken)
-        if (auto t = wire::firstQueryParam(req.query, "token"); t && constantTimeEquals(*t, key))
-            return true;
-    return false;
-}
-
 // One JSON call to the sandbox's agent. Returns the HTTP status, or -1 when the agent could
 // not be reached (the sandbox is then marked broken, as the other routes do).
 awaitable<int> agentCall(SandboxManager& mgr, const std::shared_ptr<Sandbox>& sb,
@@ -499,8 +488,6 @@ awaitable<void> tunnel(SandboxManager& mgr, const std::string& id, const std::st
 // ---- pool (§5.17) --------------------------------------------------------------------------
 
 awaitable<void> pool(SandboxManager& mgr, const std::string& path, Request& req, Responder& res) {
-    if (!authorizedStrict(mgr, req, false))
-        co_return co_await sendError(res, 401, "unauthorized", "Unauthorized");
     if (path == "/v1/pool/stats" && (req.method == "GET" || req.method == "HEAD"))
         co_return co_await res.send(200, "application/json", mgr.poolStats().toJson());
     if (path == "/v1/pool/prime" && req.method == "POST") {
@@ -524,19 +511,19 @@ awaitable<void> touchSession(SandboxManager& mgr, std::shared_ptr<Sandbox> sb,
     co_await agentCall(mgr, sb, "/api/session/create", payload, reply);  // 409: it exists
 }
 
+bool isOpenApiPath(std::string_view path) {
+    return path == "/v1/openapi.json" || path == "/v1/openapi" || path == "/v1/openapi.html";
+}
+
 awaitable<bool> serveTopLevelExtra(SandboxManager& mgr, Request& req, Responder& res) {
     const std::string& path = req.path;
     if (path.rfind("/v1/pool/", 0) == 0) {
         co_await pool(mgr, path, req, res);
         co_return true;
     }
-    if (path == "/v1/openapi.json" || path == "/v1/openapi" || path == "/v1/openapi.html") {
+    if (isOpenApiPath(path)) {
         if (req.method != "GET" && req.method != "HEAD") {
             co_await res.send(404, "text/plain; charset=UTF-8", "404 Not Found");
-            co_return true;
-        }
-        if (!authorizedStrict(mgr, req, true)) {
-            co_await sendError(res, 401, "unauthorized", "Unauthorized");
             co_return true;
         }
         if (path == "/v1/openapi.json") {

@@ -9,10 +9,14 @@
 
 namespace sandbox::daemon {
 
-/// /v1/pool/* and /v1/openapi{,.json,.html} (their own auth rules, §3). Returns false when the
-/// path is none of them (nothing was sent).
+/// /v1/pool/* and /v1/openapi{,.json,.html}. Their own auth rules (§3) are refuseFromHead's
+/// (bridge_routes.hpp), checked by the router first. Returns false when the path is none of
+/// them (nothing was sent).
 awaitable<bool> serveTopLevelExtra(SandboxManager& mgr, server::Request& req,
                                    server::Responder& res);
+
+/// Whether `path` is one of the OpenAPI document's routes (/v1/openapi{,.json,.html}).
+bool isOpenApiPath(std::string_view path);
 
 /// /v1/sandbox/:id/{session,session/:sid,persist,hydrate,mount,unmount}; `sub` is the decoded
 /// path after the id ("/persist"). Auth and the id check are done. Returns false when it is

@@ -15,6 +15,7 @@
 #include "core/shell.hpp"
 #include "core/text.hpp"
 #include "core/utf8.hpp"
+#include "core/wire_bridge.hpp"
 #include "daemon/bridge_extra.hpp"
 #include "daemon/pty_proxy.hpp"
 #include "daemon/upstream.hpp"
@@ -165,10 +166,16 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
     }
     std::string agentBody = agentReq.dump();
     HeaderPairs jsonHeaders{{"content-type", "application/json"}};
-    bool started = co_await up->start("POST", "/api/execute/stream", agentBody, jsonHeaders);
+    // A client already gone (its hang-up noticed while the stream began) starts nothing.
+    bool started = false;
+    if (!res.clientGone())
+        started = co_await up->start("POST", "/api/execute/stream", agentBody, jsonHeaders);
     bool terminal = false;
     if (!started) {
-        if (!timedOut) ctx.mgr.markBroken(id, generation);
+        // Our own cancellation (the client hung up, or timeout_ms passed) is no failure of the
+        // agent: only a real one marks the sandbox broken (which restarts it, losing its /tmp
+        // and processes).
+        if (!timedOut && !res.clientGone()) ctx.mgr.markBroken(id, generation);
     } else if (up->status() != 200) {
         std::string errText;
         co_await up->readAll(errText);
@@ -445,6 +452,63 @@ bool authorized(const SandboxManager& mgr, const Request& req, bool caseInsensit
     return constantTimeEquals(std::string_view(value).substr(7), key);
 }
 
+namespace {
+// The case-sensitive "Bearer " prefix (pool and OpenAPI routes, §3); the OpenAPI routes also
+// take ?token=.
+bool authorizedStrict(const SandboxManager& mgr, const Request& req, bool queryToken) {
+    if (authorized(mgr, req, false)) return true;
+    const std::string& key = mgr.config().apiKey;
+    if (queryToken)
+        if (auto t = core::wire::firstQueryParam(req.query, "token");
+            t && constantTimeEquals(*t, key))
+            return true;
+    return false;
+}
+}  // namespace
+
+std::optional<HeadRefusal> refuseFromHead(const SandboxManager& mgr, const Request& req) {
+    const std::string& path = req.path;
+    const HeadRefusal unauthorized{401, "unauthorized", "Unauthorized"};
+    if (path.rfind("/v1/pool/", 0) == 0)
+        return authorizedStrict(mgr, req, false) ? std::nullopt : std::optional(unauthorized);
+    if (isOpenApiPath(path)) {
+        // Other methods are 404 before authentication, as in the reference.
+        if (req.method != "GET" && req.method != "HEAD") return std::nullopt;
+        return authorizedStrict(mgr, req, true) ? std::nullopt : std::optional(unauthorized);
+    }
+    if (path == "/v1/sandbox" || path.rfind("/v1/sandbox/", 0) == 0) {
+        // Raw-segment id check first, then auth (§1.2).
+        std::string rest = path.size() > 12 ? path.substr(12) : "";
+        std::string idRaw = rest.substr(0, rest.find('/'));
+        if (!idRaw.empty() && !isValidSandboxId(idRaw))
+            return HeadRefusal{400, "invalid_request", "Invalid sandbox ID format"};
+        if (!authorized(mgr, req, true)) return unauthorized;
+    }
+    return std::nullopt;
+}
+
+std::function<std::optional<server::CannedResponse>(const Request&)> bridgeHeadCheck(
+    const SandboxManager& mgr) {
+    return [&mgr](const Request& head) -> std::optional<server::CannedResponse> {
+        auto refusal = refuseFromHead(mgr, head);
+        if (!refusal) return std::nullopt;
+        server::CannedResponse r;
+        r.status = refusal->status;
+        r.body = errorBody(refusal->message, refusal->code);
+        return r;
+    };
+}
+
+std::string bridgeRefusalBody(const server::Refusal& refusal) {
+    const int st = refusal.status;
+    std::string_view code = st == 413   ? "payload_too_large"
+                            : st == 503 ? "capacity_exceeded"
+                            : st == 401 ? "unauthorized"
+                            : st < 500  ? "invalid_request"
+                                        : "internal_error";
+    return errorBody(refusal.message, code);
+}
+
 awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,
                                                   Responder& res) {
     std::shared_ptr<Sandbox> sb;
@@ -541,17 +605,15 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
             }
             co_return co_await sendNotFound(res);
         }
+        // The id check and authentication: sandboxd's server made them already from the head
+        // (bridgeHeadCheck), before reading the body; made again here, as one rule.
+        if (auto refusal = refuseFromHead(ctx->mgr, req))
+            co_return co_await sendError(res, refusal->status, refusal->code, refusal->message);
         bool extraTop = co_await serveTopLevelExtra(ctx->mgr, req, res);  // pool, openapi
         if (extraTop) co_return;
         if (raw == "/v1/sandbox" || raw.rfind("/v1/sandbox/", 0) == 0) {
-            // Raw-segment id check first, then auth (§1.2).
             std::string rest = raw.size() > 12 ? raw.substr(12) : "";
             std::string idRaw = rest.substr(0, rest.find('/'));
-            if (!idRaw.empty() && !isValidSandboxId(idRaw))
-                co_return co_await sendError(res, 400, "invalid_request",
-                                             "Invalid sandbox ID format");
-            if (!authorized(ctx->mgr, req, true))
-                co_return co_await sendError(res, 401, "unauthorized", "Unauthorized");
             if (raw == "/v1/sandbox" && req.method == "POST")
                 co_return co_await res.send(200, "application/json",
                                             jsonStringField("id", newSandboxId()));

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
+#include <chrono>
 #include <clocale>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,8 @@ void usage(std::ostream& os) {
           "                [--isolation bwrap|none] [--agent PATH] [--uid-range FIRST[:COUNT]]\n"
           "                [--memory-mb N] [--max-processes N] [--cpus N] [--disk-mb N]\n"
           "                [--tmp-mb N] [--max-open-files N] [--max-file-mb N]\n"
+          "                [--max-connections N] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
+          "                [--idle-timeout-ms MS]\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
           "  --api-key        bearer token required on /v1 routes (also SANDBOX_API_KEY); none = "
@@ -47,6 +50,14 @@ void usage(std::ostream& os) {
           "  --tmp-mb         size of each sandbox's /tmp (default 1024)\n"
           "  --max-open-files open files per process (default 4096)\n"
           "  --max-file-mb    largest file a sandbox may write (default 4096)\n"
+          "  --max-connections N     open HTTP connections at most; one more is answered 503\n"
+          "                          at once and closed (default 1024)\n"
+          "  --header-timeout-ms MS  a request head must arrive within MS of the accept (later\n"
+          "                          requests: of their first byte), else 408 (default 30000)\n"
+          "  --body-timeout-ms MS    longest pause while a request body arrives, else 408\n"
+          "                          (default 60000; an upload that keeps flowing is not cut)\n"
+          "  --idle-timeout-ms MS    a kept-alive connection with no new request for MS is\n"
+          "                          closed (default 75000)\n"
           "  --exit-with-stdin  shut down (destroying every sandbox) when stdin reaches end of "
           "file;\n"
           "                   used by the SDK's embedded default so sandboxd never outlives its "
@@ -75,6 +86,8 @@ int main(int argc, char** argv) {
     std::string listen, isolation;
     bool exitWithStdin = false;
     DaemonConfig cfg;
+    sandbox::server::ServerOptions serverOpts;
+    serverOpts.serverName = "sandboxd";
     if (const char* k = std::getenv("SANDBOX_API_KEY")) cfg.apiKey = k;
     cfg.pool =
         sandbox::core::wire::PoolConfig::fromEnv([](const char* n) { return std::getenv(n); });
@@ -153,6 +166,14 @@ int main(int argc, char** argv) {
             cfg.limits.maxOpenFiles = static_cast<int>(number());
         else if (a == "--max-file-mb")
             cfg.limits.maxFileBytes = static_cast<std::uint64_t>(number()) << 20;
+        else if (a == "--max-connections")
+            serverOpts.maxConnections = static_cast<std::size_t>(number());
+        else if (a == "--header-timeout-ms")
+            serverOpts.headerTimeout = std::chrono::milliseconds(number());
+        else if (a == "--body-timeout-ms")
+            serverOpts.bodyTimeout = std::chrono::milliseconds(number());
+        else if (a == "--idle-timeout-ms")
+            serverOpts.idleTimeout = std::chrono::milliseconds(number());
         else if (a == "--warm-pool-target")
             cfg.pool.warmTarget = number();
         else if (a == "--warm-pool-refresh-interval")
@@ -264,7 +285,11 @@ int main(int argc, char** argv) {
             std::cerr << "sandboxd: the warm pool needs --isolation bwrap; WARM_POOL_TARGET is "
                          "ignored\n";
     }
-    sandbox::server::Server server(io, makeBridgeRouter(manager), {.serverName = "sandboxd"});
+    // The id check and authentication from the head, before a body is read; the server's own
+    // refusals in the bridge's error style.
+    serverOpts.checkHead = bridgeHeadCheck(manager);
+    serverOpts.refusalBody = bridgeRefusalBody;
+    sandbox::server::Server server(io, makeBridgeRouter(manager), std::move(serverOpts));
     try {
         server.listen(listen);
     } catch (const std::exception& e) {

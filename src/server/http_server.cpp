@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
@@ -94,7 +95,53 @@ awaitable<std::shared_ptr<WebSocket>> Responder::acceptWebSocket() {
     co_return nullptr;
 }
 
+std::string refusedPath(std::string_view path) {
+    for (std::size_t i = 0; i + 2 < path.size(); ++i)
+        if (path[i] == '%' && path[i + 1] == '0' && path[i + 2] == '0')
+            return "Invalid path: it contains a NUL byte (%00)";
+    return {};
+}
+
 namespace {
+
+// After a refusal, the connection stops sending and reads (discarding) what the client still
+// sends, for this long or this many bytes at most, so that it reads the answer rather than a
+// reset; the socket is then closed.
+constexpr auto kLinger = std::chrono::seconds(1);
+constexpr std::size_t kLingerBytes = 4 * 1024 * 1024;
+// How long accepting pauses when accept() fails for want of descriptors or memory.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+
+std::string defaultRefusalBody(const Refusal& r) {
+    core::ApiError err(r.code, r.message, r.context);
+    err.withStatus(r.status);
+    return err.envelope().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A parse error of Beast's HTTP parser (a malformed request), as opposed to the end of the
+// input, a limit, or a socket error.
+bool isParseError(const beast::error_code& ec) {
+    static const auto& category = http::make_error_code(http::error::bad_method).category();
+    return ec.category() == category && ec != http::error::end_of_stream &&
+           ec != http::error::partial_message && ec != http::error::need_more &&
+           ec != http::error::need_buffer && ec != http::error::body_limit &&
+           ec != http::error::header_limit && ec != http::error::buffer_overflow;
+}
+
+// One open connection, counted for ServerOptions::maxConnections while it lives.
+class ConnectionSlot {
+  public:
+    explicit ConnectionSlot(std::shared_ptr<std::atomic<std::size_t>> count)
+        : count_(std::move(count)) {
+        ++*count_;
+    }
+    ~ConnectionSlot() { --*count_; }
+    ConnectionSlot(const ConnectionSlot&) = delete;
+    ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+  private:
+    std::shared_ptr<std::atomic<std::size_t>> count_;
+};
 
 // A WebSocket over an accepted connection: one reader, a queue with one writer coroutine.
 template <class Socket>
@@ -103,6 +150,8 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
     explicit WsSession(Socket socket) : ws_(std::move(socket)) {}
 
     websocket::stream<Socket>& stream() { return ws_; }
+    /// Keeps the connection counted while the WebSocket lives.
+    void holdSlot(std::shared_ptr<ConnectionSlot> slot) { slot_ = std::move(slot); }
 
     awaitable<bool> read(Message& out) override {
         if (broken_) co_return false;
@@ -209,6 +258,7 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
     }
 
     websocket::stream<Socket> ws_;
+    std::shared_ptr<ConnectionSlot> slot_;
     std::vector<net::steady_timer*> waiters_;
     std::deque<std::pair<bool, std::string>> queue_;
     std::size_t bufferedBytes_ = 0;
@@ -221,10 +271,12 @@ class WsSession : public WebSocket, public std::enable_shared_from_this<WsSessio
 template <class Socket>
 class Connection : public Responder, public std::enable_shared_from_this<Connection<Socket>> {
   public:
-    Connection(Socket socket, std::shared_ptr<const Handler> handler, const ServerOptions& opts)
+    Connection(Socket socket, std::shared_ptr<const Handler> handler,
+               std::shared_ptr<const ServerOptions> opts, std::shared_ptr<ConnectionSlot> slot)
         : socket_(std::move(socket)),
           handler_(std::move(handler)),
-          opts_(opts),
+          opts_(std::move(opts)),
+          slot_(std::move(slot)),
           watchDone_(socket_.get_executor()) {
         // Beast reads at most the buffer's free capacity (at least 512 bytes): a request body
         // (a file upload) would otherwise arrive 512 bytes per system call.
@@ -233,52 +285,95 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
 
     awaitable<void> run() {
         auto self = this->shared_from_this();
-        for (;;) {
-            http::request_parser<http::string_body> parser;
-            parser.body_limit(opts_.maxBodyBytes);
-            parser.header_limit(64 * 1024);
+        std::optional<Refusal> refusal;     // the answer to give before closing, if any
+        bool linger = false;                // request bytes may be left unread: close gently
+        setDeadline(opts_->headerTimeout);  // the first head counts from the accept
+        for (bool first = true;; first = false) {
             beast::error_code ec;
+            if (!first) {
+                if (buffer_.size() == 0) {
+                    // Kept alive: wait for the first byte of the next request. Nothing within
+                    // the idle timeout (or the peer's EOF): close without an answer.
+                    setDeadline(opts_->idleTimeout);
+                    std::size_t n = co_await socket_.async_read_some(
+                        buffer_.prepare(16 * 1024), net::redirect_error(use_awaitable, ec));
+                    buffer_.commit(n);
+                    clearDeadline();
+                    if (n == 0) break;
+                    ec = {};
+                }
+                setDeadline(opts_->headerTimeout);
+            }
+            http::request_parser<http::string_body> parser;
+            parser.body_limit(opts_->maxBodyBytes);
+            parser.header_limit(static_cast<std::uint32_t>(
+                std::min<std::size_t>(opts_->maxHeaderBytes, UINT32_MAX)));
             co_await http::async_read_header(socket_, buffer_, parser,
                                              net::redirect_error(use_awaitable, ec));
-            // Clients that announce a large body (curl does) wait for "100 Continue" first.
-            bool expectContinue = false;
-            if (!ec) {
-                auto expect = parser.get()[http::field::expect];
-                expectContinue = beast::iequals(expect, "100-continue");
+            clearDeadline();
+            if (ec) {
+                refusal = readFailure(ec, false);
+                break;  // without a refusal: EOF or reset, the peer is gone
             }
-            if (expectContinue) {
-                http::response<http::empty_body> cont{http::status::continue_,
-                                                      parser.get().version()};
-                co_await http::async_write(socket_, cont, net::redirect_error(use_awaitable, ec));
-            }
-            if (!ec && !parser.is_done())
-                co_await http::async_read(socket_, buffer_, parser,
-                                          net::redirect_error(use_awaitable, ec));
-            if (ec == http::error::body_limit) {
-                core::ApiError err("FILE_TOO_LARGE",
-                                   "Request body exceeds the limit of " +
-                                       std::to_string(opts_.maxBodyBytes) + " bytes",
-                                   {{"maxSize", opts_.maxBodyBytes}});
-                keepAlive_ = false;
-                co_await sendJson(413, err.envelope());
-                break;
-            }
-            if (ec) break;  // EOF, reset, malformed request: close the connection
-            auto msg = parser.release();
-            resetState(msg.keep_alive(), msg.version());
-
+            auto& head = parser.get();
+            resetState(head.keep_alive(), head.version());
             Request req;
-            req.method = std::string(msg.method_string());
-            req.target = std::string(msg.target());
+            req.method = std::string(head.method_string());
+            req.target = std::string(head.target());
             auto qpos = req.target.find('?');
             req.path = req.target.substr(0, qpos);
             if (qpos != std::string::npos) req.query = req.target.substr(qpos + 1);
-            for (const auto& f : msg) {
+            for (const auto& f : head) {
                 std::string name(f.name_string());
                 for (auto& c : name)
                     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
                 req.headers.emplace_back(std::move(name), std::string(f.value()));
             }
+            const bool bodyPending = !parser.is_done();
+
+            // Refused from the head alone, before a byte of the body is read.
+            std::optional<CannedResponse> early;
+            if (std::string why = refusedPath(req.path); !why.empty()) {
+                core::ApiError err =
+                    core::validationError(why, "path", "INVALID_PATH", "contains a NUL byte");
+                early = canned(Refusal{400, err.code(), why, err.context()});
+            } else if (opts_->checkHead) {
+                try {
+                    early = opts_->checkHead(req);
+                } catch (const std::exception& e) {
+                    early = canned(Refusal{500, "INTERNAL_ERROR", e.what()});
+                }
+            }
+            if (early) {
+                if (bodyPending) keepAlive_ = false;  // the body is not read: no next request
+                co_await send(early->status, early->contentType, std::move(early->body),
+                              early->headers);
+                linger = bodyPending;
+                if (gone_ || !keepAlive_) break;
+                continue;
+            }
+
+            // Clients that announce a large body (curl does) wait for "100 Continue" first.
+            if (bodyPending && beast::iequals(head[http::field::expect], "100-continue")) {
+                http::response<http::empty_body> cont{http::status::continue_, head.version()};
+                co_await http::async_write(socket_, cont, net::redirect_error(use_awaitable, ec));
+                if (ec) break;
+            }
+            if (bodyPending) {
+                // Inactivity, not a total: every piece that arrives moves the deadline.
+                setDeadline(opts_->bodyTimeout);
+                while (!ec && !parser.is_done()) {
+                    co_await http::async_read_some(socket_, buffer_, parser,
+                                                   net::redirect_error(use_awaitable, ec));
+                    extendDeadline(opts_->bodyTimeout);
+                }
+                clearDeadline();
+            }
+            if (ec) {
+                refusal = readFailure(ec, true);
+                break;
+            }
+            auto msg = parser.release();
             req.body = std::move(msg.body());
             currentMsg_ = &msg;
 
@@ -306,16 +401,32 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             co_await stopWatching();
             if (gone_ || !keepAlive_) break;
         }
-        beast::error_code ignored;
-        socket_.shutdown(Socket::shutdown_send, ignored);
-        socket_.close(ignored);
+        if (refusal) {
+            co_await sendRefusal(*refusal);
+            linger = true;
+        }
+        if (linger && !gone_)
+            co_await lingerAndClose();
+        else
+            closeNow();
+    }
+
+    /// Answers a connection over ServerOptions::maxConnections with `refusal`, without reading
+    /// a request from it, and closes it.
+    awaitable<void> refuse(const Refusal& refusal) {
+        auto self = this->shared_from_this();
+        co_await sendRefusal(refusal);
+        if (gone_)
+            closeNow();
+        else
+            co_await lingerAndClose();
     }
 
     awaitable<void> send(int status, std::string_view contentType, std::string&& body,
                          const Headers& extra) override {
         started_ = true;
         http::response<http::string_body> res{static_cast<http::status>(status), version_};
-        res.set(http::field::server, opts_.serverName);
+        res.set(http::field::server, opts_->serverName);
         // An empty content type sends none (a 204 has no content to type).
         if (!contentType.empty()) res.set(http::field::content_type, contentType);
         for (const auto& [k, v] : extra) res.set(k, v);
@@ -332,7 +443,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         started_ = true;
         sse_ = true;
         http::response<http::empty_body> res{static_cast<http::status>(status), version_};
-        res.set(http::field::server, opts_.serverName);
+        res.set(http::field::server, opts_->serverName);
         res.set(http::field::content_type, contentType);
         for (const auto& [k, v] : extra) res.set(k, v);
         res.set(http::field::connection, keepAlive_ ? "keep-alive" : "close");
@@ -430,10 +541,11 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         started_ = true;
         upgraded_ = true;
         auto ws = std::make_shared<WsSession<Socket>>(std::move(socket_));
+        ws->holdSlot(std::move(slot_));
         auto& stream = ws->stream();
         stream.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
         stream.set_option(websocket::stream_base::decorator(
-            [name = opts_.serverName](websocket::response_type& r) {
+            [name = opts_->serverName](websocket::response_type& r) {
                 r.set(http::field::server, name);
             }));
         stream.read_message_max(64 * 1024 * 1024);
@@ -451,6 +563,112 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     }
 
   private:
+    // What a failed read of a request head (or body, `inBody`) is answered: 408 when the
+    // deadline passed, 413/431 over a limit, 400 for what cannot be parsed; nullopt when the
+    // peer is gone (EOF, reset), which gets no answer.
+    std::optional<Refusal> readFailure(const beast::error_code& ec, bool inBody) const {
+        if (timedOut_) {
+            auto limit = inBody ? opts_->bodyTimeout : opts_->headerTimeout;
+            return Refusal{408, "REQUEST_TIMEOUT",
+                           std::string(inBody ? "The request body stopped arriving: nothing for "
+                                              : "The request head did not arrive within ") +
+                               std::to_string(limit.count()) + " ms"};
+        }
+        if (ec == http::error::body_limit)
+            return Refusal{413,
+                           "FILE_TOO_LARGE",
+                           "Request body exceeds the limit of " +
+                               std::to_string(opts_->maxBodyBytes) + " bytes",
+                           {{"maxSize", opts_->maxBodyBytes}}};
+        if (ec == http::error::header_limit)
+            return Refusal{431, "VALIDATION_FAILED",
+                           "Request head (request line and headers) exceeds the limit of " +
+                               std::to_string(opts_->maxHeaderBytes) + " bytes"};
+        if (isParseError(ec))
+            return Refusal{400, "VALIDATION_FAILED", "Malformed HTTP request: " + ec.message()};
+        return std::nullopt;
+    }
+
+    CannedResponse canned(const Refusal& r) const {
+        CannedResponse c;
+        c.status = r.status;
+        c.body = opts_->refusalBody ? opts_->refusalBody(r) : defaultRefusalBody(r);
+        if (r.status == 503) c.headers.emplace_back("Retry-After", "1");
+        return c;
+    }
+
+    // Sends a refusal as the connection's last response (the write bounded by kLinger).
+    awaitable<void> sendRefusal(const Refusal& r) {
+        keepAlive_ = false;
+        CannedResponse c = canned(r);
+        setDeadline(std::chrono::duration_cast<std::chrono::milliseconds>(kLinger));
+        co_await send(c.status, c.contentType, std::move(c.body), c.headers);
+        clearDeadline();
+    }
+
+    // Closes after our last response while the client may still be sending: stop sending,
+    // discard what arrives (bounded by kLinger and kLingerBytes) until the client's EOF, then
+    // close. Closing at once could reset the connection before the client read the answer.
+    awaitable<void> lingerAndClose() {
+        beast::error_code ec;
+        socket_.shutdown(Socket::shutdown_send, ec);
+        setDeadline(std::chrono::duration_cast<std::chrono::milliseconds>(kLinger));
+        std::size_t drained = 0;
+        while (!ec && drained < kLingerBytes) {
+            buffer_.clear();
+            std::size_t n = co_await socket_.async_read_some(
+                buffer_.prepare(16 * 1024), net::redirect_error(use_awaitable, ec));
+            drained += n;
+        }
+        clearDeadline();
+        closeNow();
+    }
+
+    void closeNow() {
+        beast::error_code ignored;
+        socket_.shutdown(Socket::shutdown_send, ignored);
+        socket_.close(ignored);
+        slot_.reset();
+    }
+
+    // ---- read deadlines: a read (or the refusal's write) still pending when the deadline
+    // passes is cancelled and timedOut_ is set. Only armed around reads of a request (and
+    // while refusing), never while a handler runs.
+    void setDeadline(std::chrono::milliseconds limit) {
+        timedOut_ = false;
+        if (limit.count() <= 0) {
+            clearDeadline();
+            return;
+        }
+        deadlineOn_ = true;
+        deadline_ = std::chrono::steady_clock::now() + limit;
+        waitDeadline();
+    }
+
+    // Moves an armed deadline to `limit` from now (progress was made); cheap, no timer call.
+    void extendDeadline(std::chrono::milliseconds limit) {
+        if (deadlineOn_) deadline_ = std::chrono::steady_clock::now() + limit;
+    }
+
+    void clearDeadline() {
+        deadlineOn_ = false;
+        deadlineTimer_.cancel();
+    }
+
+    void waitDeadline() {
+        deadlineTimer_.expires_at(deadline_);
+        deadlineTimer_.async_wait([weak = this->weak_from_this()](const beast::error_code& ec) {
+            auto self = weak.lock();
+            if (ec || !self || !self->deadlineOn_) return;
+            if (std::chrono::steady_clock::now() < self->deadline_)
+                return self->waitDeadline();  // moved on meanwhile
+            self->deadlineOn_ = false;
+            self->timedOut_ = true;
+            beast::error_code ignored;
+            self->socket_.cancel(ignored);
+        });
+    }
+
     void resetState(bool keepAlive, unsigned version) {
         keepAlive_ = keepAlive;
         version_ = version;
@@ -507,7 +725,8 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     http::request<http::string_body>* currentMsg_ = nullptr;
     bool upgraded_ = false;
     std::shared_ptr<const Handler> handler_;
-    ServerOptions opts_;
+    std::shared_ptr<const ServerOptions> opts_;
+    std::shared_ptr<ConnectionSlot> slot_;
     beast::flat_buffer buffer_;
     net::steady_timer watchDone_;
     std::string pending_, writing_;
@@ -517,16 +736,23 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     bool watching_ = false, watchRunning_ = false, writingNow_ = false, keepAliveOn_ = false;
     std::chrono::steady_clock::time_point lastWrite_ = std::chrono::steady_clock::now();
     net::steady_timer writeDone_{socket_.get_executor(), net::steady_timer::time_point::max()};
+    net::steady_timer deadlineTimer_{socket_.get_executor()};
+    std::chrono::steady_clock::time_point deadline_;
+    bool deadlineOn_ = false, timedOut_ = false;
 };
 
 }  // namespace
 
 struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     Impl(net::io_context& io, Handler h, ServerOptions o)
-        : io(io), handler(std::make_shared<const Handler>(std::move(h))), opts(std::move(o)) {}
+        : io(io),
+          handler(std::make_shared<const Handler>(std::move(h))),
+          opts(std::make_shared<const ServerOptions>(std::move(o))) {}
     net::io_context& io;
     std::shared_ptr<const Handler> handler;
-    ServerOptions opts;
+    std::shared_ptr<const ServerOptions> opts;
+    std::shared_ptr<std::atomic<std::size_t>> openConnections =
+        std::make_shared<std::atomic<std::size_t>>(0);
     std::optional<tcp::acceptor> tcpAcceptor;
     std::optional<unix_sock::acceptor> unixAcceptor;
     std::string unixPath;
@@ -535,15 +761,41 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     template <class Acceptor, class Socket>
     awaitable<void> acceptLoop(Acceptor& acceptor) {
         auto self = shared_from_this();
+        net::steady_timer pause(io);
         for (;;) {
             beast::error_code ec;
             Socket sock(io);
             co_await acceptor.async_accept(sock, net::redirect_error(use_awaitable, ec));
             if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
-            if (ec) continue;  // e.g. EMFILE: keep serving the open connections
+            if (ec == net::error::connection_aborted) continue;  // that client left already
+            if (ec) {
+                // Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), or anything
+                // else: the connection stays in the backlog, and trying again at once would
+                // only spin. Pause, keep serving the open connections, then try again.
+                pause.expires_after(kAcceptPause);
+                co_await pause.async_wait(net::redirect_error(use_awaitable, ec));
+                continue;
+            }
             if constexpr (std::is_same_v<Socket, tcp::socket>)
                 sock.set_option(tcp::no_delay(true), ec);
-            auto conn = std::make_shared<Connection<Socket>>(std::move(sock), handler, opts);
+            if (opts->maxConnections > 0 && *openConnections >= opts->maxConnections) {
+                auto conn =
+                    std::make_shared<Connection<Socket>>(std::move(sock), handler, opts, nullptr);
+                Refusal busy{503, "CONTAINER_UNAVAILABLE",
+                             "Too many connections (at most " +
+                                 std::to_string(opts->maxConnections) +
+                                 " are served at once); retry shortly"};
+                net::co_spawn(
+                    io,
+                    [conn, busy = std::move(busy)]() -> awaitable<void> {
+                        co_await conn->refuse(busy);
+                    },
+                    net::detached);
+                continue;
+            }
+            auto slot = std::make_shared<ConnectionSlot>(openConnections);
+            auto conn = std::make_shared<Connection<Socket>>(std::move(sock), handler, opts,
+                                                             std::move(slot));
             net::co_spawn(
                 io, [conn]() -> awaitable<void> { co_await conn->run(); }, net::detached);
         }

@@ -123,9 +123,59 @@ class Responder {
 
 using Handler = std::function<net::awaitable<void>(Request&, Responder&)>;
 
+/// A complete answer given without running the handler (see ServerOptions::checkHead).
+struct CannedResponse {
+    int status = 0;
+    std::string contentType = "application/json";
+    std::string body;
+    Headers headers;  ///< extra headers
+};
+
+/// A request the server refuses by itself, before or instead of running the handler: 400 (a
+/// request line or header it cannot parse, a path with %00), 408 (the head or the body did not
+/// arrive in time), 413 (a body over maxBodyBytes), 431 (a head over maxHeaderBytes), 503 (over
+/// maxConnections).
+struct Refusal {
+    int status = 0;
+    std::string code;     ///< the container API's code for it (core/error_codes.def or close)
+    std::string message;  ///< for people
+    nlohmann::json context = nlohmann::json::object();
+};
+
+/// Why a request path is refused before any routing, or "" when it is not: a percent-encoded
+/// NUL (%00), which would cut the path short wherever it is decoded into a C string. The server
+/// answers such requests with 400 itself; other entry points (the agent's WebSocket route
+/// multiplexer) call this too, so the rule lives in one place.
+std::string refusedPath(std::string_view path);
+
 struct ServerOptions {
     std::size_t maxBodyBytes = 128ull * 1024 * 1024;
+    /// Largest request head (request line and headers); a larger one is answered 431.
+    std::size_t maxHeaderBytes = 64 * 1024;
     std::string serverName = "sandbox";
+    /// A connection must deliver a complete request head within this time: counted from the
+    /// accept for its first request, and from the first byte of each later request (the wait
+    /// for that byte is idleTimeout's). Else 408 and the connection is closed. 0: no limit.
+    std::chrono::milliseconds headerTimeout{30'000};
+    /// While a request body is being read, the longest wait for more of it (inactivity, not a
+    /// total deadline: a large upload that keeps flowing is never cut). Else 408 and close.
+    /// 0: no limit.
+    std::chrono::milliseconds bodyTimeout{60'000};
+    /// How long a kept-alive connection may wait for the first byte of its next request; then
+    /// it is closed without an answer (clients retry on a fresh connection). 0: no limit.
+    /// No read timeout applies while a handler runs (streams may be quiet for minutes).
+    std::chrono::milliseconds idleTimeout{75'000};
+    /// Open connections (WebSockets included) at most; a connection over the cap is answered
+    /// 503 at once, without a request being read, and closed. 0: no cap.
+    std::size_t maxConnections = 1024;
+    /// Called with each request's head (the body is empty) once it is parsed, before the body
+    /// is read and before `Expect: 100-continue` is answered. A response refuses the request:
+    /// it is sent as is and the handler does not run; the connection is then closed when a
+    /// body was announced (it is not read), kept alive otherwise. nullopt: go on.
+    std::function<std::optional<CannedResponse>(const Request& head)> checkHead;
+    /// The JSON body of a Refusal; the default is the container API's error envelope
+    /// ({code, message, context, httpStatus, timestamp, ...}).
+    std::function<std::string(const Refusal&)> refusalBody;
 };
 
 /// The listening server. Handlers run on the io_context given at construction.

@@ -286,6 +286,13 @@ TEST_CASE("ws mux: errors") {
     CHECK((*m.final("e2"))["type"] == "response");
     CHECK((*m.final("e2"))["status"] == 404);
 
+    // %00 in a path is refused here too, as over HTTP.
+    m.request("e4", "GET", "/api/ping%00");
+    REQUIRE(m.waitFinal("e4"));
+    CHECK((*m.final("e4"))["type"] == "error");
+    CHECK((*m.final("e4"))["code"] == "VALIDATION_FAILED");
+    CHECK((*m.final("e4"))["status"] == 400);
+
     // A streaming route's error is one response with the error body.
     m.request("e3", "POST", "/api/read/stream", json{{"path", a.workspace() + "/missing"}});
     REQUIRE(m.waitFinal("e3"));

@@ -25,6 +25,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -410,6 +411,41 @@ inline int fdCount(pid_t pid) {
         if (e->d_name[0] != '.') ++n;
     ::closedir(d);
     return n;
+}
+
+/// utime + stime of a process, in clock ticks.
+inline long cpuTicks(pid_t pid) {
+    std::string line = readFile("/proc/" + std::to_string(pid) + "/stat");
+    auto rp = line.rfind(')');
+    if (rp == std::string::npos) return -1;
+    std::istringstream in(line.substr(rp + 2));
+    std::string field;
+    long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) utime = std::stol(field);
+        if (i == 15) stime = std::stol(field);
+    }
+    return utime + stime;
+}
+
+/// The sockets among a process's open descriptors.
+inline int socketCount(pid_t pid) {
+    int n = 0;
+    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        std::error_code rec;
+        if (std::filesystem::read_symlink(e.path(), rec).string().rfind("socket:", 0) == 0) ++n;
+    }
+    return n;
+}
+
+/// A field of /proc/PID/status in kB ("VmRSS", "VmHWM"); -1 when absent.
+inline long statusKb(pid_t pid, const std::string& field) {
+    std::string s = readFile("/proc/" + std::to_string(pid) + "/status");
+    auto at = s.find("\n" + field + ":");
+    if (at == std::string::npos) return -1;
+    return std::atol(s.c_str() + at + field.size() + 2);
 }
 
 /// The host's mount table (this test's mount namespace).

@@ -21,21 +21,6 @@ std::vector<pid_t> agentOf(const DaemonFixture& d, const std::string& id) {
     return agentsAmong(sandboxProcesses(d.pid(), id));
 }
 
-/// utime + stime of a process, in clock ticks.
-long cpuTicks(pid_t pid) {
-    std::string line = readFile("/proc/" + std::to_string(pid) + "/stat");
-    auto rp = line.rfind(')');
-    if (rp == std::string::npos) return -1;
-    std::istringstream in(line.substr(rp + 2));
-    std::string field;
-    long utime = 0, stime = 0;
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-        if (i == 14) utime = std::stol(field);
-        if (i == 15) stime = std::stol(field);
-    }
-    return utime + stime;
-}
-
 /// A raw TCP connection to 127.0.0.1:port that has sent `request` and read the response head.
 int openRaw(int port, const std::string& request) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -60,17 +45,6 @@ int openRaw(int port, const std::string& request) {
         return -1;
     }
     return fd;
-}
-
-int socketCount(pid_t pid) {
-    int n = 0;
-    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        std::error_code rec;
-        if (std::filesystem::read_symlink(e.path(), rec).string().rfind("socket:", 0) == 0) ++n;
-    }
-    return n;
 }
 
 bool sandboxWorks(client::HttpConnection& c, const std::string& id) {
