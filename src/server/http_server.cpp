@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "core/errors.hpp"
+#include "server/http_request.hpp"
 
 namespace sandbox::server {
 namespace beast = boost::beast;
@@ -21,56 +22,6 @@ using net::awaitable;
 using net::use_awaitable;
 using tcp = net::ip::tcp;
 using unix_sock = net::local::stream_protocol;
-
-std::optional<std::string_view> Request::header(std::string_view name) const {
-    for (const auto& [k, v] : headers)
-        if (k == name) return std::string_view(v);
-    return std::nullopt;
-}
-
-std::optional<std::string> percentDecode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (i + 2 >= s.size()) return std::nullopt;
-        auto hex = [](char c) -> int {
-            if (c >= '0' && c <= '9') return c - '0';
-            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-            return -1;
-        };
-        int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-    }
-    return out;
-}
-
-std::optional<std::string> Request::queryParam(std::string_view name) const {
-    std::string_view q = query;
-    while (!q.empty()) {
-        auto amp = q.find('&');
-        std::string_view kv = q.substr(0, amp);
-        auto eq = kv.find('=');
-        std::string_view k = kv.substr(0, eq);
-        if (k == name) {
-            std::string_view v =
-                eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
-            std::string plus(v);
-            for (auto& c : plus)
-                if (c == '+') c = ' ';
-            return percentDecode(plus);
-        }
-        if (amp == std::string_view::npos) break;
-        q.remove_prefix(amp + 1);
-    }
-    return std::nullopt;
-}
 
 awaitable<void> Responder::beginSse() {
     static const Headers kSse = {{"Cache-Control", "no-cache"}};
@@ -233,8 +184,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
         auto self = this->shared_from_this();
         for (;;) {
             http::request_parser<http::string_body> parser;
-            parser.body_limit(opts_.maxBodyBytes);
-            parser.header_limit(64 * 1024);
+            configureRequestParser(parser, opts_.maxBodyBytes);
             beast::error_code ec;
             co_await http::async_read_header(socket_, buffer_, parser,
                                              net::redirect_error(use_awaitable, ec));
@@ -265,19 +215,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             auto msg = parser.release();
             resetState(msg.keep_alive(), msg.version());
 
-            Request req;
-            req.method = std::string(msg.method_string());
-            req.target = std::string(msg.target());
-            auto qpos = req.target.find('?');
-            req.path = req.target.substr(0, qpos);
-            if (qpos != std::string::npos) req.query = req.target.substr(qpos + 1);
-            for (const auto& f : msg) {
-                std::string name(f.name_string());
-                for (auto& c : name)
-                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-                req.headers.emplace_back(std::move(name), std::string(f.value()));
-            }
-            req.body = std::move(msg.body());
+            Request req = toRequest(msg);
             currentMsg_ = &msg;
 
             std::optional<std::string> failure;
