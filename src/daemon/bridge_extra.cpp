@@ -21,6 +21,7 @@
 #include "daemon/bridge_routes.hpp"
 #include "daemon/mounts.hpp"
 #include "daemon/openapi.hpp"
+#include "daemon/paths.hpp"
 #include "daemon/upstream.hpp"
 
 namespace sandbox::daemon {
