@@ -93,6 +93,9 @@ std::string normaliseSandboxPath(std::string_view path) {
 }
 
 std::string mountPathRefused(const std::string& path) {
+    // The mount point is made and opened one C string per component: a NUL would end the path
+    // early, at a place the checks below never saw ("/proc\0x" is "/proc").
+    if (path.find('\0') != std::string::npos) return "a mount path cannot contain a NUL byte";
     if (path == "/") return "a bucket cannot be mounted over the sandbox's root";
     if (path == "/workspace")
         return "a bucket cannot be mounted over /workspace itself; mount it below, say at "

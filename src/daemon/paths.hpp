@@ -20,7 +20,8 @@ std::string normaliseSandboxPath(std::string_view path);
 
 /// Why a bucket cannot be mounted at `path` (normalised), or "": not over "/", "/workspace"
 /// itself (its host copy is what persist and the file routes' host side read), nor under
-/// /proc, /dev, /sys or /run (sandboxd's channel to the agent lives there).
+/// /proc, /dev, /sys or /run (sandboxd's channel to the agent lives there), nor at a path with
+/// a NUL byte (the system calls would see only the part before it).
 std::string mountPathRefused(const std::string& path);
 
 }  // namespace sandbox::daemon
