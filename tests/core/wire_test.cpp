@@ -2,6 +2,7 @@
 
 #include "core/errors.hpp"
 #include "core/wire.hpp"
+#include "core/wire_process.hpp"
 
 using namespace sandbox::core;
 using nlohmann::json;
@@ -60,4 +61,36 @@ TEST_CASE("file requests") {
     auto fj = fi.toJson();
     CHECK(fj["permissions"]["readable"] == true);
     CHECK(wire::FileInfo::fromJson(fj).readable);
+}
+
+TEST_CASE("responses: a number out of the field's range reads as absent") {
+    // The numeric fields of responses were converted with json::get<T>(), undefined behaviour
+    // for a double out of T's range (1e300 as an int exit code, -1.0 as an unsigned size).
+    // fuzz_wire's UBSan reports it on such input (corpus/wire/crash-response-number-range); its
+    // runs had not produced one by themselves. They now read as absent, like a wrong type.
+    for (const char* bad : {"1e300", "-1e300", "2147483648", "-2147483649", "3e9", "\"7\""}) {
+        CAPTURE(bad);
+        const json j = json::parse(std::string("{\"exitCode\":") + bad + "}");
+        CHECK(wire::ExecuteResponse::fromJson(j).exitCode == 0);
+    }
+    CHECK(wire::ExecuteResponse::fromJson(json{{"exitCode", 2.9}}).exitCode == 2);
+    CHECK(wire::ExecuteResponse::fromJson(json{{"exitCode", -2147483648.0}}).exitCode == INT32_MIN);
+    CHECK(wire::ExecuteResponse::fromJson(json{{"duration", 1e19}}).duration == 0);
+    CHECK(wire::ExecuteResponse::fromJson(json{{"duration", -9.2e18}}).duration ==
+          -9200000000000000000);
+
+    CHECK(wire::FileInfo::fromJson(json{{"size", -1.0}}).size == 0);
+    CHECK(wire::FileInfo::fromJson(json{{"size", -1}}).size == 0);
+    CHECK(wire::FileInfo::fromJson(json{{"size", -0.5}}).size == 0);
+    CHECK(wire::FileInfo::fromJson(json{{"size", 1.8e19}}).size == 18000000000000000000ull);
+    CHECK(wire::FileInfo::fromJson(json{{"size", 1.9e19}}).size == 0);
+    CHECK(wire::ReadResponse::fromJson(json{{"size", 12.0}}).size == 12);
+
+    CHECK_FALSE(wire::ProcessStartedResponse::fromJson(json{{"pid", 1e300}}).pid.has_value());
+    CHECK(wire::ProcessStartedResponse::fromJson(json{{"pid", 42}}).pid == 42);
+    CHECK_FALSE(wire::ProcessInfo::fromJson(json{{"pid", -1e30}}).pid.has_value());
+    CHECK_FALSE(wire::ProcessInfo::fromJson(json{{"exitCode", 1e300}}).exitCode.has_value());
+    CHECK(wire::ProcessInfo::fromJson(json{{"exitCode", 3}}).exitCode == 3);
+    CHECK_FALSE(
+        wire::ProcessInfo::fromJson(json{{"pid", 18446744073709551615ull}}).pid.has_value());
 }
