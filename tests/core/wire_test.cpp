@@ -63,6 +63,25 @@ TEST_CASE("file requests") {
     CHECK(wire::FileInfo::fromJson(fj).readable);
 }
 
+TEST_CASE("ReadResponse::toJsonString is toJson(), escaping DEL") {
+    // Found by fuzz_wire: toJsonString() was documented as toJson().dump()'s exact text, but it
+    // writes DEL as \u007f (appendJsonString's rule) where dump() writes the byte.
+    wire::ReadResponse r;
+    r.path = "/a\x7f\"b";
+    r.content = std::string("x\x7fy\x01\n\\u007f", 11);
+    r.encoding = "utf-8";
+    r.mimeType = "text/plain";
+    r.size = 11;
+    r.timestamp = "t";
+    const std::string text = r.toJsonString();
+    CHECK(json::parse(text) == r.toJson());
+    CHECK(text.find('\x7f') == std::string::npos);
+    std::string dumped = r.toJson().dump();
+    for (std::size_t p = 0; (p = dumped.find('\x7f', p)) != std::string::npos;)
+        dumped.replace(p, 1, "\\u007f");
+    CHECK(text == dumped);
+}
+
 TEST_CASE("responses: a number out of the field's range reads as absent") {
     // The numeric fields of responses were converted with json::get<T>(), undefined behaviour
     // for a double out of T's range (1e300 as an int exit code, -1.0 as an unsigned size).
