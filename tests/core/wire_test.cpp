@@ -3,6 +3,7 @@
 #include "core/errors.hpp"
 #include "core/wire.hpp"
 #include "core/wire_process.hpp"
+#include "core/wire_ws.hpp"
 
 using namespace sandbox::core;
 using nlohmann::json;
@@ -112,4 +113,33 @@ TEST_CASE("responses: a number out of the field's range reads as absent") {
     CHECK(wire::ProcessInfo::fromJson(json{{"exitCode", 3}}).exitCode == 3);
     CHECK_FALSE(
         wire::ProcessInfo::fromJson(json{{"pid", 18446744073709551615ull}}).pid.has_value());
+}
+
+TEST_CASE("WebSocket frames: deep nesting is refused, not recursed into") {
+    // Found while writing fuzz_wire (beyond its 4 KiB inputs; corpus/wire/crash-ws-body-nesting
+    // keeps the check): a /ws frame whose body nests a few hundred thousand arrays crashed the
+    // agent, since the body is copied and serialised recursively. Frames are now parsed with
+    // core::parseJson, which refuses nesting deeper than 1024.
+    const std::size_t n = 300000;
+    const std::string deep = std::string(n, '[') + std::string(n, ']');
+    wire::WsParseError err{};
+    CHECK_FALSE(wire::parseWsRequest(R"({"type":"request","id":"1","body":)" + deep + "}", err));
+    CHECK(err == wire::WsParseError::NotJson);
+    CHECK_FALSE(wire::parsePtyMessage(R"({"type":"resize","x":)" + deep + "}"));
+
+    auto ok = wire::parseWsRequest(
+        R"({"type":"request","id":"7","method":"POST","path":"/api/execute","body":{"command":"ls","a":[[1]]},"headers":{"h":"v","n":1}})",
+        err);
+    REQUIRE(ok);
+    CHECK(err == wire::WsParseError::None);
+    CHECK(ok->body == json{{"command", "ls"}, {"a", {{1}}}});
+    CHECK(ok->headers == std::vector<std::pair<std::string, std::string>>{{"h", "v"}});
+    CHECK(wire::parseWsRequest("{", err) == std::nullopt);
+    CHECK(err == wire::WsParseError::NotJson);
+    CHECK(wire::parseWsRequest(R"({"type":"other"})", err) == std::nullopt);
+    CHECK(err == wire::WsParseError::InvalidRequest);
+    auto pty = wire::parsePtyMessage(R"({"type":"resize","cols":80,"rows":24.5})");
+    REQUIRE(pty);
+    CHECK(pty->cols == 80.0);
+    CHECK(pty->rows == 24.5);
 }

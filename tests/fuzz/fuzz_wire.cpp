@@ -6,6 +6,7 @@
 //  - bridge API bodies (sandboxd mount/unmount) and WebSocket frames (PTY control, the /ws
 //    multiplexer): never throw; what they accept satisfies their documented checks.
 //  - responses read by the SDK: never throw, whatever the JSON (they are lenient by contract).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -100,6 +101,17 @@ void unmount(std::string_view body) {
     FUZZ_CHECK(!u.mountPath.empty() && u.mountPath[0] == '/' && u.mountPath != "/", u.mountPath);
 }
 
+// Nesting depth of a JSON value. Values are copied and serialised recursively (nlohmann), so
+// what a parser accepts from a peer must be shallow enough for any stack: core::parseJson's
+// limit, 1024 levels.
+std::size_t depthOf(const json& j) {
+    std::size_t deepest = 0;
+    if (j.is_structured())
+        for (const auto& child : j) deepest = std::max(deepest, depthOf(child));
+    return deepest + 1;
+}
+constexpr std::size_t kMaxDepth = 1024;
+
 void pty(std::string_view text) {
     auto m = wire::parsePtyMessage(text);
     if (m) FUZZ_CHECK(m->type.size() <= text.size(), m->type);
@@ -111,6 +123,7 @@ void wsFrame(std::string_view text) {
     FUZZ_CHECK(r.has_value() == (err == wire::WsParseError::None), text);
     if (!r) return;
     FUZZ_CHECK(r->type == "request" || r->type == "cancel", r->type);
+    if (r->body) FUZZ_CHECK(depthOf(*r->body) < kMaxDepth, text);
     if (r->type != "request") return;
     // A client's frame (wsRequestJson) is read back the same.
     auto again = wire::parseWsRequest(wire::wsRequestJson(*r), err);
