@@ -77,11 +77,6 @@ std::string joinPath(const std::string& dir, std::string_view name) {
     return dir + "/" + std::string(name);
 }
 
-bool under(const std::string& path, const std::string& root) {
-    return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
-                            (root == "/" || path[root.size()] == '/'));
-}
-
 // What a request asks for, validated and resolved.
 struct WatchSpec {
     std::string path;  // absolute, canonical
@@ -364,10 +359,11 @@ class Watch : public std::enable_shared_from_this<Watch> {
 
     void forgetBelow(const std::string& dir, bool dropWatches) {
         for (auto it = snapshot_.begin(); it != snapshot_.end();)
-            it = under(it->first, dir) && it->first != dir ? snapshot_.erase(it) : std::next(it);
+            it = core::pathIsUnder(it->first, dir) && it->first != dir ? snapshot_.erase(it)
+                                                                       : std::next(it);
         if (!dropWatches) return;
         for (auto it = wds_.begin(); it != wds_.end();) {
-            if (under(it->second, dir)) {
+            if (core::pathIsUnder(it->second, dir)) {
                 ::inotify_rm_watch(sd_.native_handle(), it->first);
                 it = wds_.erase(it);
             } else {
@@ -380,10 +376,10 @@ class Watch : public std::enable_shared_from_this<Watch> {
     void renameBelow(const std::string& from, const std::string& to) {
         auto moved = [&](const std::string& p) { return to + p.substr(from.size()); };
         for (auto& [wd, dir] : wds_)
-            if (under(dir, from)) dir = moved(dir);
+            if (core::pathIsUnder(dir, from)) dir = moved(dir);
         std::vector<std::pair<std::string, Entry>> renamed;
         for (auto it = snapshot_.begin(); it != snapshot_.end();) {
-            if (it->first != from && under(it->first, from)) {
+            if (it->first != from && core::pathIsUnder(it->first, from)) {
                 renamed.emplace_back(moved(it->first), it->second);
                 it = snapshot_.erase(it);
             } else {
@@ -617,7 +613,7 @@ WatchSpec validate(Agent& agent, const wire::WatchRequest& r) {
         throw ApiError("PERMISSION_DENIED", "path must be inside " + root,
                        {{"path", r.path}, {"resolvedPath", resolved}, {"workspaceRoot", root}});
     };
-    if (!under(resolved, root)) denied();
+    if (!core::pathIsUnder(resolved, root)) denied();
     if (!r.include.empty() && !r.exclude.empty())
         badRequest("include and exclude cannot be used together",
                    {{"include", r.include}, {"exclude", r.exclude}});
@@ -645,7 +641,7 @@ WatchSpec validate(Agent& agent, const wire::WatchRequest& r) {
     // Symbolic links must not lead the watch out of the workspace either.
     char realRoot[PATH_MAX], realPath[PATH_MAX];
     if (::realpath(root.c_str(), realRoot) && ::realpath(resolved.c_str(), realPath) &&
-        !under(realPath, realRoot))
+        !core::pathIsUnder(realPath, realRoot))
         denied();
     spec.path = resolved;
     spec.rootIsDir = S_ISDIR(st.st_mode);

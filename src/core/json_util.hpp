@@ -13,7 +13,8 @@ namespace sandbox::core {
 
 /// Parses any JSON document with simdjson (GB/s, also for multi-megabyte strings such as
 /// base64 file contents) into an nlohmann::json value. Returns a discarded value
-/// (is_discarded()) when the text is not valid JSON.
+/// (is_discarded()) when the text is not valid JSON, or nests deeper than 1024 levels
+/// (nlohmann copies and serialises recursively: a deeper value could exhaust the stack).
 nlohmann::json parseJson(std::string_view text);
 
 /// Parses a request body that must be a JSON object. Throws ApiError 400 VALIDATION_FAILED

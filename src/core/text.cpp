@@ -53,6 +53,11 @@ std::string resolvePath(std::string_view base, std::string_view path) {
     return out.empty() ? "/" : out;
 }
 
+bool pathIsUnder(std::string_view path, std::string_view root) {
+    return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+                            (root == "/" || path[root.size()] == '/'));
+}
+
 std::string pathProblems(std::string_view path) {
     std::string out;
     auto add = [&](std::string_view s) {

@@ -19,6 +19,10 @@ std::string normalizeSessionOutput(std::string_view raw);
 /// An absolute `path` ignores `base`. The result is always absolute.
 std::string resolvePath(std::string_view base, std::string_view path);
 
+/// Whether the absolute, resolved `path` is `root` itself or below it (a whole-segment prefix:
+/// "/workspace2" is not under "/workspace").
+bool pathIsUnder(std::string_view path, std::string_view root);
+
 /// Validation of a container-API path: non-empty, no NUL, at most 4096 characters. Returns
 /// the list of reasons joined by ", " (empty when the path is valid).
 std::string pathProblems(std::string_view path);

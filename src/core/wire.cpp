@@ -106,7 +106,7 @@ json ExecuteResponse::toJson() const {
 ProcessStartedResponse ProcessStartedResponse::fromJson(const json& j) {
     ProcessStartedResponse r;
     r.processId = str(j, "processId");
-    if (auto it = j.find("pid"); it != j.end() && it->is_number()) r.pid = it->get<std::int64_t>();
+    r.pid = optNum(j, "pid");
     r.command = str(j, "command");
     r.timestamp = str(j, "timestamp");
     return r;

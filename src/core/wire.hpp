@@ -115,7 +115,9 @@ struct ReadResponse {
     std::string timestamp;
     static ReadResponse fromJson(const nlohmann::json& j);
     nlohmann::json toJson() const;
-    /// The same JSON text as toJson().dump(), written directly (content may be tens of MB).
+    /// The same JSON as toJson().dump(), written directly (content may be tens of MB): the same
+    /// keys in the same order and the same value, the same text except that DEL (0x7F) is
+    /// escaped as \u007f (core::appendJsonString), where dump() writes it as is.
     std::string toJsonString() const;
 };
 

@@ -71,7 +71,7 @@ json GitCheckoutRequest::toJson() const {
 
 GitCheckoutResponse GitCheckoutResponse::fromJson(const json& j) {
     GitCheckoutResponse r;
-    r.success = j.value("success", true);
+    r.success = boolean(j, "success", true);
     r.repoUrl = str(j, "repoUrl");
     r.branch = str(j, "branch");
     r.targetDir = str(j, "targetDir");
@@ -189,7 +189,7 @@ json WatchRequest::toJson() const {
 
 CheckChangesResponse CheckChangesResponse::fromJson(const json& j) {
     CheckChangesResponse r;
-    r.success = j.value("success", true);
+    r.success = boolean(j, "success", true);
     r.status = str(j, "status");
     r.reason = optStr(j, "reason");
     r.version = str(j, "version");

@@ -3,11 +3,14 @@
 // response field of the wrong type reads as absent, never an exception. (Requests are read
 // strictly with core::Fields.) Internal to src/core.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "core/utf8.hpp"
 
@@ -31,18 +34,52 @@ inline std::optional<std::string> optStr(const nlohmann::json& j, const char* ke
     return std::nullopt;
 }
 
-/// The number at `key` as T, `fallback` when absent or not a number.
+/// The number `v` as the integer type T (a fraction cut off), nullopt when it is not a number
+/// or T cannot hold it: converting an out-of-range (or NaN) double, or a negative number to an
+/// unsigned type, is undefined behaviour, and a response is whatever the peer sent.
+template <class T>
+std::optional<T> integerOf(const nlohmann::json& v) {
+    static_assert(std::is_integral_v<T>);
+    using Limits = std::numeric_limits<T>;
+    if (v.is_number_unsigned()) {
+        const auto u = v.get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(Limits::max())) return std::nullopt;
+        return static_cast<T>(u);
+    }
+    if (v.is_number_integer()) {
+        const auto i = v.get<std::int64_t>();
+        if constexpr (std::is_signed_v<T>) {
+            if (i < static_cast<std::int64_t>(Limits::min()) ||
+                i > static_cast<std::int64_t>(Limits::max()))
+                return std::nullopt;
+        } else {
+            if (i < 0 || static_cast<std::uint64_t>(i) > Limits::max()) return std::nullopt;
+        }
+        return static_cast<T>(i);
+    }
+    if (v.is_number_float()) {
+        const double d = v.get<double>();
+        const double end = std::ldexp(1.0, Limits::digits);  // 2^digits: the first too large
+        const bool fits = std::is_signed_v<T> ? d >= -end && d < end : d > -1.0 && d < end;
+        if (!fits) return std::nullopt;  // also NaN
+        return static_cast<T>(d);
+    }
+    return std::nullopt;
+}
+
+/// The number at `key` as T, `fallback` when absent, not a number or out of T's range.
 template <class T>
 T num(const nlohmann::json& j, const char* key, T fallback) {
     auto it = j.find(key);
-    return it != j.end() && it->is_number() ? it->get<T>() : fallback;
+    if (it == j.end()) return fallback;
+    return integerOf<T>(*it).value_or(fallback);
 }
 
-/// The number at `key`, nullopt when absent or not a number.
+/// The number at `key`, nullopt when absent, not a number or not an int64.
 inline std::optional<std::int64_t> optNum(const nlohmann::json& j, const char* key) {
     auto it = j.find(key);
-    if (it != j.end() && it->is_number()) return it->get<std::int64_t>();
-    return std::nullopt;
+    if (it == j.end()) return std::nullopt;
+    return integerOf<std::int64_t>(*it);
 }
 
 /// The non-negative integer at `key` (a negative one is 0), 0 when absent.

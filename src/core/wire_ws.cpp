@@ -1,5 +1,7 @@
 #include "core/wire_ws.hpp"
 
+#include "core/json_util.hpp"
+
 namespace sandbox::core::wire {
 using nlohmann::json;
 
@@ -28,7 +30,7 @@ std::string ptyResize(int cols, int rows) {
 }
 
 std::optional<PtyMessage> parsePtyMessage(std::string_view text) {
-    json j = json::parse(text, nullptr, false);
+    json j = parseJson(text);
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
     auto t = j.find("type");
     if (t == j.end() || !t->is_string()) return std::nullopt;
@@ -46,7 +48,9 @@ std::optional<PtyMessage> parsePtyMessage(std::string_view text) {
 
 std::optional<WsRequest> parseWsRequest(std::string_view text, WsParseError& error) {
     error = WsParseError::None;
-    json j = json::parse(text, nullptr, false);
+    // Nesting is bounded (parseJson): the body is copied and serialised recursively, and a
+    // frame of a few hundred KiB of brackets would otherwise exhaust the stack.
+    json j = parseJson(text);
     if (j.is_discarded()) {
         error = WsParseError::NotJson;
         return std::nullopt;

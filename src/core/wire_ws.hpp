@@ -56,7 +56,8 @@ struct WsRequest {
 enum class WsParseError { None, NotJson, InvalidRequest };
 
 /// Parses a client frame. Only `type` is required (as the reference); other fields take
-/// defaults when absent or of the wrong type.
+/// defaults when absent or of the wrong type. JSON nested deeper than core::parseJson allows
+/// (1024 levels) is NotJson.
 std::optional<WsRequest> parseWsRequest(std::string_view text, WsParseError& error);
 /// Serialises a client frame (used by clients and tests).
 std::string wsRequestJson(const WsRequest& r);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/json_util.hpp"
 #include "core/text.hpp"
 #include "core/time.hpp"
 #include "core/utf8.hpp"
@@ -21,6 +22,7 @@
 #include "daemon/bridge_routes.hpp"
 #include "daemon/mounts.hpp"
 #include "daemon/openapi.hpp"
+#include "daemon/paths.hpp"
 #include "daemon/upstream.hpp"
 
 namespace sandbox::daemon {
@@ -75,7 +77,8 @@ std::string agentMessage(int status, const std::string& reply) {
 
 awaitable<void> sessionCreate(SandboxManager& mgr, const std::string& id, Request& req,
                               Responder& res) {
-    json body = json::parse(req.body, nullptr, false);
+    // Nesting bounded (core::parseJson): the body is serialised again (recursively) below.
+    json body = core::parseJson(req.body);
     if (body.is_null()) co_return co_await sendInternalError(res);        // as the reference
     if (body.is_discarded() || !body.is_object()) body = json::object();  // "any failure: {}"
     if (!body.contains("id")) body["id"] = "session-" + std::to_string(core::epochMillisNow());

@@ -17,6 +17,7 @@
 #include "core/utf8.hpp"
 #include "core/wire_bridge.hpp"
 #include "daemon/bridge_extra.hpp"
+#include "daemon/paths.hpp"
 #include "daemon/pty_proxy.hpp"
 #include "daemon/upstream.hpp"
 #include "daemon/workspace_fs.hpp"
@@ -399,29 +400,6 @@ awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& 
     co_await res.endSse();
 }
 
-// RFC 3986 remove_dot_segments for an absolute path: "." and ".." segments are resolved, but
-// empty segments and a trailing slash stay, since routing is strict about them (§1.2, §2.3).
-std::string removeDotSegments(std::string_view path) {
-    std::vector<std::string_view> out;
-    size_t i = path.empty() || path[0] != '/' ? 0 : 1;
-    for (;;) {
-        size_t j = path.find('/', i);
-        bool last = j == std::string_view::npos;
-        std::string_view seg = path.substr(i, last ? std::string_view::npos : j - i);
-        if (seg == "." || seg == "..") {
-            if (seg == ".." && !out.empty()) out.pop_back();
-            if (last) out.emplace_back();  // "/a/b/.." is "/a/"
-        } else {
-            out.push_back(seg);
-        }
-        if (last) break;
-        i = j + 1;
-    }
-    std::string s;
-    for (auto seg : out) s.append("/").append(seg);
-    return s.empty() ? "/" : s;
-}
-
 }  // namespace
 
 bool validSessionId(std::string_view s) {
@@ -540,50 +518,6 @@ bool constantTimeEquals(std::string_view a, std::string_view b) {
         diff |= static_cast<unsigned char>(x ^ y);
     }
     return diff == 0;
-}
-
-std::string decodeBridgePath(std::string_view raw) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    size_t i = 0;
-    while (i < raw.size()) {
-        if (raw[i] != '%') {
-            out.push_back(raw[i++]);
-            continue;
-        }
-        // A maximal run of %XX triplets, decoded together (UTF-8 sequences span triplets).
-        size_t j = i;
-        std::string bytes, text;
-        while (j + 2 < raw.size() + 0 && raw[j] == '%' && hex(raw[j + 1]) >= 0 &&
-               hex(raw[j + 2]) >= 0) {
-            char b = static_cast<char>(hex(raw[j + 1]) * 16 + hex(raw[j + 2]));
-            bytes.push_back(b);
-            text.append(raw.substr(j, 3));
-            j += 3;
-        }
-        if (j == i) {  // a lone '%' or bad escape: verbatim
-            out.push_back(raw[i++]);
-            continue;
-        }
-        if (!core::isValidUtf8(bytes)) {
-            out += text;
-        } else {
-            for (size_t k = 0; k < bytes.size(); ++k) {
-                char b = bytes[k];
-                if (std::strchr(";/?:@&=+$,#%", b) && b != '\0')
-                    out.append(text.substr(k * 3, 3));
-                else
-                    out.push_back(b);
-            }
-        }
-        i = j;
-    }
-    return out;
 }
 
 server::Handler makeBridgeRouter(SandboxManager& manager) {

@@ -46,9 +46,6 @@ awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std
 
 /// Constant-time string comparison (for the API key).
 bool constantTimeEquals(std::string_view a, std::string_view b);
-/// Bridge path decoding (§2.3): percent-decodes except the reserved characters
-/// `; / ? : @ & = + $ , #` and `%25`, keeping undecodable runs verbatim.
-std::string decodeBridgePath(std::string_view raw);
 
 /// The bridge's error body (§2.2): {"error":...,"code":...} in that key order, compact.
 std::string errorBody(std::string_view message, std::string_view code);

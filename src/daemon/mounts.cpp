@@ -164,32 +164,6 @@ std::string bucketMountsUnavailable(bool bwrapIsolation) {
     return out;
 }
 
-std::string normaliseSandboxPath(std::string_view path) {
-    std::vector<std::string> parts;
-    for (const auto& c : components(std::string(path))) {
-        if (c == ".") continue;
-        if (c == "..") {
-            if (!parts.empty()) parts.pop_back();
-            continue;
-        }
-        parts.push_back(c);
-    }
-    std::string out;
-    for (const auto& p : parts) out += "/" + p;
-    return out.empty() ? "/" : out;
-}
-
-std::string mountPathRefused(const std::string& path) {
-    if (path == "/") return "a bucket cannot be mounted over the sandbox's root";
-    if (path == "/workspace")
-        return "a bucket cannot be mounted over /workspace itself; mount it below, say at "
-               "/workspace/data";
-    for (const char* dir : {"/proc", "/dev", "/sys", "/run"})
-        if (path == dir || path.rfind(std::string(dir) + "/", 0) == 0)
-            return std::string("a bucket cannot be mounted under ") + dir;
-    return {};
-}
-
 std::string s3fsOptionRefused(const std::string& option) {
     if (option.find(',') != std::string::npos)
         return "s3fs option '" + option + "' must be one option (no ',')";

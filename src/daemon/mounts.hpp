@@ -41,14 +41,6 @@ struct BucketMount {
 /// bubblewrap isolation).
 std::string bucketMountsUnavailable(bool bwrapIsolation);
 
-/// `path` (absolute) with "." and ".." resolved and "//" collapsed, without a trailing "/".
-std::string normaliseSandboxPath(std::string_view path);
-
-/// Why a bucket cannot be mounted at `path` (normalised), or "": not over "/", "/workspace"
-/// itself (its host copy is what persist and the file routes' host side read), nor under
-/// /proc, /dev, /sys or /run (sandboxd's channel to the agent lives there).
-std::string mountPathRefused(const std::string& path);
-
 /// Why an s3fs option from a request cannot be used, or "". s3fs runs on the host as sandboxd's
 /// user, so only options that change how the bucket is read are accepted (no file paths: no
 /// cache directories, password files or logs of the client's choosing).

@@ -12,6 +12,8 @@
 namespace sandbox::daemon {
 
 std::string resolveWorkspacePath(std::string_view path) {
+    // The result is opened as a C string: a NUL would name another file than the one checked.
+    if (path.find('\0') != std::string_view::npos) return {};
     std::string full =
         !path.empty() && path[0] == '/' ? std::string(path) : "/workspace/" + std::string(path);
     std::vector<std::string_view> parts;

@@ -17,7 +17,8 @@ struct FileOwner {
 };
 
 /// Bridge path rules (`resolveWorkspacePath`): absolute, or relative to /workspace; lexically
-/// normalised; accepted only if it is /workspace or below. Returns "" when rejected.
+/// normalised; accepted only if it is /workspace or below, and has no NUL byte (the file routes
+/// open it as a C string, which would end at the NUL). Returns "" when rejected.
 std::string resolveWorkspacePath(std::string_view path);
 
 /// Opens `rel` (relative to `rootDir`, e.g. "workspace/src/a.txt") for reading, never blocking

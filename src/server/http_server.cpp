@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "core/errors.hpp"
+#include "server/http_request.hpp"
 
 namespace sandbox::server {
 namespace beast = boost::beast;
@@ -24,56 +25,6 @@ using net::awaitable;
 using net::use_awaitable;
 using tcp = net::ip::tcp;
 using unix_sock = net::local::stream_protocol;
-
-std::optional<std::string_view> Request::header(std::string_view name) const {
-    for (const auto& [k, v] : headers)
-        if (k == name) return std::string_view(v);
-    return std::nullopt;
-}
-
-std::optional<std::string> percentDecode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (i + 2 >= s.size()) return std::nullopt;
-        auto hex = [](char c) -> int {
-            if (c >= '0' && c <= '9') return c - '0';
-            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-            return -1;
-        };
-        int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-    }
-    return out;
-}
-
-std::optional<std::string> Request::queryParam(std::string_view name) const {
-    std::string_view q = query;
-    while (!q.empty()) {
-        auto amp = q.find('&');
-        std::string_view kv = q.substr(0, amp);
-        auto eq = kv.find('=');
-        std::string_view k = kv.substr(0, eq);
-        if (k == name) {
-            std::string_view v =
-                eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
-            std::string plus(v);
-            for (auto& c : plus)
-                if (c == '+') c = ' ';
-            return percentDecode(plus);
-        }
-        if (amp == std::string_view::npos) break;
-        q.remove_prefix(amp + 1);
-    }
-    return std::nullopt;
-}
 
 awaitable<void> Responder::beginSse() {
     static const Headers kSse = {{"Cache-Control", "no-cache"}};
@@ -93,13 +44,6 @@ bool isWebSocketUpgrade(const Request& req) {
 awaitable<std::shared_ptr<WebSocket>> Responder::acceptWebSocket() {
     throw std::runtime_error("this response cannot be upgraded to a WebSocket");
     co_return nullptr;
-}
-
-std::string refusedPath(std::string_view path) {
-    for (std::size_t i = 0; i + 2 < path.size(); ++i)
-        if (path[i] == '%' && path[i + 1] == '0' && path[i + 2] == '0')
-            return "Invalid path: it contains a NUL byte (%00)";
-    return {};
 }
 
 namespace {
@@ -305,9 +249,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
                 setDeadline(opts_->headerTimeout);
             }
             http::request_parser<http::string_body> parser;
-            parser.body_limit(opts_->maxBodyBytes);
-            parser.header_limit(static_cast<std::uint32_t>(
-                std::min<std::size_t>(opts_->maxHeaderBytes, UINT32_MAX)));
+            configureRequestParser(parser, opts_->maxBodyBytes, opts_->maxHeaderBytes);
             co_await http::async_read_header(socket_, buffer_, parser,
                                              net::redirect_error(use_awaitable, ec));
             clearDeadline();
@@ -317,18 +259,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             }
             auto& head = parser.get();
             resetState(head.keep_alive(), head.version());
-            Request req;
-            req.method = std::string(head.method_string());
-            req.target = std::string(head.target());
-            auto qpos = req.target.find('?');
-            req.path = req.target.substr(0, qpos);
-            if (qpos != std::string::npos) req.query = req.target.substr(qpos + 1);
-            for (const auto& f : head) {
-                std::string name(f.name_string());
-                for (auto& c : name)
-                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-                req.headers.emplace_back(std::move(name), std::string(f.value()));
-            }
+            Request req = requestHead(head);
             const bool bodyPending = !parser.is_done();
 
             // Refused from the head alone, before a byte of the body is read.

@@ -148,10 +148,13 @@ struct Refusal {
 /// multiplexer) call this too, so the rule lives in one place.
 std::string refusedPath(std::string_view path);
 
+/// The largest request head (request line and headers) a server reads by default.
+inline constexpr std::size_t kMaxRequestHeaderBytes = 64 * 1024;
+
 struct ServerOptions {
     std::size_t maxBodyBytes = 128ull * 1024 * 1024;
     /// Largest request head (request line and headers); a larger one is answered 431.
-    std::size_t maxHeaderBytes = 64 * 1024;
+    std::size_t maxHeaderBytes = kMaxRequestHeaderBytes;
     std::string serverName = "sandbox";
     /// A connection must deliver a complete request head within this time: counted from the
     /// accept for its first request, and from the first byte of each later request (the wait

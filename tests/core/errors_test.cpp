@@ -67,3 +67,13 @@ TEST_CASE("parseJsonObject") {
     CHECK_THROWS_AS(parseJsonObject("{bad"), ApiError);
     CHECK_THROWS_AS(parseJsonObject("[1]"), ApiError);
 }
+
+TEST_CASE("parseJson: nesting is bounded") {
+    // What it returns is copied and serialised recursively by nlohmann::json, so a peer must not
+    // be able to hand it a value deep enough to exhaust the stack.
+    auto nested = [](std::size_t n) { return std::string(n, '[') + std::string(n, ']'); };
+    CHECK_FALSE(parseJson(nested(1000)).is_discarded());
+    CHECK(parseJson(nested(1100)).is_discarded());
+    CHECK(parseJson(nested(500000)).is_discarded());
+    CHECK(parseJson("{\"a\":" + nested(2000) + "}").is_discarded());
+}

@@ -134,3 +134,18 @@ TEST_CASE("git and watch messages: JSON mapping") {
     CHECK(watch_event::stopped("r") == R"({"type":"stopped","reason":"r"})");
     CHECK(watch_event::error("e") == R"({"type":"error","error":"e"})");
 }
+
+TEST_CASE("git and watch responses: any JSON reads, a wrong type as absent") {
+    // Found by fuzz_wire: `success` was read with json::value(), which throws type_error for a
+    // non-boolean and for anything but an object (the SDK reads whatever the server sent).
+    for (const json& j : {json{{"success", "yes"}, {"repoUrl", "r"}}, json::array({1, 2}),
+                          json("text"), json(nullptr), json(json::value_t::discarded)}) {
+        CHECK_NOTHROW(GitCheckoutResponse::fromJson(j));
+        CHECK_NOTHROW(CheckChangesResponse::fromJson(j));
+        CHECK(GitCheckoutResponse::fromJson(j).success);  // the default
+        CHECK(CheckChangesResponse::fromJson(j).success);
+    }
+    CHECK(GitCheckoutResponse::fromJson(json{{"success", "yes"}, {"repoUrl", "r"}}).repoUrl == "r");
+    CHECK_FALSE(GitCheckoutResponse::fromJson(json{{"success", false}}).success);
+    CHECK_FALSE(CheckChangesResponse::fromJson(json{{"success", false}}).success);
+}

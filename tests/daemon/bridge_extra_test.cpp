@@ -67,6 +67,21 @@ TEST_SUITE("daemon.bridge_extra") {
         CHECK(call(d.http, "POST", sandboxPath(id, "/session"), R"({"id":"one"})").status == 200);
     }
 
+    TEST_CASE("a session body nested a million levels deep does not bring sandboxd down") {
+        // The body is forwarded to the agent re-serialised, which recursed once per level and
+        // overflowed sandboxd's stack. Nesting beyond 1024 levels now reads as no body ({}).
+        DaemonFixture d;
+        const std::string id = newSandbox(d.http);
+        const std::size_t n = 1000000;
+        const std::string body =
+            R"({"id":"deep","x":)" + std::string(n, '[') + std::string(n, ']') + "}";
+        auto r = call(d.http, "POST", sandboxPath(id, "/session"), body);
+        CHECK(r.status == 200);
+        CHECK(r.body["id"].get<std::string>().rfind("session-", 0) == 0);
+        CHECK(call(d.http, "GET", "/health").status == 200);
+        CHECK(sh(d.http, id, "echo ok") == "ok\n");
+    }
+
     TEST_CASE("persist -> destroy -> hydrate restores every file byte for byte") {
         DaemonFixture d;
         const std::string id = newSandbox(d.http);
