@@ -255,10 +255,10 @@ std::optional<Agent::SpareShell> Agent::takeSpare() {
     if (!spare_) return std::nullopt;
     SpareShell s = std::move(*spare_);
     spare_.reset();
-    // It may have died waiting, or be about to: something killed it (`kill -9 -1` from a
-    // command kills every process of the sandbox but its init, the agent). Do without.
+    // It may have died waiting, be about to, or be stopped: a command may signal every process
+    // of the sandbox but its init, the agent (`kill -9 -1`, `kill -STOP -1`). Do without.
     pollfd p{s.pidfd.get(), POLLIN, 0};
-    if (::poll(&p, 1, 0) != 0 || os::isDying(s.pid)) {
+    if (::poll(&p, 1, 0) != 0 || !os::isRunnable(s.pid)) {
         discardSpare(s);
         return std::nullopt;
     }

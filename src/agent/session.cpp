@@ -150,6 +150,9 @@ void Session::onShellGone(int code) {
 }
 
 awaitable<bool> Session::writeToShell(const std::string& text) {
+    // A command may have stopped every process of the sandbox but the agent (`kill -STOP -1`),
+    // this shell included: it runs again for the next command rather than leave it waiting.
+    ::kill(pid_, SIGCONT);
     boost::system::error_code ec;
     co_await net::async_write(stdin_, net::buffer(text), net::redirect_error(use_awaitable, ec));
     co_return !ec;

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -111,6 +112,29 @@ void markAllCloseOnExec() {
 }
 }  // namespace
 
+namespace {
+
+// Maps descriptors in two steps (dup each source above every target number, then dup2 those
+// onto the targets), so a target number that is also a source is not clobbered. Just above the
+// highest target, not at a fixed number: a process may have a small RLIMIT_NOFILE.
+std::vector<int> dupAboveTargets(const std::vector<std::pair<int, int>>& fds) {
+    int above = 3;
+    for (const auto& [child, parent] : fds) above = std::max(above, child + 1);
+    std::vector<int> temps;
+    for (const auto& [child, parent] : fds) {
+        int tmp = ::fcntl(parent, F_DUPFD_CLOEXEC, above);
+        if (tmp < 0) {
+            int e = errno;
+            for (int t : temps) ::close(t);
+            throw std::system_error(e, std::generic_category(), "dup");
+        }
+        temps.push_back(tmp);
+    }
+    return temps;
+}
+
+}  // namespace
+
 bool isDirectory(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -133,16 +157,7 @@ pid_t spawnProcess(const SpawnOptions& opts) {
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, flags);
-    // Map descriptors in two steps so a target number that is also a source is not clobbered.
-    std::vector<int> temps;
-    for (const auto& [child, parent] : opts.fds) {
-        (void)child;
-        // Above every target number (0-2, 60-62) so no dup2 clobbers a later source, and low
-        // enough for small RLIMIT_NOFILE values.
-        int tmp = ::fcntl(parent, F_DUPFD_CLOEXEC, 63);
-        if (tmp < 0) throw std::system_error(errno, std::generic_category(), "dup");
-        temps.push_back(tmp);
-    }
+    std::vector<int> temps = dupAboveTargets(opts.fds);
     for (size_t i = 0; i < opts.fds.size(); ++i)
         posix_spawn_file_actions_adddup2(&fa, temps[i], opts.fds[i].first);
     if (opts.cwd) posix_spawn_file_actions_addchdir_np(&fa, opts.cwd->c_str());
@@ -275,20 +290,11 @@ failed:
 
 pid_t spawnConfined(const SpawnOptions& opts, const Confinement& confine) {
     markAllCloseOnExec();
-    std::vector<int> from, to;
+    std::vector<int> from = dupAboveTargets(opts.fds), to;
+    for (const auto& [child, parent] : opts.fds) to.push_back(child);
     auto closeTemps = [&] {
         for (int t : from) ::close(t);
     };
-    for (const auto& [child, parent] : opts.fds) {
-        int tmp = ::fcntl(parent, F_DUPFD_CLOEXEC, 63);  // as in spawnProcess()
-        if (tmp < 0) {
-            int e = errno;
-            closeTemps();
-            throw std::system_error(e, std::generic_category(), "dup");
-        }
-        from.push_back(tmp);
-        to.push_back(child);
-    }
     std::vector<char*> argv, envp;
     for (const auto& a : opts.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -468,26 +474,26 @@ bool isAlive(pid_t pid) {
            line[rp + 2] != 'X';
 }
 
-bool isDying(pid_t pid) {
+bool isRunnable(pid_t pid) {
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%d/status", pid);
     int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return true;
+    if (fd < 0) return false;
     char buf[4096];
     ssize_t n = ::read(fd, buf, sizeof buf - 1);
     ::close(fd);
-    if (n <= 0) return true;
+    if (n <= 0) return false;
     buf[n] = '\0';
     const unsigned long long kill = 1ull << (SIGKILL - 1);
     for (const char* key : {"SigPnd:", "ShdPnd:"}) {
         const char* at = std::strstr(buf, key);
-        if (at && (std::strtoull(at + std::strlen(key), nullptr, 16) & kill)) return true;
+        if (at && (std::strtoull(at + std::strlen(key), nullptr, 16) & kill)) return false;
     }
     const char* state = std::strstr(buf, "State:");
-    if (!state) return true;
+    if (!state) return false;
     state += 6;
     while (*state == ' ' || *state == '\t') ++state;
-    return *state == 'Z' || *state == 'X';
+    return std::strchr("ZXTt", *state) == nullptr;
 }
 
 std::pair<bool, std::size_t> drainFd(int fd, std::string& out, std::size_t limit) {

@@ -155,9 +155,10 @@ int signalTree(pid_t root, int sig, bool includeRoot);
 /// True when `pid` exists and is not a zombie.
 bool isAlive(pid_t pid);
 
-/// True when `pid` is gone, a zombie, or about to die: a SIGKILL is pending (it was sent, the
-/// process has not run since). Reads /proc/PID/status.
-bool isDying(pid_t pid);
+/// False when `pid` will not run what it is given: gone, a zombie, stopped (SIGSTOP, or in a
+/// tracing stop), or about to die (a SIGKILL is pending: it was sent, the process has not run
+/// since). Reads /proc/PID/status.
+bool isRunnable(pid_t pid);
 
 /// Reads everything currently available from a non-blocking fd, appending to `out` (at most
 /// `limit` bytes kept; the rest is read and counted in the return value's second member).
