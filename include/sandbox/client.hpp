@@ -52,6 +52,13 @@ struct ClientOptions {
     std::string caFile;        ///< extra CA certificate(s) (PEM) for https
     std::string sandboxdPath;  ///< embedded default: the sandboxd binary (else SANDBOXD_PATH, next
                                ///< to the executable, the install prefix, PATH)
+    /// Embedded default only: run sandboxes with NO isolation (sandboxd `--isolation none`:
+    /// commands run as this program's user and see the whole machine), for development where
+    /// bubblewrap cannot work. Never for code you do not trust. Without it (the default) the
+    /// embedded sandboxd isolates every sandbox or refuses to start, and making the Client
+    /// throws ConnectionError saying why. Also set by SANDBOX_ISOLATION=none (`bwrap`: the
+    /// default; anything else is a ValidationFailedError).
+    bool unisolated = false;
 };
 
 /// Where sandboxes live. Cheap to copy (shared state); safe to use from several threads.
@@ -64,7 +71,9 @@ class Client {
     /// use, stopped with all its sandboxes when the last Client copy goes away.
     static Client fromEnv();
     TransportKind transport() const;
-    /// A short description of the backend ("bridge https://...", "embedded sandboxd (pid N)").
+    /// A short description of the backend ("bridge https://...", "embedded sandboxd (pid N,
+    /// unix:PATH; isolation: bwrap; per-sandbox host uids ...; seccomp; ...)": for the embedded
+    /// default, what isolates its sandboxes, as sandboxd reported it at start).
     std::string describe() const;
 
   private:

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "client/sdk_internal.hpp"
@@ -45,12 +46,8 @@ std::vector<std::string> sandboxdCandidates(const std::string& explicitPath) {
     return out;
 }
 
-std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explicitPath) {
-    static std::mutex m;
-    static std::weak_ptr<EmbeddedDaemon> current;
-    std::lock_guard lock(m);
-    if (auto d = current.lock()) return d;
-
+std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explicitPath,
+                                                       bool unisolated) {
     std::string binary;
     auto candidates = sandboxdCandidates(explicitPath);
     for (const auto& c : candidates)
@@ -68,6 +65,12 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
                 where + "\nset SANDBOXD_PATH or install sandboxd",
             0);
     }
+    // One per process for each binary and isolation choice.
+    static std::mutex m;
+    static std::map<std::pair<std::string, bool>, std::weak_ptr<EmbeddedDaemon>> running;
+    std::lock_guard lock(m);
+    auto& current = running[{binary, unisolated}];
+    if (auto d = current.lock()) return d;
 
     auto d = std::shared_ptr<EmbeddedDaemon>(new EmbeddedDaemon());
     const char* tmp = std::getenv("TMPDIR");
@@ -88,6 +91,7 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
     int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     std::vector<std::string> args = {binary,        "--listen",      "unix:" + d->socket_,
                                      "--state-dir", tmpl + "/state", "--exit-with-stdin"};
+    if (unisolated) args.insert(args.end(), {"--isolation", "none"});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -138,10 +142,18 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
         std::ifstream lf(log);
         std::stringstream text;
         text << lf.rdbuf();
+        std::string why = text.str();
+        // Never silently unisolated: say what the program can do about it.
+        if (why.find("cannot isolate sandboxes") != std::string::npos)
+            why +=
+                "the SDK will not run sandboxes without isolation unless told to: "
+                "ClientOptions::unisolated or SANDBOX_ISOLATION=none (development only)\n";
         throw ConnectionError("CONNECTION_FAILED",
-                              "the embedded sandboxd (" + binary + ") did not start: " + text.str(),
-                              0);
+                              "the embedded sandboxd (" + binary + ") did not start: " + why, 0);
     }
+    // "sandboxd listening on unix:PATH (isolation: ...)"
+    if (auto at = line.find("(isolation: "); at != std::string::npos && line.back() == ')')
+        d->isolation_ = line.substr(at + 12, line.size() - at - 13);
     current = d;
     return d;
 }

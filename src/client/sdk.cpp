@@ -435,6 +435,14 @@ Client::Client(ClientOptions options) : impl_(std::make_shared<ClientImpl>()) {
     c.opts.agentUrl =
         c.opts.apiUrl.empty() ? envOr(c.opts.agentUrl, "SANDBOX_AGENT_URL") : c.opts.agentUrl;
     c.opts.apiKey = envOr(c.opts.apiKey, "SANDBOX_API_KEY");
+    if (const char* iso = std::getenv("SANDBOX_ISOLATION"); iso && *iso) {
+        if (std::string_view(iso) == "none")
+            c.opts.unisolated = true;
+        else if (std::string_view(iso) != "bwrap")
+            throw ValidationFailedError(
+                "VALIDATION_FAILED",
+                "SANDBOX_ISOLATION must be bwrap or none, not '" + std::string(iso) + "'", 400);
+    }
     c.settings.connectTimeout = c.opts.connectTimeout;
     c.settings.ioTimeout = c.opts.requestTimeout;
     c.settings.caFile = c.opts.caFile;
@@ -447,7 +455,7 @@ Client::Client(ClientOptions options) : impl_(std::make_shared<ClientImpl>()) {
             c.root = client::Endpoint::parse(c.opts.agentUrl);
         } else {
             c.kind = TransportKind::Embedded;
-            c.daemon = detail::EmbeddedDaemon::shared(c.opts.sandboxdPath);
+            c.daemon = detail::EmbeddedDaemon::shared(c.opts.sandboxdPath, c.opts.unisolated);
             c.root = client::Endpoint::parse("unix:" + c.daemon->socketPath());
             c.agentExtension = 1;
         }
@@ -475,7 +483,8 @@ std::string Client::describe() const {
             return "agent " + impl_->opts.agentUrl;
         case TransportKind::Embedded:
             return "embedded sandboxd (pid " + std::to_string(impl_->daemon->pid()) +
-                   ", unix:" + impl_->daemon->socketPath() + ")";
+                   ", unix:" + impl_->daemon->socketPath() +
+                   "; isolation: " + impl_->daemon->isolation() + ")";
     }
     return {};
 }

@@ -23,15 +23,18 @@ namespace sandbox::detail {
 /// A private sandboxd on a unix socket in a private temp directory (the embedded default).
 class EmbeddedDaemon {
   public:
-    /// Finds and starts sandboxd; throws ConnectionError naming where it looked.
-    static std::shared_ptr<EmbeddedDaemon> shared(const std::string& explicitPath);
+    /// Finds and starts sandboxd (one per process, binary and isolation choice), isolated unless
+    /// `unisolated`; throws ConnectionError naming where it looked, or why it did not start.
+    static std::shared_ptr<EmbeddedDaemon> shared(const std::string& explicitPath, bool unisolated);
     ~EmbeddedDaemon();
     const std::string& socketPath() const { return socket_; }
     pid_t pid() const { return pid_; }
+    /// What isolates its sandboxes, from its start-up line ("bwrap; per-sandbox host uids ...").
+    const std::string& isolation() const { return isolation_; }
 
   private:
     EmbeddedDaemon() = default;
-    std::string dir_, socket_;
+    std::string dir_, socket_, isolation_;
     pid_t pid_ = -1;
     int stdinFd_ = -1;
 };

@@ -1,5 +1,8 @@
 // Client and getSandbox: the transport, sandbox names (validation, mapping: the same name
 // reaches the same sandbox, two names never meet), destroy(), many threads on one Sandbox.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 
 #include "sdk/sdk_fixture.hpp"
@@ -12,6 +15,9 @@ TEST_CASE("the client reports its transport") {
         case Mode::Embedded:
             CHECK(client().transport() == TransportKind::Embedded);
             CHECK(client().describe().find("embedded sandboxd (pid ") == 0);
+            // What isolates its sandboxes, as sandboxd said at start.
+            CHECK(client().describe().find("; isolation: bwrap; ") != std::string::npos);
+            CHECK(client().describe().find("seccomp") != std::string::npos);
             break;
         case Mode::Bridge:
         case Mode::Narrow:
@@ -25,6 +31,43 @@ TEST_CASE("the client reports its transport") {
     // Copies share the backend.
     Client copy = client();
     CHECK(copy.describe() == client().describe());
+}
+
+TEST_CASE("the embedded default never runs unisolated unless told to") {
+    if (mode() != Mode::Embedded) return;
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: needs root to hide bubblewrap in a mount namespace of its own");
+        return;
+    }
+    // A sandboxd that sees a /usr/bin/bwrap which always fails (in a mount namespace of its
+    // own), as on a host without user namespaces.
+    TempDir dir;
+    const std::string wrapper = dir.path() + "/sandboxd";
+    writeHostFile(wrapper,
+                  "#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount --bind /bin/false "
+                  "/usr/bin/bwrap && exec \"$0\" \"$@\"' " +
+                      binPath("sandboxd") + " \"$@\"\n");
+    ::chmod(wrapper.c_str(), 0755);
+    ClientOptions o;
+    o.sandboxdPath = wrapper;
+    try {
+        Client c(o);
+        FAIL("the embedded default started without isolation: " << c.describe());
+    } catch (const ConnectionError& e) {
+        std::string what = e.what();
+        INFO(what);
+        CHECK(what.find("bubblewrap cannot isolate sandboxes") != std::string::npos);
+        CHECK(what.find("ClientOptions::unisolated") != std::string::npos);
+    }
+    // Asked for, it runs without isolation, and says so.
+    o.unisolated = true;
+    Client c(o);
+    CHECK(c.describe().find("; isolation: none;") != std::string::npos);
+    CHECK(getSandbox(c, uniqueName("unisolated")).exec("echo hi").stdout.rfind("hi", 0) == 0);
+    // SANDBOX_ISOLATION: none or bwrap, nothing else.
+    ::setenv("SANDBOX_ISOLATION", "maybe", 1);
+    CHECK_THROWS_AS(Client(ClientOptions{}), ValidationFailedError);
+    ::unsetenv("SANDBOX_ISOLATION");
 }
 
 TEST_CASE("getSandbox validates names as the TypeScript SDK does") {
