@@ -31,4 +31,12 @@ std::string pathProblems(std::string_view path);
 /// byte becomes %XX.
 std::string queryEscape(std::string_view s);
 
+/// The value of a hexadecimal digit (either case), or -1: the percent-decoders' one rule.
+constexpr int hexDigitValue(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 }  // namespace sandbox::core

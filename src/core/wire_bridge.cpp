@@ -1,5 +1,7 @@
 #include "core/wire_bridge.hpp"
 
+#include "core/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -199,12 +201,7 @@ std::string fileUrlPathname(std::string_view in) {
 }
 
 std::string formDecode(std::string_view raw) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
+    constexpr auto hex = hexDigitValue;
     std::string out;
     size_t i = 0;
     while (i < raw.size()) {

@@ -3,17 +3,13 @@
 #include <cstring>
 #include <vector>
 
+#include "core/text.hpp"
 #include "core/utf8.hpp"
 
 namespace sandbox::daemon {
 
 std::string decodeBridgePath(std::string_view raw) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
+    constexpr auto hex = core::hexDigitValue;
     std::string out;
     size_t i = 0;
     while (i < raw.size()) {

@@ -287,7 +287,9 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
             bwrapArgv({sb->workspace, agentStaged_, lim.tmpBytes, lim.shmBytes, {4, 5}}, command);
         so.env = {"PATH=/usr/bin:/bin"};
     } else {
-        so.argv = {cfg_.agentPath, "--listen", "fd:3", "--workspace", sb->workspace};
+        // Its named pipes under the sandbox's directory: they go with it, however it ends.
+        so.argv = {cfg_.agentPath,  "--listen",         "fd:3", "--workspace", sb->workspace,
+                   "--runtime-dir", sb->root + "/agent"};
         so.env = os::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb->workspace}});
     }
     so.cwd = sb->workspace;

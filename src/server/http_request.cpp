@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdint>
 
+#include "core/text.hpp"
+
 namespace sandbox::server {
 namespace http = boost::beast::http;
 
@@ -22,12 +24,7 @@ std::optional<std::string> percentDecode(std::string_view s) {
             continue;
         }
         if (i + 2 >= s.size()) return std::nullopt;
-        auto hex = [](char c) -> int {
-            if (c >= '0' && c <= '9') return c - '0';
-            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-            return -1;
-        };
+        constexpr auto hex = core::hexDigitValue;
         int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
         if (hi < 0 || lo < 0) return std::nullopt;
         out.push_back(static_cast<char>(hi * 16 + lo));
