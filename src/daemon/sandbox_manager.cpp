@@ -187,24 +187,10 @@ std::string SandboxManager::probeIsolation() {
         prepare(sb);
         os::Pipe err = os::Pipe::make(false);
         os::Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-        os::Fd sc1 = programPipe(seccomp_.allowList), sc2 = programPipe(seccomp_.ioctlDenials);
-        os::SpawnOptions so;
-        so.argv = bwrapArgv({sb.workspace, agentStaged_, 1 << 20, 1 << 20, {4, 5}}, {"/bin/true"});
-        so.env = {"PATH=/usr/bin:/bin"};
-        so.cwd = sb.workspace;
-        so.fds = {{0, devnull.get()},
-                  {1, devnull.get()},
-                  {2, err.write.get()},
-                  {4, sc1.get()},
-                  {5, sc2.get()}};
-        os::Confinement cf;
-        if (sb.identity) {
-            cf.uid = sb.identity->uid;
-            cf.gid = sb.identity->gid;
-            cf.groups = {ids_->sharedGroup()};
-        }
-        cf.newSessionKeyring = true;
-        pid_t pid = os::spawnConfined(so, cf);
+        Launch l = launchOf(sb, {"/bin/true"});
+        l.spawn.fds.insert(l.spawn.fds.end(),
+                           {{0, devnull.get()}, {1, devnull.get()}, {2, err.write.get()}});
+        pid_t pid = os::spawnConfined(l.spawn, l.confine);
         err.write.reset();
         std::string text;
         char buf[512];
@@ -261,6 +247,33 @@ void SandboxManager::teardown(Sandbox& sb) {
     sb.identity.reset();
 }
 
+SandboxManager::Launch SandboxManager::launchOf(const Sandbox& sb,
+                                                const std::vector<std::string>& command) {
+    Launch l;
+    l.spawn.cwd = sb.workspace;
+    if (cfg_.isolation == Isolation::Bwrap) {
+        l.seccomp[0] = programPipe(seccomp_.allowList);
+        l.seccomp[1] = programPipe(seccomp_.ioctlDenials);
+        const Limits& lim = cfg_.limits;
+        l.spawn.argv =
+            bwrapArgv({sb.workspace, agentStaged_, lim.tmpBytes, lim.shmBytes, {4, 5}}, command);
+        l.spawn.env = {"PATH=/usr/bin:/bin"};
+        l.spawn.fds = {{4, l.seccomp[0].get()}, {5, l.seccomp[1].get()}};
+        // Who the launcher becomes before bubblewrap runs (bubblewrap itself runs
+        // unprivileged), and a session keyring of its own.
+        if (sb.identity) {
+            l.confine.uid = sb.identity->uid;
+            l.confine.gid = sb.identity->gid;
+            l.confine.groups = {ids_->sharedGroup()};
+        }
+        l.confine.newSessionKeyring = true;
+    } else {
+        l.spawn.argv = command;
+        l.spawn.env = os::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb.workspace}});
+    }
+    return l;
+}
+
 void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     prepare(*sb);
     std::string runDir = sb->root + "/run";
@@ -274,34 +287,20 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     sb->started = std::make_shared<server::Event>(ex_);
 
     const Limits& lim = cfg_.limits;
-    const std::vector<std::string> agentArgs = {"--listen",   "fd:3",          "--workspace",
-                                                "/workspace", "--runtime-dir", "/run/agent"};
-    os::SpawnOptions so;
-    os::Fd sc1, sc2;
-    if (cfg_.isolation == Isolation::Bwrap) {
-        sc1 = programPipe(seccomp_.allowList);
-        sc2 = programPipe(seccomp_.ioctlDenials);
-        std::vector<std::string> command = {"/run/sandbox-agent"};
-        command.insert(command.end(), agentArgs.begin(), agentArgs.end());
-        so.argv =
-            bwrapArgv({sb->workspace, agentStaged_, lim.tmpBytes, lim.shmBytes, {4, 5}}, command);
-        so.env = {"PATH=/usr/bin:/bin"};
-    } else {
-        // Its named pipes under the sandbox's directory: they go with it, however it ends.
-        so.argv = {cfg_.agentPath,  "--listen",         "fd:3", "--workspace", sb->workspace,
-                   "--runtime-dir", sb->root + "/agent"};
-        so.env = os::environWith({{"SANDBOX_API_KEY", std::nullopt}, {"HOME", sb->workspace}});
-    }
-    so.cwd = sb->workspace;
+    Launch l = cfg_.isolation == Isolation::Bwrap
+                   ? launchOf(*sb, {"/run/sandbox-agent", "--listen", "fd:3", "--workspace",
+                                    "/workspace", "--runtime-dir", "/run/agent"})
+                   // Its named pipes under the sandbox's directory: they go with it.
+                   : launchOf(*sb, {cfg_.agentPath, "--listen", "fd:3", "--workspace",
+                                    sb->workspace, "--runtime-dir", sb->root + "/agent"});
     os::Pipe out = os::Pipe::make();
     os::Fd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
     // stderr too: bubblewrap's own failure ("bwrap: ...") becomes the start error.
-    so.fds = {{0, devnull.get()}, {1, out.write.get()}, {2, out.write.get()}, {3, listener.get()}};
-    if (sc1) so.fds.insert(so.fds.end(), {{4, sc1.get()}, {5, sc2.get()}});
-
-    // Everything the launcher does to itself before bubblewrap (or the agent) runs, so no
-    // process of the sandbox ever runs outside its groups, limits or identity.
-    os::Confinement cf;
+    l.spawn.fds.insert(
+        l.spawn.fds.end(),
+        {{0, devnull.get()}, {1, out.write.get()}, {2, out.write.get()}, {3, listener.get()}});
+    // Before bubblewrap (or the agent) runs, the launcher also joins the sandbox's groups and
+    // takes its limits, so no process of the sandbox ever runs outside them.
     std::vector<os::Fd> joinFds;
     if (cgroups_.version() != os::CgroupVersion::None) {
         sb->cgroupName = sb->id + "." + std::to_string(sb->generation);
@@ -315,26 +314,21 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
         for (const auto& p : procs) {
             joinFds.emplace_back(::open(p.c_str(), O_WRONLY | O_CLOEXEC));
             if (!joinFds.back()) throw SandboxStartError("cannot open " + p);
-            cf.joinCgroups.push_back(joinFds.back().get());
+            l.confine.joinCgroups.push_back(joinFds.back().get());
         }
     }
-    cf.rlimits = {{RLIMIT_NOFILE, static_cast<unsigned long>(lim.maxOpenFiles)},
-                  {RLIMIT_FSIZE, static_cast<unsigned long>(lim.maxFileBytes)},
-                  {RLIMIT_CORE, 0}};
+    l.confine.rlimits = {{RLIMIT_NOFILE, static_cast<unsigned long>(lim.maxOpenFiles)},
+                         {RLIMIT_FSIZE, static_cast<unsigned long>(lim.maxFileBytes)},
+                         {RLIMIT_CORE, 0}};
     if (sb->cgroupName.empty()) {
-        cf.rlimits.emplace_back(RLIMIT_AS, static_cast<unsigned long>(lim.memoryBytes * 4));
+        l.confine.rlimits.emplace_back(RLIMIT_AS, static_cast<unsigned long>(lim.memoryBytes * 4));
         // Per uid: only a sandbox's own uid makes it a per-sandbox limit.
         if (sb->identity)
-            cf.rlimits.emplace_back(RLIMIT_NPROC, static_cast<unsigned long>(lim.maxProcesses));
+            l.confine.rlimits.emplace_back(RLIMIT_NPROC,
+                                           static_cast<unsigned long>(lim.maxProcesses));
     }
-    if (sb->identity) {
-        cf.uid = sb->identity->uid;
-        cf.gid = sb->identity->gid;
-        cf.groups = {ids_->sharedGroup()};
-    }
-    cf.newSessionKeyring = cfg_.isolation == Isolation::Bwrap;
     try {
-        sb->pid = os::spawnConfined(so, cf);
+        sb->pid = os::spawnConfined(l.spawn, l.confine);
     } catch (const std::system_error& e) {
         if (!sb->cgroupName.empty()) cgroups_.destroy(sb->cgroupName);
         sb->cgroupName.clear();

@@ -150,6 +150,16 @@ class SandboxManager {
     void shutdownPrewarmed();
 
   private:
+    /// How a sandbox's launcher is started: the program (bubblewrap running `command`, or
+    /// `command` itself without isolation), its seccomp programs on fds 4 and 5, and what it
+    /// does to itself before (identity, session keyring). The caller adds fds 0-3, cgroups and
+    /// rlimits.
+    struct Launch {
+        os::SpawnOptions spawn;
+        os::Confinement confine;
+        os::Fd seccomp[2];
+    };
+    Launch launchOf(const Sandbox& sb, const std::vector<std::string>& command);
     void launch(const std::shared_ptr<Sandbox>& sb);
     /// launch(); a failure leaves the sandbox dead (restarted by the next ensure()) and is
     /// rethrown as SandboxStartError.
