@@ -212,6 +212,13 @@ TEST_SUITE("daemon.hostile") {
             MESSAGE("skipped: no " << prlimit);
             return;
         }
+#if defined(__SANITIZE_ADDRESS__)
+        // Not under the sanitizers: UBSan's vptr check opens a pipe to probe memory, so with
+        // no descriptor left it reports every virtual call as a bad object and aborts. The
+        // behaviour tested is the daemon's own and runs in the normal build.
+        MESSAGE("skipped under ASan/UBSan: the sanitizer runtime itself needs descriptors");
+        return;
+#endif
         constexpr int kLimit = 48;
         TempDir dir;
         const std::string nofile =

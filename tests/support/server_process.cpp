@@ -147,7 +147,9 @@ client::HttpConnection ServerProcess::connect() const {
 }
 
 AgentFixture::AgentFixture()
-    : server(binPath("sandbox-agent"), {"--workspace", dir.path()}), http(server.connect()) {}
+    : server(binPath("sandbox-agent"),
+             {"--workspace", dir.path(), "--runtime-dir", runtime.path() + "/pipes"}),
+      http(server.connect()) {}
 
 namespace {
 

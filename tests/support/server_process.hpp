@@ -50,6 +50,7 @@ class ServerProcess {
 /// sandbox-agent with a temp workspace.
 struct AgentFixture {
     TempDir dir;
+    TempDir runtime;  ///< its named pipes (--runtime-dir): removed even when a test SIGKILLs it
     ServerProcess server;
     client::HttpConnection http;
     AgentFixture();
