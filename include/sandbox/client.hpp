@@ -21,7 +21,8 @@ namespace sandbox {
 namespace detail {
 class ClientImpl;
 struct SandboxState;
-class EventSource;
+class ExecEventReader;
+class FileReader;
 }  // namespace detail
 
 class Sandbox;
@@ -98,9 +99,9 @@ class ExecStream {
     std::default_sentinel_t end() { return {}; }
 
   private:
-    friend class Sandbox;
-    explicit ExecStream(std::unique_ptr<detail::EventSource> src, std::string command);
-    std::unique_ptr<detail::EventSource> src_;
+    friend class SandboxOperations;
+    ExecStream(std::unique_ptr<detail::ExecEventReader> events, std::string command);
+    std::unique_ptr<detail::ExecEventReader> events_;
     std::string command_;
     bool done_ = false;
 };
@@ -119,23 +120,21 @@ class FileStream {
     std::string collect();
 
   private:
-    friend class Sandbox;
-    explicit FileStream(std::unique_ptr<detail::EventSource> src);
-    std::unique_ptr<detail::EventSource> src_;
-    std::optional<FileMetadata> meta_;
-    bool done_ = false;
+    friend class SandboxOperations;
+    explicit FileStream(std::unique_ptr<detail::FileReader> reader);
+    std::unique_ptr<detail::FileReader> reader_;
 };
 
 class ExecutionSession;
 
-/// A handle on one sandbox. Cheap to copy; safe to use from several threads at once (each call
-/// uses its own connection from a shared pool).
-class Sandbox {
+/// What a Sandbox and an ExecutionSession both do: commands, files, watches, git, background
+/// processes, variables and the terminal. On a Sandbox they run in its default session (or
+/// session-less when SandboxOptions::enableDefaultSession is false); on an ExecutionSession, in
+/// that session's shell. Cheap to copy; safe to use from several threads at once (each call uses
+/// its own connection from a shared pool).
+class SandboxOperations {
   public:
-    /// The name given to getSandbox().
-    const std::string& id() const;
-
-    // ---- commands (default session, or sessionless when enableDefaultSession is false) ----
+    // ---- commands ----
     /// Runs a shell command and waits for it. A non-zero exit is a result, not an exception.
     ExecResult exec(std::string_view command, const ExecOptions& options = {}) const;
     /// Starts a command and returns its events as they happen.
@@ -154,7 +153,7 @@ class Sandbox {
     ExistsResult exists(std::string_view path) const;
 
     // ---- file watching and git (need the container API: the agent transport, the embedded
-    // default, or a bridge with the agent extension; else UnsupportedOperationError) ----
+    // default, or sandboxd's bridge; else UnsupportedOperationError) ----
     /// Watches a file or directory (relative paths: from the workspace root; it must be inside
     /// the workspace). Returns once the watch is established; the stream's events follow.
     FileWatch watch(std::string_view path, const WatchOptions& options = {}) const;
@@ -163,12 +162,14 @@ class Sandbox {
     CheckChangesResult checkChanges(std::string_view path,
                                     const CheckChangesOptions& options = {}) const;
     /// Clones a repository (credentials may be given in the URL; they are redacted in every
-    /// message). Throws the Git* errors (GitRepositoryNotFoundError, GitBranchNotFoundError,
-    /// GitNetworkError for a clone timeout, InvalidGitUrlError, ...).
+    /// message; a relative targetDir is relative to the session's directory). Throws the Git*
+    /// errors (GitRepositoryNotFoundError, GitBranchNotFoundError, GitNetworkError for a clone
+    /// timeout, InvalidGitUrlError, ...).
     GitCheckoutResult gitCheckout(std::string_view repoUrl,
                                   const GitCheckoutOptions& options = {}) const;
-    // ---- background processes (sandbox-wide ids; need the container API: the agent
-    // transport or a bridge with the agent extension, else UnsupportedOperationError) ----
+
+    // ---- background processes (sandbox-wide ids; need the container API, else
+    // UnsupportedOperationError) ----
     /// Starts `command` in the background (in this session, or the default one).
     Process startProcess(std::string_view command, const ProcessOptions& options = {}) const;
     /// Every process the sandbox knows, running ones first.
@@ -193,17 +194,34 @@ class Sandbox {
     /// values, per-command values over both.
     void setEnvVars(const EnvVars& envVars) const;
 
+    // ---- terminal ----
+    /// An interactive terminal on the default session (Sandbox) or this session
+    /// (ExecutionSession; one terminal per session, shared), over the container API's /ws/pty
+    /// or the bridge's /pty route. See sandbox/pty.hpp.
+    Pty terminal(const PtyOptions& options = {}) const;
+
+  protected:
+    SandboxOperations() = default;
+    SandboxOperations(std::shared_ptr<detail::SandboxState> state,
+                      std::optional<std::string> session)
+        : state_(std::move(state)), session_(std::move(session)) {}
+    std::shared_ptr<detail::SandboxState> state_;
+    std::optional<std::string> session_;  // bound session (ExecutionSession), else the default
+};
+
+/// A handle on one sandbox (getSandbox()). Cheap to copy; safe to use from several threads.
+class Sandbox : public SandboxOperations {
+  public:
+    /// The name given to getSandbox().
+    const std::string& id() const;
+
     // ---- sessions ----
-    /// A new shell with its own working directory and variables.
+    /// A new shell with its own working directory and variables (id: options.id, else a fresh
+    /// "session-<uuid>").
     ExecutionSession createSession(const SessionOptions& options = {}) const;
     /// A handle on an existing session (not checked until first use).
     ExecutionSession getSession(std::string_view sessionId) const;
     SessionDeleteResult deleteSession(std::string_view sessionId) const;
-
-    // ---- terminal ----
-    /// An interactive terminal on this sandbox's default session (or the bound session), over
-    /// the container API's /ws/pty or the bridge's /pty route. See sandbox/pty.hpp.
-    Pty terminal(const PtyOptions& options = {}) const;
 
     // ---- bucket mounts ----
     /// Mounts an S3-compatible bucket (R2, S3, MinIO, ...) at `mountPath` in the sandbox: the
@@ -223,81 +241,21 @@ class Sandbox {
 
   private:
     friend Sandbox getSandbox(const Client&, std::string, SandboxOptions);
-    friend class ExecutionSession;
-    std::shared_ptr<detail::SandboxState> state_;
-    std::optional<std::string> session_;  // bound session (ExecutionSession), else the default
+    explicit Sandbox(std::shared_ptr<detail::SandboxState> state)
+        : SandboxOperations(std::move(state), std::nullopt) {}
 };
 
-/// A session of a sandbox: the Sandbox methods bound to one shell.
-class ExecutionSession {
+/// A session of a sandbox: the SandboxOperations bound to one shell (createSession() /
+/// getSession()).
+class ExecutionSession : public SandboxOperations {
   public:
-    const std::string& id() const { return id_; }
-    ExecResult exec(std::string_view command, const ExecOptions& options = {}) const {
-        return sb_.exec(command, options);
-    }
-    ExecStream execStream(std::string_view command, const ExecOptions& options = {}) const {
-        return sb_.execStream(command, options);
-    }
-    WriteFileResult writeFile(std::string_view path, std::string_view content,
-                              const WriteFileOptions& o = {}) const {
-        return sb_.writeFile(path, content, o);
-    }
-    ReadFileResult readFile(std::string_view path, const ReadFileOptions& o = {}) const {
-        return sb_.readFile(path, o);
-    }
-    FileStream readFileStream(std::string_view path) const { return sb_.readFileStream(path); }
-    FileOpResult mkdir(std::string_view path, const MkdirOptions& o = {}) const {
-        return sb_.mkdir(path, o);
-    }
-    FileOpResult deleteFile(std::string_view path) const { return sb_.deleteFile(path); }
-    FileOpResult renameFile(std::string_view a, std::string_view b) const {
-        return sb_.renameFile(a, b);
-    }
-    FileOpResult moveFile(std::string_view a, std::string_view b) const {
-        return sb_.moveFile(a, b);
-    }
-    ListFilesResult listFiles(std::string_view path, const ListFilesOptions& o = {}) const {
-        return sb_.listFiles(path, o);
-    }
-    ExistsResult exists(std::string_view path) const { return sb_.exists(path); }
-    /// Sandbox::watch() (the path is resolved against the workspace root, not the session).
-    FileWatch watch(std::string_view path, const WatchOptions& o = {}) const {
-        return sb_.watch(path, o);
-    }
-    /// Sandbox::checkChanges().
-    CheckChangesResult checkChanges(std::string_view path,
-                                    const CheckChangesOptions& o = {}) const {
-        return sb_.checkChanges(path, o);
-    }
-    /// Sandbox::gitCheckout() in this session (a relative targetDir is relative to its cwd).
-    GitCheckoutResult gitCheckout(std::string_view repoUrl,
-                                  const GitCheckoutOptions& o = {}) const {
-        return sb_.gitCheckout(repoUrl, o);
-    }
-    /// Starts a background process in this session (process ids are sandbox-wide).
-    Process startProcess(std::string_view command, const ProcessOptions& o = {}) const {
-        return sb_.startProcess(command, o);
-    }
-    std::vector<Process> listProcesses() const { return sb_.listProcesses(); }
-    std::optional<Process> getProcess(std::string_view id) const { return sb_.getProcess(id); }
-    void killProcess(std::string_view id, std::string_view signal = "SIGTERM") const {
-        sb_.killProcess(id, signal);
-    }
-    int killAllProcesses() const { return sb_.killAllProcesses(); }
-    ProcessLogs getProcessLogs(std::string_view id) const { return sb_.getProcessLogs(id); }
-    LogStream streamProcessLogs(std::string_view id) const { return sb_.streamProcessLogs(id); }
-    /// Sets or unsets variables in this session's shell only.
-    void setEnvVars(const EnvVars& envVars) const { sb_.setEnvVars(envVars); }
-    /// An interactive terminal attached to this session (one terminal per session, shared).
-    Pty terminal(const PtyOptions& options = {}) const { return sb_.terminal(options); }
+    /// The session's id.
+    const std::string& id() const { return *session_; }
 
   private:
     friend class Sandbox;
-    ExecutionSession(Sandbox sb, std::string id) : sb_(std::move(sb)), id_(std::move(id)) {
-        sb_.session_ = id_;
-    }
-    Sandbox sb_;
-    std::string id_;
+    ExecutionSession(std::shared_ptr<detail::SandboxState> state, std::string id)
+        : SandboxOperations(std::move(state), std::move(id)) {}
 };
 
 /// A handle on the sandbox named `id` (created on first use). Names follow the TypeScript

@@ -119,9 +119,4 @@ SANDBOX_DECLARE_ERROR(TimeoutError, TransportError)
 
 #undef SANDBOX_DECLARE_ERROR
 
-/// Throws the typed error for an error response: the container envelope
-/// ({code, message, context, httpStatus, operation}) or the bridge body ({error, code}).
-[[noreturn]] void throwErrorFromResponse(int httpStatus, const std::string& body,
-                                         const std::string& operation = {});
-
 }  // namespace sandbox

@@ -124,7 +124,7 @@ class FileWatch {
     std::default_sentinel_t end() { return {}; }
 
   private:
-    friend class Sandbox;
+    friend class SandboxOperations;
     FileWatch(std::unique_ptr<detail::EventSource> src, std::string watchId, std::string path);
     std::unique_ptr<detail::EventSource> src_;
     std::string watchId_, path_;

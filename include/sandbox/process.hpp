@@ -23,6 +23,7 @@ namespace sandbox {
 namespace detail {
 struct SandboxState;
 class EventSource;
+struct Access;
 }  // namespace detail
 
 /// Where a process is in its life. Terminal: Completed, Failed, Killed, Error.
@@ -85,10 +86,9 @@ class LogStream {
     iterator begin();
     std::default_sentinel_t end() { return {}; }
 
-    /// Wraps a stream (used by the SDK itself).
-    explicit LogStream(std::unique_ptr<detail::EventSource> src);
-
   private:
+    friend struct detail::Access;
+    explicit LogStream(std::unique_ptr<detail::EventSource> src);
     std::unique_ptr<detail::EventSource> src_;
     bool done_ = false;
 };
@@ -155,10 +155,8 @@ class Process {
     /// Waits for the process to end. ProcessReadyTimeoutError after `timeout`.
     WaitForExitResult waitForExit(std::optional<std::chrono::milliseconds> timeout = {}) const;
 
-    /// (SDK internal) binds the snapshot to its sandbox.
-    void bind(std::shared_ptr<detail::SandboxState> state) { state_ = std::move(state); }
-
   private:
+    friend struct detail::Access;
     std::shared_ptr<detail::SandboxState> state_;
 };
 

@@ -108,7 +108,7 @@ class Pty {
     };
 
   private:
-    friend class Sandbox;
+    friend class SandboxOperations;
     explicit Pty(std::unique_ptr<detail::PtyImpl> impl);
     std::unique_ptr<detail::PtyImpl> impl_;
 };

@@ -17,7 +17,7 @@
 #include <map>
 #include <sstream>
 
-#include "client/sdk_internal.hpp"
+#include "client/client_impl.hpp"
 
 extern char** environ;
 

@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <mutex>
 #include <variant>
 
 namespace sandbox::client {
@@ -222,11 +223,28 @@ struct HttpConnection::Impl {
         // Also replaces the handshake's connect timeout (0: no timeout).
         setIoTimeoutOn(nativeHandle(), settings.ioTimeout);
         buffer.clear();
+        std::lock_guard lock(fdMutex);
+        liveFd = nativeHandle();
+    }
+
+    // The descriptor interrupt() may shut down from another thread: published under fdMutex
+    // after connect, withdrawn under it before the socket is closed (so a descriptor number
+    // reused elsewhere is never touched).
+    std::mutex fdMutex;
+    int liveFd = -1;
+
+    void interrupt() {
+        std::lock_guard lock(fdMutex);
+        if (liveFd >= 0) ::shutdown(liveFd, SHUT_RDWR);
     }
 
     bool connected() const { return !std::holds_alternative<std::monostate>(sock); }
 
     void close() {
+        {
+            std::lock_guard lock(fdMutex);
+            liveFd = -1;
+        }
         beast::error_code ec;
         if (auto* t = std::get_if<tcp::socket>(&sock)) t->close(ec);
         if (auto* u = std::get_if<unix_sock::socket>(&sock)) u->close(ec);
@@ -345,6 +363,9 @@ bool HttpConnection::connected() const {
 }
 void HttpConnection::close() {
     impl_->close();
+}
+void HttpConnection::interrupt() {
+    impl_->interrupt();
 }
 
 void HttpConnection::setIoTimeout(std::chrono::milliseconds timeout) {

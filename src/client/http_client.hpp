@@ -86,6 +86,9 @@ class HttpConnection {
     void setIoTimeout(std::chrono::milliseconds timeout);
     bool connected() const;
     void close();
+    /// Shuts the socket down so that a read or write blocked in another thread returns with an
+    /// error. The only member that may be called concurrently with the others.
+    void interrupt();
 
   private:
     struct Impl;

@@ -4,7 +4,8 @@
 #include <mutex>
 #include <thread>
 
-#include "client/sdk_internal.hpp"
+#include "client/client_impl.hpp"
+#include "client/error_mapping.hpp"
 #include "client/ws_client.hpp"
 #include "core/text.hpp"
 #include "core/wire_ws.hpp"
@@ -200,7 +201,7 @@ void Pty::close() {
     }
 }
 
-Pty Sandbox::terminal(const PtyOptions& options) const {
+Pty SandboxOperations::terminal(const PtyOptions& options) const {
     if (options.cols < 1 || options.rows < 1 || options.cols > 65535 || options.rows > 65535)
         throw ValidationFailedError(
             "VALIDATION_FAILED", "Invalid dimensions: cols and rows must be positive", 400,
@@ -209,25 +210,20 @@ Pty Sandbox::terminal(const PtyOptions& options) const {
                                                     {"code", "INVALID_DIMENSIONS"}}})}},
             "terminal");
     auto& st = *state_;
-    auto& c = *st.client;
     auto impl = std::make_unique<detail::PtyImpl>();
     // A terminal always lives in a session: the bound one, else the default session (the
     // container creates it on first use).
-    impl->session = session_ ? *session_ : st.defaultSessionId();
+    impl->session = session_ ? *session_ : st.info->defaultSessionId();
     std::string size =
         "cols=" + std::to_string(options.cols) + "&rows=" + std::to_string(options.rows);
     if (!options.shell.empty()) size += "&shell=" + core::queryEscape(options.shell);
-    std::string target;
-    if (c.kind == TransportKind::Agent)
-        target = "/ws/pty?sessionId=" + core::queryEscape(impl->session) + "&" + size;
-    else
-        target = "/v1/sandbox/" + st.bridgeId + "/pty?" + size +
-                 "&session=" + core::queryEscape(impl->session);
-    client::HttpSettings settings = c.settings;
+    auto where = st.conn().terminal(impl->session, size);
+    client::HttpSettings settings = st.client->requester->settings().http;
     try {
-        impl->ws = std::make_unique<client::WebSocketClient>(c.root, target, c.headers(), settings);
+        impl->ws = std::make_unique<client::WebSocketClient>(where.endpoint, where.target,
+                                                             where.headers, settings);
     } catch (const client::WsHandshakeError& e) {
-        throwErrorFromResponse(e.status(), e.body(), "terminal");
+        detail::throwErrorFromResponse(e.status(), e.body(), "terminal");
     } catch (const client::TransportError& e) {
         detail::rethrowTransport(e, "terminal", false);
     }

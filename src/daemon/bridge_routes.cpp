@@ -526,9 +526,12 @@ server::Handler makeBridgeRouter(SandboxManager& manager) {
         const std::string& raw = req.path;
         if (raw == "/health") {
             if (req.method == "GET" || req.method == "HEAD") {
-                // {"ok":true} as the bridge, plus what isolates this host's sandboxes.
+                // {"ok":true} as the bridge, plus where each sandbox's container API is (the
+                // SDK reads it to tell sandboxd from Cloudflare's bridge) and what isolates this
+                // host's sandboxes.
                 const IsolationReport& iso = ctx->mgr.isolation();
                 nlohmann::ordered_json body = {{"ok", true},
+                                               {"containerApi", "/v1/sandbox/{id}/agent"},
                                                {"isolation",
                                                 {{"mode", iso.mode},
                                                  {"identity", iso.identity},

@@ -227,21 +227,19 @@ TEST_CASE("8 threads share one Sandbox, 20 exec each") {
     CHECK(failures.empty());
 }
 
-TEST_CASE(
-    "over a bridge, a failed look for the agent passthrough is an error, not a narrow bridge") {
-    // A bridge whose passthrough answers 401, then 502 (a sandbox that cannot start), then
-    // works; its /exec would answer differently, so the test sees which route was taken.
-    std::atomic<int> pings{0};
+TEST_CASE("a bridge is asked once what it serves; a failed answer is an error, asked again") {
+    if (mode() != Mode::Bridge) return;  // one fake bridge, whatever the suite's mode
+    // /health answers 503 (with no retry budget: an error), then names the container API
+    // passthrough; /exec and the passthrough answer differently, so the test sees the route.
+    std::atomic<int> healths{0};
+    std::atomic<bool> passthrough{true};
     FakeServer bridge([&](const std::string&, const std::string& target, const std::string&) {
-        if (target.find("/agent/api/ping") != std::string::npos) {
-            int n = ++pings;
-            if (n == 1)
-                return httpResponse(401, "application/json",
-                                    R"({"error":"Unauthorized","code":"unauthorized"})");
-            if (n == 2)
-                return httpResponse(502, "application/json",
-                                    R"({"error":"pool error: no","code":"pool_error"})");
-            return httpResponse(200, "application/json", R"({"success":true,"message":"pong"})");
+        if (target == "/health") {
+            if (++healths == 1) return httpResponse(503, "text/plain", "starting");
+            return httpResponse(200, "application/json",
+                                passthrough
+                                    ? R"({"ok":true,"containerApi":"/v1/sandbox/{id}/agent"})"
+                                    : R"({"ok":true})");
         }
         if (target.find("/agent/api/session/create") != std::string::npos)
             return httpResponse(200, "application/json", R"({"success":true,"id":"s"})");
@@ -251,7 +249,7 @@ TEST_CASE(
                 R"({"success":true,"exitCode":0,"stdout":"via agent","stderr":"","command":"c"})");
         if (target.find("/exec") != std::string::npos)
             return chunkedResponse(200, "text/event-stream",
-                                   {"event: stdout\ndata: dmlhIGJyaWRnZQ==\n\n",
+                                   {"event: stdout\ndata: dmlhIGJyaWRnZQo=\n\n",
                                     "event: exit\ndata: {\"exit_code\":0}\n\n"});
         return httpResponse(404, "text/plain", "404 Not Found");
     });
@@ -259,17 +257,21 @@ TEST_CASE(
     o.apiUrl = bridge.url();
     o.apiKey = "k";
     o.retryBudget = 0ms;
-    auto sb = getSandbox(Client(o), "probe");
-    if (isNarrow()) {
-        // SANDBOX_BRIDGE_NARROW: the passthrough is not looked for.
-        CHECK(sb.exec("c").stdout == "via bridge");
-        CHECK(pings == 0);
-        return;
-    }
-    CHECK_THROWS_AS(sb.exec("c"), AuthenticationError);
-    CHECK_THROWS_AS(sb.exec("c"), SandboxGoneError);
+    Client c(o);
+    auto sb = getSandbox(c, "probe");  // no I/O yet
+    CHECK(healths == 0);
+    CHECK_THROWS_AS(sb.exec("c"), ConnectionError);
     CHECK(sb.exec("c").stdout == "via agent");
-    CHECK(pings == 3);
+    CHECK(sb.exec("c").stdout == "via agent");
+    // Asked once per Client: the answer holds for every Sandbox made from it.
+    passthrough = false;
+    CHECK(getSandbox(c, "other").exec("c").stdout == "via agent");
+    CHECK(healths == 2);
+    // A bridge without the passthrough (Cloudflare's): exec over /exec, its output normalised
+    // as the container API's session mode ("via bridge\n" -> "via bridge").
+    Client narrow(o);
+    CHECK(getSandbox(narrow, "probe").exec("c").stdout == "via bridge");
+    CHECK(healths == 3);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // boundaries, waitForPort against python3 -m http.server inside the sandbox, callbacks, and
 // the precedence of sandbox-, session- and command-level variables. The narrow bridge has no
 // container API: there the process methods throw UnsupportedOperationError.
+#include <condition_variable>
 #include <mutex>
 #include <regex>
 
@@ -99,6 +100,40 @@ TEST_CASE("startProcess lifecycle: status, list, get, logs, exit codes 0 1 124 1
     sb.startProcess("sleep 60");
     CHECK(sb.killAllProcesses() == 2);
     CHECK(sb.killAllProcesses() == 0);
+}
+
+TEST_CASE("callbacks run on threads the Sandbox owns: none runs once its last handle is gone") {
+    if (isNarrow()) return;
+    struct Seen {
+        std::mutex m;
+        std::condition_variable cv;
+        int calls = 0;
+        bool gone = false;
+        int afterGone = 0;
+    };
+    auto seen = std::make_shared<Seen>();
+    std::string name, id;
+    {
+        auto sb = freshSandbox("cbown");
+        name = sb.id();
+        auto p = sb.startProcess("while :; do echo tick; sleep 0.02; done",
+                                 {.onOutput = [seen](const std::string&, const std::string&) {
+                                     std::lock_guard lock(seen->m);
+                                     ++seen->calls;
+                                     if (seen->gone) ++seen->afterGone;
+                                     seen->cv.notify_all();
+                                 }});
+        id = p.id;
+        std::unique_lock lock(seen->m);
+        REQUIRE(seen->cv.wait_for(lock, 30s, [&] { return seen->calls >= 3; }));
+    }  // the last handles (Sandbox, Process) go: the pump is stopped and joined here
+    std::unique_lock lock(seen->m);
+    seen->gone = true;
+    // The process still ticks every 20 ms: a callback left running would be seen at once.
+    seen->cv.wait_for(lock, 500ms, [&] { return seen->afterGone > 0; });
+    CHECK(seen->afterGone == 0);
+    lock.unlock();
+    getSandbox(client(), name).killProcess(id, "SIGKILL");
 }
 
 TEST_CASE("a kill leaves no descendant behind (setsid, double fork, nohup)") {

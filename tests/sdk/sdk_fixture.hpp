@@ -47,10 +47,10 @@ inline bool hasDefaultSession() {
 }
 
 /// What exec() returns for output `text` when it runs in a session: the container's session
-/// mode drops the one newline that ends the output; the bridge's /exec (the narrow bridge, even
-/// with a session) and session-less commands pass it on as is.
+/// mode drops the one newline that ends the output, and every transport gives that (the narrow
+/// bridge's raw output is normalised the same way). Session-less commands pass it on as is.
 inline std::string inSession(std::string text) {
-    if (!isNarrow() && !text.empty() && text.back() == '\n') text.pop_back();
+    if (!text.empty() && text.back() == '\n') text.pop_back();
     return text;
 }
 

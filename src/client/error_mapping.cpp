@@ -2,6 +2,7 @@
 // the typed exceptions, driven by the code table (src/core/error_codes.def).
 #include <nlohmann/json.hpp>
 
+#include "client/error_mapping.hpp"
 #include "core/errors.hpp"
 #include "sandbox/errors.hpp"
 
@@ -58,6 +59,7 @@ namespace {
 
 }  // namespace
 
+namespace detail {
 void throwErrorFromResponse(int httpStatus, const std::string& body, const std::string& operation) {
     json j = json::parse(body, nullptr, false);
     if (j.is_object()) {
@@ -82,6 +84,7 @@ void throwErrorFromResponse(int httpStatus, const std::string& body, const std::
                            (snippet.empty() ? "" : ": " + snippet),
                        httpStatus, json{{"statusText", snippet}}, operation);
 }
+}  // namespace detail
 
 }  // namespace sandbox
 

@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "client/sdk_internal.hpp"
+#include "client/client_impl.hpp"
+#include "client/container_connection.hpp"
 #include "core/json_util.hpp"
 #include "core/wire_git_watch.hpp"
 
@@ -19,15 +20,8 @@ namespace {
 // Extra time the request may take beyond the clone timeout (as the TypeScript SDK).
 constexpr std::chrono::milliseconds kGitRequestSlack{30'000};
 
-void requireAgent(SandboxState& st, const char* method, const char* operation) {
-    if (detail::hasAgent(st)) return;
-    throw UnsupportedOperationError(
-        "UNSUPPORTED_OPERATION",
-        std::string(method) +
-            "() needs the container API: the agent transport (SANDBOX_AGENT_URL), the embedded "
-            "default, or a bridge with the agent extension (sandboxd's /v1/sandbox/ID/agent/*). "
-            "This bridge serves only /exec and /file",
-        0, json::object(), operation);
+detail::ContainerApi& requireAgent(SandboxState& st, const char* method) {
+    return st.conn().containerApi(method);
 }
 
 FileWatchEvent parseWatchEvent(const json& j) {
@@ -68,12 +62,11 @@ wire::WatchRequest watchRequest(std::string_view path, bool recursive,
 
 }  // namespace
 
-FileWatch Sandbox::watch(std::string_view path, const WatchOptions& o) const {
-    requireAgent(*state_, "watch", "watch");
+FileWatch SandboxOperations::watch(std::string_view path, const WatchOptions& o) const {
+    auto& api = requireAgent(*state_, "watch()");
     auto req = watchRequest(path, o.recursive, o.include, o.exclude, session_);
     req.events = o.events;
-    auto src = state_->client->stream(detail::agentEndpoint(*state_), "POST", "/api/watch",
-                                      req.toJson().dump(), {}, "watch");
+    auto src = api.stream("POST", "/api/watch", req.toJson().dump(), "watch");
     // Returns only once the watch is established: read up to the `watching` event.
     for (;;) {
         auto ev = src->next();
@@ -95,18 +88,18 @@ FileWatch Sandbox::watch(std::string_view path, const WatchOptions& o) const {
     }
 }
 
-CheckChangesResult Sandbox::checkChanges(std::string_view path,
-                                         const CheckChangesOptions& o) const {
-    requireAgent(*state_, "checkChanges", "watch.check");
+CheckChangesResult SandboxOperations::checkChanges(std::string_view path,
+                                                   const CheckChangesOptions& o) const {
+    auto& api = requireAgent(*state_, "checkChanges()");
     auto req = watchRequest(path, o.recursive, o.include, o.exclude, session_);
     req.since = o.since;
     auto w = wire::CheckChangesResponse::fromJson(
-        detail::agentCall(*state_, "/api/watch/check", req.toJson(), "watch.check"));
+        api.post("/api/watch/check", req.toJson(), "watch.check"));
     return CheckChangesResult{w.success, w.status, w.reason, w.version, w.timestamp};
 }
 
-GitCheckoutResult Sandbox::gitCheckout(std::string_view repoUrl,
-                                       const GitCheckoutOptions& o) const {
+GitCheckoutResult SandboxOperations::gitCheckout(std::string_view repoUrl,
+                                                 const GitCheckoutOptions& o) const {
     if (o.depth && *o.depth <= 0)
         throw ValidationFailedError(
             "VALIDATION_FAILED", "depth must be a positive integer", 400,
@@ -121,7 +114,7 @@ GitCheckoutResult Sandbox::gitCheckout(std::string_view repoUrl,
                                                     {"message", "must be a positive integer"},
                                                     {"code", "INVALID_TIMEOUT"}}})}},
             "git.clone");
-    requireAgent(*state_, "gitCheckout", "git.clone");
+    auto& api = requireAgent(*state_, "gitCheckout()");
     wire::GitCheckoutRequest req;
     req.repoUrl = std::string(repoUrl);
     req.branch = o.branch;
@@ -129,22 +122,13 @@ GitCheckoutResult Sandbox::gitCheckout(std::string_view repoUrl,
     if (o.depth) req.depth = *o.depth;
     auto timeout = o.cloneTimeout.value_or(std::chrono::milliseconds(wire::kDefaultCloneTimeoutMs));
     req.timeoutMs = timeout.count();
-    req.sessionId = detail::sessionFor(*state_, session_);
+    req.sessionId = api.sessionFor(session_);
 
     // One request that may run as long as the clone: its own read timeout.
-    auto& c = *state_->client;
-    const auto& ep = detail::agentEndpoint(*state_);
-    auto conn = c.acquire(ep);
-    conn->setIoTimeout(std::max(c.opts.requestTimeout, timeout + kGitRequestSlack));
-    client::HttpResponse r;
-    try {
-        r = conn->request("POST", "/api/git/checkout", req.toJson().dump(), c.headers());
-    } catch (const client::TransportError& e) {
-        detail::rethrowTransport(e, "git.clone", false);
-    }
-    conn->setIoTimeout(c.opts.requestTimeout);
-    c.release(std::move(conn));
-    if (r.status < 200 || r.status >= 300) throwErrorFromResponse(r.status, r.body, "git.clone");
+    const auto requestTimeout = state_->client->opts.requestTimeout;
+    auto r = api.requester().call(api.endpoint(), "POST", "/api/git/checkout", req.toJson().dump(),
+                                  {}, "git.clone", false,
+                                  std::max(requestTimeout, timeout + kGitRequestSlack));
     json j = core::parseJson(r.body);
     if (!j.is_object())
         throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON",

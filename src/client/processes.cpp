@@ -1,12 +1,12 @@
-// The SDK's background processes, port readiness and environment variables: Sandbox /
-// ExecutionSession methods over the container API's /api/process/*, /api/port-watch and the
-// session shells. Over a bridge without the agent extension (Cloudflare's narrow bridge) these
-// throw UnsupportedOperationError naming the transport they need.
+// The SDK's background processes and port readiness: SandboxOperations and Process methods over
+// the container API's /api/process/* and /api/port-watch. Over Cloudflare's bridge these throw
+// UnsupportedOperationError naming what they need (Connection::containerApi).
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "client/sdk_internal.hpp"
+#include "client/client_impl.hpp"
+#include "client/container_connection.hpp"
 #include "core/json_util.hpp"
 #include "core/shell.hpp"
 #include "core/time.hpp"
@@ -55,17 +55,8 @@ bool isTerminalStatus(ProcessStatus s) noexcept {
 
 namespace {
 
-// The container API, or the typed error that says which transport is needed.
-const client::Endpoint& requireAgent(SandboxState& st, const char* method) {
-    if (!detail::hasAgent(st))
-        throw UnsupportedOperationError(
-            "UNSUPPORTED_OPERATION",
-            std::string(method) +
-                "() needs the container API: the agent transport (SANDBOX_AGENT_URL) or a "
-                "bridge with the agent extension (sandboxd, or the embedded default); this "
-                "bridge has only the narrow /exec and /file routes",
-            0, json{{"method", method}});
-    return detail::agentEndpoint(st);
+detail::ContainerApi& requireAgent(SandboxState& st, const char* method) {
+    return st.conn().containerApi((std::string(method) + "()").c_str());
 }
 
 // Ids go into URL paths: refuse what could address another route.
@@ -81,17 +72,11 @@ void checkProcessId(std::string_view id, const char* op) {
 
 json agentGet(SandboxState& st, const std::string& route, const std::string& op, const char* method,
               std::string_view verb = "GET") {
-    const auto& ep = requireAgent(st, method);
-    auto r = st.client->call(ep, verb, route, {}, {}, op, verb == "GET");
-    json j = core::parseJson(r.body);
-    if (j.is_discarded())
-        throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON",
-                           r.status, json::object(), op);
-    return j;
+    return requireAgent(st, method).get(route, op, verb);
 }
 
-Process fromInfo(const wire::ProcessInfo& p, std::shared_ptr<SandboxState> st) {
-    Process out;
+Process fromInfo(const wire::ProcessInfo& p, const std::shared_ptr<SandboxState>& st) {
+    Process out = detail::Access::process(st);
     out.id = p.id;
     if (p.pid) out.pid = static_cast<int>(*p.pid);
     out.command = p.command;
@@ -99,7 +84,6 @@ Process fromInfo(const wire::ProcessInfo& p, std::shared_ptr<SandboxState> st) {
     out.startTime = p.startTime;
     out.endTime = p.endTime;
     out.exitCode = p.exitCode;
-    out.bind(std::move(st));
     return out;
 }
 
@@ -136,9 +120,8 @@ std::unique_ptr<detail::EventSource> openLogStream(SandboxState& st, const std::
                                                    const char* method,
                                                    std::optional<ms> idle = std::nullopt) {
     checkProcessId(id, "process.stream");
-    const auto& ep = requireAgent(st, method);
-    return st.client->stream(ep, "GET", "/api/process/" + id + "/stream", {}, {}, "process.stream",
-                             idle);
+    return requireAgent(st, method)
+        .stream("GET", "/api/process/" + id + "/stream", {}, "process.stream", idle);
 }
 
 // Remaining time until `deadline` (at least 1 ms), or 0 (no limit) without a deadline.
@@ -257,6 +240,17 @@ SandboxState& stateOf(const std::shared_ptr<SandboxState>& st) {
 
 // ---- LogStream ------------------------------------------------------------------------------
 
+namespace detail {
+Process Access::process(const std::shared_ptr<SandboxState>& st) {
+    Process p;
+    p.state_ = st;
+    return p;
+}
+LogStream Access::logStream(std::unique_ptr<EventSource> src) {
+    return LogStream(std::move(src));
+}
+}  // namespace detail
+
 LogStream::LogStream(std::unique_ptr<detail::EventSource> src) : src_(std::move(src)) {}
 LogStream::LogStream(LogStream&&) noexcept = default;
 LogStream& LogStream::operator=(LogStream&&) noexcept = default;
@@ -284,52 +278,65 @@ std::optional<LogEvent> LogStream::next() {
 
 // ---- Sandbox: processes ---------------------------------------------------------------------
 
-Process Sandbox::startProcess(std::string_view command, const ProcessOptions& o) const {
+Process SandboxOperations::startProcess(std::string_view command, const ProcessOptions& o) const {
     try {
-        const auto& ep = requireAgent(*state_, "startProcess");
+        auto& api = requireAgent(*state_, "startProcess");
         if (o.processId) checkProcessId(*o.processId, "process.start");
         wire::StartProcessRequest req;
         req.command = std::string(command);
-        req.sessionId = detail::sessionFor(*state_, session_);
+        req.sessionId = api.sessionFor(session_);
         req.processId = o.processId;
         if (o.timeout) req.timeoutMs = o.timeout->count();
-        req.env =
-            *req.sessionId == wire::kNoSession ? detail::withSandboxEnv(*state_, o.env) : o.env;
+        req.env = *req.sessionId == wire::kNoSession ? state_->info->withSandboxEnv(o.env) : o.env;
         for (auto it = req.env.begin(); it != req.env.end();)
             it = it->second ? std::next(it) : req.env.erase(it);
         req.cwd = o.cwd;
         req.encoding = o.encoding;
         req.autoCleanup = o.autoCleanup;
         std::string startTime = core::isoTimestampNow();
-        auto r = state_->client->call(ep, "POST", "/api/process/start", req.toJson().dump(), {},
-                                      "process.start", false);
+        auto r =
+            api.call("POST", "/api/process/start", req.toJson().dump(), "process.start", false);
         auto started = wire::ProcessStartedResponse::fromJson(core::parseJson(r.body));
-        Process p;
+        Process p = detail::Access::process(state_);
         p.id = started.processId;
         if (started.pid) p.pid = static_cast<int>(*started.pid);
         p.command = std::string(command);
         p.status = ProcessStatus::Running;
         p.startTime = startTime;
         if (*req.sessionId != wire::kNoSession) p.sessionId = req.sessionId;
-        p.bind(state_);
         if (o.onOutput || o.onExit) {
-            // The log pump: its own connection, on its own thread, until the process ends.
-            auto src = openLogStream(*state_, p.id, "startProcess", ms(0));
-            std::thread([src = std::move(src), onOutput = o.onOutput, onExit = o.onExit,
-                         onError = o.onError]() mutable {
-                try {
-                    LogStream stream(std::move(src));
-                    for (auto& ev : stream) {
-                        if (ev.type == LogEvent::Type::Stdout && onOutput)
-                            onOutput("stdout", ev.data);
-                        if (ev.type == LogEvent::Type::Stderr && onOutput)
-                            onOutput("stderr", ev.data);
-                        if (ev.type == LogEvent::Type::Exit && onExit) onExit(ev.exitCode);
+            // The log pump: its own connection, on a thread the Sandbox owns, until the process
+            // ends or the Sandbox's last handle goes.
+            std::shared_ptr<detail::EventSource> src =
+                openLogStream(*state_, p.id, "startProcess", ms(0));
+            state_->callbacks.start(
+                [src, onOutput = o.onOutput, onExit = o.onExit,
+                 onError = o.onError](const std::atomic<bool>& stopping) {
+                    try {
+                        for (;;) {
+                            auto raw = src->next();
+                            if (stopping) return;
+                            if (!raw)
+                                throw StreamLostError("STREAM_LOST",
+                                                      "process log stream ended without an exit "
+                                                      "event",
+                                                      0, json::object(), "process.stream");
+                            auto ev = parseLogEvent(raw->data);
+                            if (!ev) continue;
+                            if (ev->type == LogEvent::Type::Stdout && onOutput)
+                                onOutput("stdout", ev->data);
+                            if (ev->type == LogEvent::Type::Stderr && onOutput)
+                                onOutput("stderr", ev->data);
+                            if (ev->type == LogEvent::Type::Exit) {
+                                if (onExit) onExit(ev->exitCode);
+                                return;
+                            }
+                        }
+                    } catch (const std::exception& e) {
+                        if (onError && !stopping) onError(e);
                     }
-                } catch (const std::exception& e) {
-                    if (onError) onError(e);
-                }
-            }).detach();
+                },
+                [src] { src->interrupt(); });
         }
         if (o.onStart) o.onStart(p);
         return p;
@@ -339,7 +346,7 @@ Process Sandbox::startProcess(std::string_view command, const ProcessOptions& o)
     }
 }
 
-std::vector<Process> Sandbox::listProcesses() const {
+std::vector<Process> SandboxOperations::listProcesses() const {
     json j = agentGet(*state_, "/api/process/list", "process.list", "listProcesses");
     std::vector<Process> out;
     if (j.contains("processes") && j["processes"].is_array())
@@ -348,7 +355,7 @@ std::vector<Process> Sandbox::listProcesses() const {
     return out;
 }
 
-std::optional<Process> Sandbox::getProcess(std::string_view id) const {
+std::optional<Process> SandboxOperations::getProcess(std::string_view id) const {
     requireAgent(*state_, "getProcess");
     if (!wire::processIdProblem(id).empty()) return std::nullopt;  // no such id can exist
     try {
@@ -360,7 +367,7 @@ std::optional<Process> Sandbox::getProcess(std::string_view id) const {
     }
 }
 
-void Sandbox::killProcess(std::string_view id, std::string_view signal) const {
+void SandboxOperations::killProcess(std::string_view id, std::string_view signal) const {
     requireAgent(*state_, "killProcess");
     checkProcessId(id, "process.kill");
     std::string target = "/api/process/" + std::string(id);
@@ -373,13 +380,13 @@ void Sandbox::killProcess(std::string_view id, std::string_view signal) const {
     agentGet(*state_, target, "process.kill", "killProcess", "DELETE");
 }
 
-int Sandbox::killAllProcesses() const {
+int SandboxOperations::killAllProcesses() const {
     json j =
         agentGet(*state_, "/api/process/kill-all", "process.killAll", "killAllProcesses", "DELETE");
     return j.value("cleanedCount", 0);
 }
 
-ProcessLogs Sandbox::getProcessLogs(std::string_view id) const {
+ProcessLogs SandboxOperations::getProcessLogs(std::string_view id) const {
     requireAgent(*state_, "getProcessLogs");
     checkProcessId(id, "process.logs");
     auto r = wire::ProcessLogsResponse::fromJson(agentGet(
@@ -388,87 +395,8 @@ ProcessLogs Sandbox::getProcessLogs(std::string_view id) const {
                        r.stdoutDroppedBytes, r.stderrDroppedBytes};
 }
 
-LogStream Sandbox::streamProcessLogs(std::string_view id) const {
-    return LogStream(openLogStream(*state_, std::string(id), "streamProcessLogs"));
-}
-
-// ---- Sandbox: environment -------------------------------------------------------------------
-
-namespace detail {
-void applyEnvInSession(SandboxState& st, const std::string& sessionId, const EnvVars& envVars) {
-    for (const auto& [k, v] : envVars)
-        if (!core::isValidEnvName(k))
-            throw ValidationFailedError(
-                "VALIDATION_FAILED", "Invalid environment variable name: " + k, 400,
-                json{{"validationErrors", json::array({{{"field", "envVars"},
-                                                        {"message", "invalid name '" + k + "'"},
-                                                        {"code", "INVALID_ENV_NAME"}}})}},
-                "env.set");
-    // One command for all of them: export K='v' ...; unset X ...
-    std::string exports, unsets;
-    for (const auto& [k, v] : envVars) {
-        if (v)
-            exports += " " + k + "=" + core::shellQuote(*v);
-        else
-            unsets += " " + k;
-    }
-    std::string script;
-    if (!exports.empty()) script += "export" + exports;
-    if (!unsets.empty()) script += (script.empty() ? "unset" : "; unset") + unsets;
-    if (script.empty()) return;
-    wire::ExecuteRequest req;
-    req.command = script;
-    req.sessionId = sessionId;
-    req.origin = "internal";
-    auto resp =
-        wire::ExecuteResponse::fromJson(agentCall(st, "/api/execute", req.toJson(), "env.set"));
-    if (resp.exitCode != 0)
-        throw SandboxError("COMMAND_EXECUTION_ERROR",
-                           "Failed to set environment variables: " + resp.stderrText, 500,
-                           json{{"command", script}, {"stderr", resp.stderrText}}, "env.set");
-}
-}  // namespace detail
-
-void Sandbox::setEnvVars(const EnvVars& envVars) const {
-    for (const auto& [k, v] : envVars)
-        if (!core::isValidEnvName(k))
-            throw ValidationFailedError(
-                "VALIDATION_FAILED", "Invalid environment variable name: " + k, 400,
-                json{{"validationErrors", json::array({{{"field", "envVars"},
-                                                        {"message", "invalid name '" + k + "'"},
-                                                        {"code", "INVALID_ENV_NAME"}}})}},
-                "env.set");
-    auto applyIn = [&](const std::string& sid) {
-        detail::applyEnvInSession(*state_, sid, envVars);
-    };
-
-    if (session_) {
-        // Session level: that shell only (it needs the container API to keep state).
-        if (!detail::hasAgent(*state_))
-            throw UnsupportedOperationError(
-                "UNSUPPORTED_OPERATION",
-                "ExecutionSession::setEnvVars() needs the container API: the agent transport "
-                "(SANDBOX_AGENT_URL) or a bridge with the agent extension (sandboxd); this "
-                "bridge's /exec keeps no shell state between commands",
-                0, json{{"method", "setEnvVars"}});
-        applyIn(*session_);
-        return;
-    }
-    // Sandbox level: remembered for sessions created later and session-less calls ...
-    bool defaultReady;
-    {
-        std::lock_guard lock(state_->m);
-        for (const auto& [k, v] : envVars) {
-            if (v)
-                state_->envVars[k] = v;
-            else
-                state_->envVars.erase(k);
-        }
-        defaultReady = state_->defaultSessionReady;
-    }
-    // ... and applied now to the default session when it already exists.
-    if (defaultReady && state_->options.enableDefaultSession && detail::hasAgent(*state_))
-        applyIn(state_->defaultSessionId());
+LogStream SandboxOperations::streamProcessLogs(std::string_view id) const {
+    return detail::Access::logStream(openLogStream(*state_, std::string(id), "streamProcessLogs"));
 }
 
 // ---- Process --------------------------------------------------------------------------------
@@ -531,7 +459,7 @@ void Process::waitForPort(int port, const WaitForPortOptions& o) const {
         throw InvalidPortError("INVALID_PORT_NUMBER",
                                "Invalid port " + std::to_string(port) + ": use 1-65535", 400,
                                json{{"port", port}}, "port.watch");
-    const auto& ep = requireAgent(st, "waitForPort");
+    auto& api = requireAgent(st, "waitForPort");
     wire::PortWatchRequest req;
     req.port = port;
     req.mode = o.mode == PortCheckMode::Tcp ? "tcp" : "http";
@@ -544,8 +472,8 @@ void Process::waitForPort(int port, const WaitForPortOptions& o) const {
                             (o.mode == PortCheckMode::Tcp ? " (tcp)" : " (http " + o.path + ")");
     std::optional<std::chrono::steady_clock::time_point> deadline;
     if (o.timeout) deadline = std::chrono::steady_clock::now() + *o.timeout;
-    auto src = st.client->stream(ep, "POST", "/api/port-watch", req.toJson().dump(), {},
-                                 "port.watch", remaining(deadline));
+    auto src = api.stream("POST", "/api/port-watch", req.toJson().dump(), "port.watch",
+                          remaining(deadline));
     for (;;) {
         std::optional<SseEvent> ev;
         try {

@@ -1,0 +1,271 @@
+// The public Sandbox / ExecutionSession methods for commands, files, sessions, variables and the
+// sandbox's lifecycle: each validates its arguments, calls the sandbox's connection and returns
+// what it got (client/connection.hpp). Processes: processes.cpp; watches and git: watch_git.cpp;
+// the terminal: pty.cpp.
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "client/client_impl.hpp"
+#include "core/base64.hpp"
+#include "core/shell.hpp"
+#include "core/time.hpp"
+#include "core/wire.hpp"
+
+namespace sandbox {
+
+using detail::checkPath;
+using nlohmann::json;
+
+namespace {
+
+void checkEnvNames(const EnvVars& env) {
+    for (const auto& [k, v] : env)
+        if (!core::isValidEnvName(k))
+            throw ValidationFailedError(
+                "VALIDATION_FAILED", "Invalid environment variable name: " + k, 400,
+                json{{"validationErrors", json::array({{{"field", "envVars"},
+                                                        {"message", "invalid name '" + k + "'"},
+                                                        {"code", "INVALID_ENV_NAME"}}})}},
+                "env.set");
+}
+
+// "session-" and 32 random hex digits: ids made at the same moment from many threads (or many
+// processes) do not collide.
+std::string newSessionId() {
+    thread_local std::mt19937_64 rng{[] {
+        std::random_device rd;
+        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+        return std::mt19937_64(seq);
+    }()};
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "session-%016llx%016llx", static_cast<unsigned long long>(rng()),
+                  static_cast<unsigned long long>(rng()));
+    return buf;
+}
+
+}  // namespace
+
+// ---- commands -------------------------------------------------------------------------------
+
+ExecResult SandboxOperations::exec(std::string_view command, const ExecOptions& o) const {
+    auto start = std::chrono::steady_clock::now();
+    std::string ts = core::isoTimestampNow();
+    try {
+        ExecResult r;
+        if (o.stream && o.onOutput) {
+            // Streamed to the caller as it happens; the result is what was streamed.
+            r.command = std::string(command);
+            bool terminal = false;
+            for (auto& ev : execStream(command, o)) {
+                if (ev.type == ExecEvent::Type::Stdout || ev.type == ExecEvent::Type::Stderr) {
+                    bool out = ev.type == ExecEvent::Type::Stdout;
+                    (out ? r.stdout : r.stderr) += ev.data;
+                    o.onOutput(out ? "stdout" : "stderr", ev.data);
+                } else if (ev.type == ExecEvent::Type::Complete) {
+                    r.exitCode = ev.exitCode.value_or(0);
+                    terminal = true;
+                } else if (ev.type == ExecEvent::Type::Error) {
+                    throw CommandError("COMMAND_EXECUTION_ERROR", ev.data, 500,
+                                       json{{"command", std::string(command)}}, "command.execute");
+                }
+            }
+            if (!terminal)
+                throw StreamLostError("STREAM_LOST", "Stream ended without completion event", 0);
+            r.sessionId = session_ ? session_ : state_->conn().defaultSession();
+        } else {
+            r = state_->conn().exec(command, o, session_);
+        }
+        r.success = r.exitCode == 0;
+        r.timestamp = ts;
+        r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - start);
+        if (o.onComplete) o.onComplete(r);
+        return r;
+    } catch (const std::exception& e) {
+        if (o.onError) o.onError(e);
+        throw;
+    }
+}
+
+ExecStream SandboxOperations::execStream(std::string_view command, const ExecOptions& o) const {
+    return ExecStream(state_->conn().execStream(command, o, session_), std::string(command));
+}
+
+// ---- files ----------------------------------------------------------------------------------
+
+WriteFileResult SandboxOperations::writeFile(std::string_view path, std::string_view content,
+                                             const WriteFileOptions& o) const {
+    checkPath(path, "file.write");
+    return state_->conn().writeFile(path, content, o, session_);
+}
+
+std::string ReadFileResult::bytes() const {
+    if (encoding != "base64") return content;
+    std::string out;
+    core::base64Decode(content, out);
+    return out;
+}
+
+ReadFileResult SandboxOperations::readFile(std::string_view path, const ReadFileOptions& o) const {
+    checkPath(path, "file.read");
+    return state_->conn().readFile(path, o, session_);
+}
+
+FileStream SandboxOperations::readFileStream(std::string_view path) const {
+    checkPath(path, "file.stream");
+    return FileStream(state_->conn().readFileStream(path, session_));
+}
+
+FileOpResult SandboxOperations::mkdir(std::string_view path, const MkdirOptions& o) const {
+    checkPath(path, "file.mkdir");
+    FileOpResult r;
+    r.path = std::string(path);
+    r.timestamp = state_->conn().mkdir(path, o.recursive, session_);
+    return r;
+}
+
+FileOpResult SandboxOperations::deleteFile(std::string_view path) const {
+    checkPath(path, "file.delete");
+    FileOpResult r;
+    r.path = std::string(path);
+    r.timestamp = state_->conn().deleteFile(path, session_);
+    return r;
+}
+
+FileOpResult SandboxOperations::renameFile(std::string_view oldPath,
+                                           std::string_view newPath) const {
+    checkPath(oldPath, "file.rename");
+    checkPath(newPath, "file.rename");
+    FileOpResult r;
+    r.path = std::string(oldPath);
+    r.newPath = std::string(newPath);
+    r.timestamp = state_->conn().move(oldPath, newPath, true, session_);
+    return r;
+}
+
+FileOpResult SandboxOperations::moveFile(std::string_view sourcePath,
+                                         std::string_view destinationPath) const {
+    checkPath(sourcePath, "file.move");
+    checkPath(destinationPath, "file.move");
+    FileOpResult r;
+    r.path = std::string(sourcePath);
+    r.newPath = std::string(destinationPath);
+    r.timestamp = state_->conn().move(sourcePath, destinationPath, false, session_);
+    return r;
+}
+
+ListFilesResult SandboxOperations::listFiles(std::string_view path,
+                                             const ListFilesOptions& o) const {
+    checkPath(path, "file.list");
+    return state_->conn().listFiles(path, o, session_);
+}
+
+ExistsResult SandboxOperations::exists(std::string_view path) const {
+    checkPath(path, "file.exists");
+    return state_->conn().exists(path, session_);
+}
+
+// ---- environment ----------------------------------------------------------------------------
+
+void SandboxOperations::setEnvVars(const EnvVars& envVars) const {
+    checkEnvNames(envVars);
+    if (session_) {
+        // Session level: that shell only.
+        state_->conn().setSessionEnv(*session_, envVars);
+        return;
+    }
+    // Sandbox level: remembered for sessions created later and session-less calls, and applied
+    // now to the default session when it exists.
+    state_->info->updateEnv(envVars);
+    state_->conn().sandboxEnvChanged(envVars);
+}
+
+// ---- Sandbox: sessions and lifecycle --------------------------------------------------------
+
+const std::string& Sandbox::id() const {
+    return state_->info->name;
+}
+
+ExecutionSession Sandbox::createSession(const SessionOptions& o) const {
+    std::string id = o.id.value_or(newSessionId());
+    if (id == core::wire::kNoSession)
+        throw ValidationFailedError("VALIDATION_FAILED", "'" + id + "' is a reserved session id",
+                                    400);
+    // Session values over the sandbox-level ones (setEnvVars).
+    state_->conn().createSession(id, o, state_->info->withSandboxEnv(o.env));
+    return ExecutionSession(state_, id);
+}
+
+ExecutionSession Sandbox::getSession(std::string_view sessionId) const {
+    return ExecutionSession(state_, std::string(sessionId));
+}
+
+SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const {
+    SessionDeleteResult r;
+    r.sessionId = std::string(sessionId);
+    if (r.sessionId == state_->info->defaultSessionId())
+        throw ValidationFailedError("VALIDATION_FAILED", "the default session cannot be deleted",
+                                    400);
+    r.timestamp = state_->conn().deleteSession(r.sessionId);
+    return r;
+}
+
+void Sandbox::mountBucket(std::string_view bucket, std::string_view mountPath,
+                          const MountBucketOptions& o) const {
+    state_->conn().mountBucket(bucket, mountPath, o);
+}
+
+void Sandbox::unmountBucket(std::string_view mountPath) const {
+    state_->conn().unmountBucket(mountPath);
+}
+
+void Sandbox::destroy() const {
+    state_->conn().destroy();
+}
+
+// ---- streams --------------------------------------------------------------------------------
+
+ExecStream::ExecStream(std::unique_ptr<detail::ExecEventReader> events, std::string command)
+    : events_(std::move(events)), command_(std::move(command)) {}
+ExecStream::ExecStream(ExecStream&&) noexcept = default;
+ExecStream& ExecStream::operator=(ExecStream&&) noexcept = default;
+ExecStream::~ExecStream() = default;
+
+ExecStream::iterator ExecStream::begin() {
+    return iterator(this);
+}
+
+std::optional<ExecEvent> ExecStream::next() {
+    if (done_ || !events_) return std::nullopt;
+    auto ev = events_->next();
+    if (!ev) {
+        done_ = true;
+        throw StreamLostError("STREAM_LOST", "Stream ended without completion event", 0,
+                              json{{"command", command_}}, "command.stream");
+    }
+    if (ev->type == ExecEvent::Type::Complete || ev->type == ExecEvent::Type::Error) done_ = true;
+    return ev;
+}
+
+FileStream::FileStream(std::unique_ptr<detail::FileReader> reader) : reader_(std::move(reader)) {}
+FileStream::FileStream(FileStream&&) noexcept = default;
+FileStream& FileStream::operator=(FileStream&&) noexcept = default;
+FileStream::~FileStream() = default;
+
+const FileMetadata& FileStream::metadata() {
+    return reader_->metadata();
+}
+
+std::optional<std::string> FileStream::nextChunk() {
+    return reader_->nextChunk();
+}
+
+std::string FileStream::collect() {
+    std::string all;
+    while (auto c = nextChunk()) all += *c;
+    return all;
+}
+
+}  // namespace sandbox
