@@ -4,10 +4,32 @@
 // and deletes sessions with /v1/sandbox/ID/session; a session there carries its creation-time
 // cwd and env, and what one exec changes does not outlive it (bridge-api §6.6). A bridge
 // without session routes makes createSession/deleteSession throw UnsupportedOperationError.
+#include <set>
+#include <thread>
+
 #include "sdk/sdk_fixture.hpp"
 
 namespace sandbox::testing::sdk {
 namespace {
+
+TEST_CASE("8 threads create sessions at once on one Sandbox: 8 sessions, 8 ids") {
+    auto sb = freshSandbox("sessrace");
+    std::vector<std::string> ids(8);
+    std::vector<std::string> errors(8);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i)
+        threads.emplace_back([&, i] {
+            try {
+                ids[i] = sb.createSession().id();
+            } catch (const std::exception& e) {
+                errors[i] = e.what();
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors) CHECK(e.empty());
+    CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == 8);
+    for (const auto& id : ids) CHECK(id.rfind("session-", 0) == 0);
+}
 
 TEST_CASE("createSession with env and cwd; exec in the session") {
     auto sb = freshSandbox("sess");
