@@ -63,7 +63,7 @@ struct LogEvent {
     } type = Type::ProcessInfo;
     std::string processId;
     std::string data;             ///< output (Stdout/Stderr), "Process <status> ..." (Exit)
-    std::string status;           ///< ProcessInfo: the status then
+    ProcessStatus status = ProcessStatus::Running;  ///< ProcessInfo: the status then
     std::string command;          ///< ProcessInfo
     std::optional<int> exitCode;  ///< Exit (absent when the process ended in status error)
     std::string stream;           ///< Dropped: "stdout" or "stderr"

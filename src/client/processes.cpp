@@ -97,7 +97,7 @@ std::optional<LogEvent> parseLogEvent(const std::string& data) {
     if (j.contains("data") && j["data"].is_string()) ev.data = j["data"].get<std::string>();
     if (type == "process_info") {
         ev.type = LogEvent::Type::ProcessInfo;
-        ev.status = j.value("status", "");
+        ev.status = processStatusFromString(j.value("status", ""));
         ev.command = j.value("command", "");
     } else if (type == "stdout" || type == "stderr") {
         ev.type = type == "stdout" ? LogEvent::Type::Stdout : LogEvent::Type::Stderr;
