@@ -43,7 +43,11 @@ console.log = verbose ? toStderr : () => {};
 console.info = console.log;
 console.debug = console.log;
 if (!process.env.SANDBOX_LOG_LEVEL) process.env.SANDBOX_LOG_LEVEL = verbose ? 'debug' : 'error';
-process.on('unhandledRejection', (reason) => console.error('unhandled rejection:', reason));
+// Workers log a promise the Worker leaves rejected; so do we, in one line, and go on.
+process.on('unhandledRejection', (reason) => {
+  const text = reason?.message !== undefined ? `${reason.name}: ${reason.message}` : String(reason);
+  console.error(`unhandled rejection: ${text}`);
+});
 
 // `cloudflare:workers` is the Node stub shared with the ts_sdk_compat test; its `env` object is
 // the module-level env the bridge checks its bindings in.
