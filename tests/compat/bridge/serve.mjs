@@ -14,6 +14,7 @@
 
 import { plugin } from 'bun';
 import { existsSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import * as workers from '../cloudflare-workers-stub.mjs';
 import {
   ContainerRuntime,
@@ -25,7 +26,8 @@ import {
 
 const args = process.argv.slice(2);
 const watchStdin = args[0] === '--watch-stdin';
-const agentPath = watchStdin ? args[1] : args[0];
+const agentArg = watchStdin ? args[1] : args[0];
+const agentPath = agentArg && resolve(agentArg); // containers start in /workspace
 if (!agentPath || !existsSync(agentPath)) {
   console.error('usage: bun serve.mjs [--watch-stdin] AGENT_BIN (the sandbox-agent binary)');
   process.exit(2);
