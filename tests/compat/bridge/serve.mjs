@@ -116,6 +116,7 @@ const server = Bun.serve({
   maxRequestBodySize: 64 * 1024 * 1024,
   async fetch(request, srv) {
     const response = await worker.fetch(request, env, executionContext);
+    if (verbose) console.error(`bridge: ${request.method} ${new URL(request.url).pathname} -> ${response.status}`);
     if (response.status === 101 && response.webSocket) {
       const peer = response.webSocket; // the Worker's end is the pair's other socket
       if (srv.upgrade(request, { data: { peer } })) return undefined;

@@ -225,23 +225,31 @@ const NOT_LISTENING = 'the container is not listening';
 const CONTROL_PORT = 3000; // where the Sandbox class reaches the container API
 
 /**
- * bubblewrap arguments that show the container the host's filesystem, except that /workspace
- * is `workspace`, /proc is its own pid namespace's, and it dies with the process that started
- * it. Each top-level entry is bound separately so the mount point /workspace is made in
- * bubblewrap's own root, never on the host. This is not a security boundary: the agent runs as
- * the caller, with the host's network and files; it only gives each container the filesystem
- * layout of a cloudflare/sandbox container, where the bridge's /workspace paths lead.
+ * bubblewrap arguments that give a container the filesystem layout of a cloudflare/sandbox
+ * container, built from the host's: the host's top-level directories read-only, its own
+ * /workspace (`workspace`, the one host directory it writes to), its own empty /tmp, /mnt,
+ * /root and /var/tmp, a writable root (new top-level directories such as /data stay in
+ * bubblewrap's tmpfs), its own /proc in its own pid namespace, and death with the process that
+ * started it. Each top-level entry is bound separately so that no mount point is ever made on
+ * the host. This is not a security boundary (the agent runs as the caller, with the host's
+ * network, devices and processes in view); it keeps what sandboxes write off the host, and the
+ * bridge's /workspace paths lead to the sandbox's own workspace.
  */
-function bwrapArgs(workspace) {
+const PRIVATE_DIRS = ['/tmp', '/mnt', '/root', '/var/tmp'];
+function bwrapArgs(workspace, agentPath) {
   const args = [];
   for (const name of readdirSync('/')) {
-    if (name === 'proc' || name === 'dev' || name === 'workspace') continue;
     const path = `/${name}`;
+    if (['/proc', '/dev', '/workspace', ...PRIVATE_DIRS].includes(path)) continue;
     const st = lstatSync(path);
     if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(path), path);
-    else if (st.isDirectory()) args.push('--bind', path, path);
+    else if (st.isDirectory()) args.push('--ro-bind', path, path);
   }
-  args.push('--dev-bind', '/dev', '/dev', '--proc', '/proc', '--bind', workspace, '/workspace');
+  args.push('--dev-bind', '/dev', '/dev', '--proc', '/proc');
+  for (const dir of PRIVATE_DIRS) args.push('--tmpfs', dir);
+  // The agent binary itself may live under a directory the container does not see (/tmp).
+  args.push('--ro-bind', agentPath, agentPath);
+  args.push('--bind', workspace, '/workspace');
   args.push('--unshare-pid', '--die-with-parent', '--chdir', '/workspace');
   return args;
 }
@@ -266,9 +274,10 @@ export class ContainerRuntime {
 
   start(config = {}) {
     if (this.running) throw new Error('start() cannot be called on a container that is already running.');
+    // The workspace is a host temp dir (removed when the container stops); the agent's runtime
+    // dir is in the container's own /tmp, which goes with it.
     const workspace = mkdtempSync(join(this.baseDir, 'workspace-'));
-    const runtimeDir = mkdtempSync(join(this.baseDir, 'runtime-'));
-    this.#dirs = [workspace, runtimeDir];
+    this.#dirs = [workspace];
     const agentArgs = [
       this.agentPath,
       '--listen',
@@ -276,12 +285,11 @@ export class ContainerRuntime {
       '--workspace',
       '/workspace',
       '--runtime-dir',
-      runtimeDir
+      '/tmp/sandbox-agent'
     ];
     const env = { PATH: process.env.PATH, HOME: '/root', LANG: process.env.LANG ?? 'C.UTF-8' };
-    if (process.env.HOME) env.HOME = process.env.HOME;
     Object.assign(env, config.env ?? {});
-    const proc = spawn(this.bwrapPath, [...bwrapArgs(workspace), ...agentArgs], {
+    const proc = spawn(this.bwrapPath, [...bwrapArgs(workspace, this.agentPath), ...agentArgs], {
       env,
       stdio: ['ignore', 'pipe', 'inherit']
     });
