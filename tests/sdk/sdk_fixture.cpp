@@ -26,14 +26,26 @@ namespace sandbox::testing::sdk {
 
 namespace {
 
+// A bridge that is already running, given by SANDBOX_API_URL (+ SANDBOX_API_KEY) in narrow
+// mode: Cloudflare's bridge Worker served by tests/compat/bridge/with-bridge.sh.
+struct ExternalBridge {
+    std::string url, key;
+};
+std::optional<ExternalBridge> externalBridge;
+
 // The SDK reads these when an option is empty; the suite configures every client explicitly.
 const bool kEnvCleared = [] {
+    const char* m = std::getenv("SANDBOX_TEST_MODE");
+    const char* url = std::getenv("SANDBOX_API_URL");
+    if (m && std::string(m) == "narrow" && url && *url) {
+        const char* key = std::getenv("SANDBOX_API_KEY");
+        externalBridge = ExternalBridge{url, key ? key : ""};
+    }
     ::unsetenv("SANDBOX_API_URL");
     ::unsetenv("SANDBOX_AGENT_URL");
     ::unsetenv("SANDBOX_API_KEY");
     ::unsetenv("SANDBOXD_PATH");
     // ctest sets it for the narrow mode; a run by hand gets it too.
-    const char* m = std::getenv("SANDBOX_TEST_MODE");
     if (m && std::string(m) == "narrow") ::setenv("SANDBOX_BRIDGE_NARROW", "1", 1);
     return true;
 }();
@@ -52,8 +64,10 @@ struct Backend {
                 agent = std::make_unique<AgentFixture>();
                 workspace = agent->workspace();
                 break;
-            case Mode::Bridge:
             case Mode::Narrow:
+                if (externalBridge) break;
+                [[fallthrough]];
+            case Mode::Bridge:
                 daemon = std::make_unique<DaemonFixture>("k");
                 break;
             case Mode::Embedded:
@@ -71,8 +85,8 @@ struct Backend {
                 break;
             case Mode::Bridge:
             case Mode::Narrow:
-                o.apiUrl = daemon->server.url();
-                o.apiKey = "k";
+                o.apiUrl = backendUrl();
+                o.apiKey = externalBridge ? externalBridge->key : "k";
                 break;
             case Mode::Agent:
                 o.agentUrl = agent->server.url();
@@ -124,6 +138,7 @@ const Client& client() {
     return *backend().client;
 }
 std::string backendUrl() {
+    if (externalBridge) return externalBridge->url;
     return backend().daemon ? backend().daemon->server.url() : std::string();
 }
 std::string ws() {

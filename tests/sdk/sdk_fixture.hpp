@@ -3,8 +3,11 @@
 //   embedded  sandbox::Client with nothing configured but the sandboxd binary (a private
 //             sandboxd on a unix socket, started by the SDK);
 //   bridge    sandboxd on an ephemeral loopback port with --api-key k, the bridge transport;
-//   narrow    the same, with SANDBOX_BRIDGE_NARROW=1 set by ctest (the SDK ignores the agent
-//             passthrough and uses /exec and /file only, as over Cloudflare's bridge);
+//   narrow    Cloudflare's bridge: with SANDBOX_API_URL (+ SANDBOX_API_KEY) set, the bridge
+//             there (ctest runs the suite under tests/compat/bridge/with-bridge.sh, which
+//             serves the real bridge Worker from @cloudflare/sandbox); without, sandboxd as
+//             above with SANDBOX_BRIDGE_NARROW=1 (the SDK ignores the agent passthrough and
+//             uses /exec and /file only, as over Cloudflare's bridge);
 //   agent     sandbox-agent with a temp workspace, the agent transport.
 // The backend is started once per process; tests use unique sandbox names and directories.
 #include <doctest/doctest.h>
@@ -36,7 +39,7 @@ inline bool isAgent() {
 inline bool isNarrow() {
     return mode() == Mode::Narrow;
 }
-/// The bridge transport against sandboxd over TCP (bridge or narrow).
+/// The bridge transport over TCP (bridge or narrow).
 inline bool isTcpBridge() {
     return mode() == Mode::Bridge || mode() == Mode::Narrow;
 }
