@@ -259,6 +259,14 @@ std::unique_ptr<EventSource> NarrowBridgeConnection::openExec(
         for (const auto& [k, v] : env)
             if (v) argv.push_back(k + "=" + *v);
     }
+    if (o.timeout) {
+        // Cloudflare's bridge passes timeout_ms on, but whether the command is stopped depends
+        // on its transport to the container; coreutils' timeout makes it so either way (exit 124,
+        // then SIGKILL a second later for what ignores SIGTERM).
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%.3f", static_cast<double>(o.timeout->count()) / 1000);
+        argv.insert(argv.end(), {"timeout", "-k", "1", secs});
+    }
     argv.insert(argv.end(), {"bash", "-c", command});
     json body = {{"argv", argv}};
     if (o.timeout) body["timeout_ms"] = o.timeout->count();
@@ -300,6 +308,8 @@ ExecResult NarrowBridgeConnection::exec(std::string_view command, const ExecOpti
     if (!terminal)
         throw StreamLostError("STREAM_LOST", "the exec stream ended without an exit event", 0,
                               json{{"command", r.command}}, "command.execute");
+    if (o.timeout && r.exitCode == 124 && r.stderr.find("Command timed out") == std::string::npos)
+        r.stderr += "Command timed out after " + std::to_string(o.timeout->count()) + "ms\n";
     if (sessionMode(*info_, s)) {
         // What the container API's session mode gives for the same bytes.
         r.stdout = core::normalizeSessionOutput(r.stdout);
@@ -356,10 +366,26 @@ WriteFileResult NarrowBridgeConnection::writeFile(std::string_view path, std::st
     return r;
 }
 
+// Cloudflare's bridge answers a download of a missing file (or a directory) with 200 and then
+// drops the connection: when a download breaks, the file is looked at to say why.
+void NarrowBridgeConnection::explainBrokenDownload(std::string_view path, const char* op) {
+    std::string p = bridgeWorkspacePath(path);
+    auto e = run({"bash", "-c", "[ -f \"$1\" ] && [ -r \"$1\" ]", "check", p});
+    if (e.exitCode != 0)
+        throw FileNotFoundError("FILE_NOT_FOUND", "File not found: " + std::string(path), 404,
+                                json{{"path", std::string(path)}}, op);
+}
+
 ReadFileResult NarrowBridgeConnection::readFile(std::string_view path, const ReadFileOptions& o,
                                                 const BoundSession& s) {
-    auto resp = req_.call(root_, "GET", fileTarget(path, "file.read"), {}, sessionHeader(s),
-                          "file.read", true);
+    client::HttpResponse resp;
+    try {
+        resp = req_.call(root_, "GET", fileTarget(path, "file.read"), {}, sessionHeader(s),
+                         "file.read", true);
+    } catch (const SandboxGoneError&) {
+        explainBrokenDownload(path, "file.read");
+        throw;
+    }
     ReadFileResult r;
     r.path = std::string(path);
     r.mimeType = core::mimeTypeForPath(r.path);
@@ -378,8 +404,14 @@ ReadFileResult NarrowBridgeConnection::readFile(std::string_view path, const Rea
 
 std::unique_ptr<FileReader> NarrowBridgeConnection::readFileStream(std::string_view path,
                                                                    const BoundSession& s) {
-    auto src = req_.stream(root_, "GET", fileTarget(path, "file.stream"), {}, sessionHeader(s),
-                           "file.stream");
+    std::unique_ptr<EventSource> src;
+    try {
+        src = req_.stream(root_, "GET", fileTarget(path, "file.stream"), {}, sessionHeader(s),
+                          "file.stream");
+    } catch (const SandboxGoneError&) {
+        explainBrokenDownload(path, "file.stream");
+        throw;
+    }
     std::string mime = core::mimeTypeForPath(path);
     bool binary = !core::isTextMimeType(mime);
     std::uint64_t size = 0;
@@ -387,8 +419,12 @@ std::unique_ptr<FileReader> NarrowBridgeConnection::readFileStream(std::string_v
     for (const auto& [k, v] : src->headers)
         if (k == "content-length") known = std::sscanf(v.c_str(), "%" SCNu64, &size) == 1;
     if (!known) {
-        auto e = run({"stat", "-L", "-c", "%s", "--", bridgeWorkspacePath(path)});
-        if (e.exitCode == 0) size = std::strtoull(e.stdout.c_str(), nullptr, 10);
+        // Also tells a missing file (the download's 200 would break off) from a present one.
+        auto e = run({"stat", "-L", "-c", "%F|%s", "--", bridgeWorkspacePath(path)});
+        if (e.exitCode != 0 || e.stdout.rfind("directory|", 0) == 0)
+            throw FileNotFoundError("FILE_NOT_FOUND", "File not found: " + std::string(path), 404,
+                                    json{{"path", std::string(path)}}, "file.stream");
+        size = std::strtoull(e.stdout.c_str() + e.stdout.find('|') + 1, nullptr, 10);
     }
     return std::make_unique<NarrowFileReader>(
         std::move(src), FileMetadata{mime, size, binary, binary ? "base64" : "utf-8"});

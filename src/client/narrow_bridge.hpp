@@ -52,6 +52,8 @@ class NarrowBridgeConnection final : public Connection {
     /// Runs argv (quoted) to its end, raw output.
     ExecResult run(const std::vector<std::string>& argv);
     std::string fileTarget(std::string_view path, const char* operation) const;
+    /// Throws FileNotFoundError when `path` is not a readable file (else returns).
+    void explainBrokenDownload(std::string_view path, const char* operation);
     client::HeaderList sessionHeader(const BoundSession& s) const;
 
     Requester& req_;

@@ -124,7 +124,7 @@ TEST_CASE("the same name reaches the same sandbox; different names do not meet")
         // Processes and sessions are per sandbox as well.
         one.exec("export WHO=one");
         CHECK(two.exec("echo ${WHO-unset}").stdout ==
-              (hasDefaultSession() ? inSession("one\n") : "unset\n"));
+              inSession(hasDefaultSession() ? "one\n" : "unset\n"));
         CHECK(other.exec("echo ${WHO-unset}").stdout == inSession("unset\n"));
     }
 }

@@ -16,10 +16,7 @@ TEST_CASE("a missing file is FileNotFoundError with its path") {
         CHECK(e.path() == d + "/missing.txt");
         CHECK(std::string(e.what()).find("missing.txt") != std::string::npos);
         CHECK(e.operation() == "file.read");
-        if (isNarrow())
-            CHECK(e.code() == "workspace_read_not_found");  // the bridge's code
-        else
-            CHECK(e.code() == "FILE_NOT_FOUND");
+        CHECK(e.code() == "FILE_NOT_FOUND");  // the container API's code, on every transport
     }
     // A directory is not a file.
     CHECK_THROWS_AS(sb.readFile(d), FileNotFoundError);

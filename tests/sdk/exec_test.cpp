@@ -67,7 +67,7 @@ TEST_CASE("shell state persists in the default session (sessionless on the narro
     if (hasDefaultSession())
         CHECK(r.stdout == inSession("yes\n/tmp\n"));
     else
-        CHECK(r.stdout == "unset\n/workspace\n");
+        CHECK(r.stdout == inSession("unset\n/workspace\n"));
     // Commands start in the workspace.
     auto fresh = freshSandbox("cwd");
     CHECK(fresh.exec("pwd").stdout == inSession(ws() + "\n"));

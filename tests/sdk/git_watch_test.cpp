@@ -65,7 +65,7 @@ TEST_CASE("narrow bridge: gitCheckout, watch and checkChanges say which transpor
         } catch (const UnsupportedOperationError& e) {
             CHECK(e.code() == "UNSUPPORTED_OPERATION");
             CHECK(std::string(e.what()).find("agent transport") != std::string::npos);
-            CHECK(std::string(e.what()).find("agent extension") != std::string::npos);
+            CHECK(std::string(e.what()).find("container API") != std::string::npos);
         }
     };
     check([&] { sb.gitCheckout("file:///workspace/x.git"); });

@@ -50,6 +50,14 @@ TEST_CASE("mountBucket / unmountBucket: a bucket in the sandbox, and typed error
     } catch (const BucketMountError& e) {
         CHECK(std::string(e.what()).find("already in use") != std::string::npos);
     }
+    if (isNarrow()) {
+        // Cloudflare's bridge (@cloudflare/sandbox 0.12.7) cleans up after the refused second
+        // mount by unmounting the path, which takes the first, working mount down with it.
+        CHECK(sb.exec("mountpoint -q /mnt/sdk || echo unmounted").stdout ==
+              inSession("unmounted\n"));
+        sb.destroy();
+        return;
+    }
     // Read-only, one prefix, elsewhere.
     MountBucketOptions ro = o;
     ro.readOnly = true;

@@ -45,8 +45,6 @@ const bool kEnvCleared = [] {
     ::unsetenv("SANDBOX_AGENT_URL");
     ::unsetenv("SANDBOX_API_KEY");
     ::unsetenv("SANDBOXD_PATH");
-    // ctest sets it for the narrow mode; a run by hand gets it too.
-    if (m && std::string(m) == "narrow") ::setenv("SANDBOX_BRIDGE_NARROW", "1", 1);
     return true;
 }();
 
@@ -65,8 +63,11 @@ struct Backend {
                 workspace = agent->workspace();
                 break;
             case Mode::Narrow:
-                if (externalBridge) break;
-                [[fallthrough]];
+                if (!externalBridge)
+                    throw std::runtime_error(
+                        "SANDBOX_TEST_MODE=narrow needs Cloudflare's bridge in SANDBOX_API_URL: "
+                        "run it through tests/compat/bridge/with-bridge.sh (ctest does)");
+                break;
             case Mode::Bridge:
                 daemon = std::make_unique<DaemonFixture>("k");
                 break;

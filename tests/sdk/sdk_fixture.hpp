@@ -5,9 +5,8 @@
 //   bridge    sandboxd on an ephemeral loopback port with --api-key k, the bridge transport;
 //   narrow    Cloudflare's bridge: with SANDBOX_API_URL (+ SANDBOX_API_KEY) set, the bridge
 //             there (ctest runs the suite under tests/compat/bridge/with-bridge.sh, which
-//             serves the real bridge Worker from @cloudflare/sandbox); without, sandboxd as
-//             above with SANDBOX_BRIDGE_NARROW=1 (the SDK ignores the agent passthrough and
-//             uses /exec and /file only, as over Cloudflare's bridge);
+//             serves the real bridge Worker from @cloudflare/sandbox); the SDK finds by
+//             itself that this bridge has no container API passthrough (its /health);
 //   agent     sandbox-agent with a temp workspace, the agent transport.
 // The backend is started once per process; tests use unique sandbox names and directories.
 #include <doctest/doctest.h>

@@ -38,10 +38,10 @@ TEST_CASE("createSession with env and cwd; exec in the session") {
     if (isNarrow()) {
         auto s = sb.createSession({.id = "s1", .env = {{"SV", "one"}}, .cwd = d});
         CHECK(s.id() == "s1");
-        CHECK(s.exec("pwd; echo $SV").stdout == d + "\none\n");
-        CHECK(s.exec("export X=1; cd /tmp; echo $X").stdout == "1\n");
-        CHECK(s.exec("echo ${X-unset}; pwd").stdout == "unset\n" + d + "\n");
-        CHECK(sb.exec("echo ${SV-unset}").stdout == "unset\n");
+        CHECK(s.exec("pwd; echo $SV").stdout == inSession(d + "\none\n"));
+        CHECK(s.exec("export X=1; cd /tmp; echo $X").stdout == inSession("1\n"));
+        CHECK(s.exec("echo ${X-unset}; pwd").stdout == inSession("unset\n" + d + "\n"));
+        CHECK(sb.exec("echo ${SV-unset}").stdout == inSession("unset\n"));
         CHECK(sb.createSession().id().rfind("session-", 0) == 0);
         CHECK_THROWS_AS(sb.createSession({.id = "s1"}), SandboxError);  // 502 session_error
         return;
@@ -78,8 +78,9 @@ TEST_CASE("getSession reaches an existing session; sessions are isolated from ea
     if (isNarrow()) {
         // The bridge's exec streams, and the container runs a streamed command in a subshell of
         // the session's shell: what it changes does not outlive it.
-        CHECK(a.exec("export ONLY_A=1; cd /tmp; echo $ONLY_A; pwd").stdout == "1\n/tmp\n");
-        CHECK(a.exec("echo ${ONLY_A-unset}; pwd").stdout == "unset\n" + ws() + "\n");
+        CHECK(a.exec("export ONLY_A=1; cd /tmp; echo $ONLY_A; pwd").stdout ==
+              inSession("1\n/tmp\n"));
+        CHECK(a.exec("echo ${ONLY_A-unset}; pwd").stdout == inSession("unset\n" + ws() + "\n"));
         return;
     }
     a.exec("export ONLY_A=1; cd /tmp");
@@ -128,7 +129,7 @@ TEST_CASE("deleteSession ends the shell; the default session cannot be deleted")
     CHECK_THROWS_AS(sb.deleteSession("sandbox-" + sb.id()), ValidationFailedError);
     if (isNarrow()) {
         sb.createSession({.id = "gone", .env = {{"MARK", "1"}}});
-        CHECK(sb.getSession("gone").exec("echo ${MARK-unset}").stdout == "1\n");
+        CHECK(sb.getSession("gone").exec("echo ${MARK-unset}").stdout == inSession("1\n"));
         CHECK(sb.deleteSession("gone").sessionId == "gone");
         CHECK_THROWS_AS(sb.deleteSession("gone"), SandboxError);
         return;

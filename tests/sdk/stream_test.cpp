@@ -78,6 +78,13 @@ TEST_CASE("destroying an ExecStream early cancels the command") {
         REQUIRE(readUntil(s, Type::Stdout, "ready"));
         CHECK(eventually([&] { return countProcesses(probe, marker) >= 1; }));
     }  // the stream goes away here
+    if (isNarrow()) {
+        // Cloudflare's bridge does not stop a command whose client hung up (documented in
+        // docs/compatibility.md): it runs on, and ends with its sandbox.
+        CHECK(countProcesses(probe, marker) >= 1);
+        sb.destroy();
+        return;
+    }
     CHECK(eventually([&] { return countProcesses(probe, marker) == 0; }));
     // The sandbox and its default session work on.
     auto r = sb.exec("echo still here");
@@ -264,10 +271,9 @@ TEST_CASE("the server dying during a request is SandboxGoneError (a TransportErr
     try {
         std::rethrow_exception(failure);
     } catch (const SandboxGoneError& e) {
+        // A request that is not a stream (this test's own server is always sandboxd or an
+        // agent: Cloudflare's bridge cannot be killed from here).
         CHECK(e.code() == "SANDBOX_GONE");
-        CHECK_FALSE(isNarrow());  // non-streaming requests only
-    } catch (const StreamLostError&) {
-        CHECK(isNarrow());  // the narrow bridge's exec is a stream
     }
     if (!isAgent()) CHECK(eventually([&] { return countHostProcesses(marker) == 0; }));
 }
