@@ -11,13 +11,16 @@ using sandbox::SseEvent;
 using sandbox::SseParser;
 
 TEST_SUITE("daemon.routes") {
-    TEST_CASE("GET /health answers {\"ok\":true, isolation} without auth, even with a key") {
+    TEST_CASE("GET /health answers {\"ok\":true, containerApi, isolation} without auth") {
         DaemonFixture d("secret");
         auto r = call(d.http, "GET", "/health");
         CHECK(r.status == 200);
         CHECK(r.contentType == "application/json");
-        // "ok" first, as the bridge's; then what isolates this host's sandboxes.
-        CHECK(r.raw.rfind(R"({"ok":true,"isolation":{"mode":")", 0) == 0);
+        // "ok" first, as the bridge's; then where each sandbox's container API is (the SDK tells
+        // sandboxd from Cloudflare's bridge by it) and what isolates this host's sandboxes.
+        CHECK(r.raw.rfind(
+                  R"({"ok":true,"containerApi":"/v1/sandbox/{id}/agent","isolation":{"mode":")",
+                  0) == 0);
         const json& iso = r.body["isolation"];
         CHECK(iso["mode"] == "bwrap");
         CHECK(iso["seccomp"] == true);

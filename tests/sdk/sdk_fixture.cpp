@@ -86,7 +86,7 @@ struct Backend {
                 break;
             case Mode::Bridge:
             case Mode::Narrow:
-                o.apiUrl = backendUrl();
+                o.apiUrl = externalBridge ? externalBridge->url : daemon->server.url();
                 o.apiKey = externalBridge ? externalBridge->key : "k";
                 break;
             case Mode::Agent:
