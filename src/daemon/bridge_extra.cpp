@@ -23,7 +23,7 @@
 #include "daemon/mounts.hpp"
 #include "daemon/openapi.hpp"
 #include "daemon/paths.hpp"
-#include "daemon/upstream.hpp"
+#include "server/http_call.hpp"
 
 namespace sandbox::daemon {
 using nlohmann::json;
@@ -47,8 +47,9 @@ awaitable<int> agentCall(SandboxManager& mgr, const std::shared_ptr<Sandbox>& sb
                          const std::string& path, const std::string& body, std::string& reply) {
     const unsigned generation = sb->generation;
     std::string socket = sb->connectPath();
-    UpstreamCall up(co_await net::this_coro::executor, socket);
-    HeaderPairs headers{{"content-type", "application/json"}};
+    server::HttpCall up(co_await net::this_coro::executor,
+                        server::HttpPeer::unixSocket(socket, "the sandbox agent"));
+    server::Headers headers{{"content-type", "application/json"}};
     bool ok = co_await up.start("POST", path, body, headers);
     if (ok) ok = co_await up.readAll(reply);
     if (!ok) {

@@ -19,9 +19,9 @@
 #include "daemon/bridge_extra.hpp"
 #include "daemon/paths.hpp"
 #include "daemon/pty_proxy.hpp"
-#include "daemon/upstream.hpp"
 #include "daemon/workspace_fs.hpp"
 #include "sandbox/sse.hpp"
+#include "server/http_call.hpp"
 
 namespace sandbox::daemon {
 using net::use_awaitable;
@@ -151,7 +151,9 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
     };
 
     std::string agentSocket = sb->connectPath();
-    auto up = std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket);
+    auto up = std::make_shared<server::HttpCall>(
+        co_await net::this_coro::executor,
+        server::HttpPeer::unixSocket(agentSocket, "the sandbox agent"));
     res.onClientGone([up] { up->cancel(); });  // the agent kills the command when we hang up
     bool timedOut = false;
     net::steady_timer timer(co_await net::this_coro::executor);
@@ -166,7 +168,7 @@ awaitable<void> exec(Ctx& ctx, const std::string& id, Request& req, Responder& r
         });
     }
     std::string agentBody = agentReq.dump();
-    HeaderPairs jsonHeaders{{"content-type", "application/json"}};
+    server::Headers jsonHeaders{{"content-type", "application/json"}};
     // A client already gone (its hang-up noticed while the stream began) starts nothing.
     bool started = false;
     if (!res.clientGone())
@@ -347,8 +349,9 @@ awaitable<void> running(Ctx& ctx, const std::string& id, Responder& res) {
     if (!sb) co_return;
     const unsigned generation = sb->generation;
     std::string agentSocket = sb->connectPath();
-    UpstreamCall up(co_await net::this_coro::executor, agentSocket);
-    HeaderPairs none;
+    server::HttpCall up(co_await net::this_coro::executor,
+                        server::HttpPeer::unixSocket(agentSocket, "the sandbox agent"));
+    server::Headers none;
     bool ok = co_await up.start("GET", "/api/ping", std::string(), none);
     std::string body;
     if (ok) ok = co_await up.readAll(body);
@@ -363,8 +366,10 @@ awaitable<void> passthrough(Ctx& ctx, const std::string& id, const std::string& 
     if (!sb) co_return;
     const unsigned generation = sb->generation;
     std::string agentSocket = sb->connectPath();
-    auto up = std::make_shared<UpstreamCall>(co_await net::this_coro::executor, agentSocket);
-    HeaderPairs headers;
+    auto up = std::make_shared<server::HttpCall>(
+        co_await net::this_coro::executor,
+        server::HttpPeer::unixSocket(agentSocket, "the sandbox agent"));
+    server::Headers headers;
     for (const auto& [k, v] : req.headers)
         if (k == "content-type" || k == "x-session-id" || k == "x-sandbox-id" ||
             k == "x-trace-id" || k == "accept")

@@ -9,7 +9,7 @@
 #include "core/text.hpp"
 #include "core/utf8.hpp"
 #include "daemon/bridge_routes.hpp"
-#include "daemon/upstream.hpp"
+#include "server/http_call.hpp"
 
 namespace sandbox::daemon {
 namespace beast = boost::beast;
