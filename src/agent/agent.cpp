@@ -13,6 +13,7 @@
 #include <random>
 #include <set>
 
+#include "agent/watch.hpp"
 #include "core/errors.hpp"
 #include "core/shell.hpp"
 #include "core/time.hpp"
@@ -49,7 +50,11 @@ std::string newSessionId() {
            randomChars("0123456789abcdef", 12);
 }
 
-Agent::Agent(net::any_io_executor ex, AgentConfig cfg) : ex_(ex), cfg_(std::move(cfg)), procs_(ex) {
+Agent::Agent(net::any_io_executor ex, AgentConfig cfg)
+    : ex_(ex),
+      cfg_(std::move(cfg)),
+      procs_(ex),
+      watches_(std::make_unique<WatchService>(ex, cfg_.workspace)) {
     // The first sessionless command finds a bash ready.
     refillPosted_ = true;
     net::post(ex_, [this, alive = std::weak_ptr<int>(life_)] {

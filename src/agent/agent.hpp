@@ -1,6 +1,8 @@
 #pragma once
-// The agent's services: sessions, command execution and the process table. Knows nothing of
-// HTTP; routes.cpp maps requests onto these.
+// The agent: its sessions, the process table, sessionless commands and the file watches, in
+// plain C++ and core/wire types. Knows nothing of HTTP: the route handlers (routes.cpp, the
+// *_routes.cpp files) map requests onto these services and those of exec.hpp, files.hpp,
+// git.hpp, watch.hpp and ports.hpp.
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -18,6 +20,8 @@
 
 namespace sandbox::agent {
 
+class WatchService;
+
 struct AgentConfig {
     std::string workspace = "/workspace";
     std::string version = "unknown";
@@ -26,13 +30,6 @@ struct AgentConfig {
     /// A private directory (mode 0700) for the named pipes that carry session commands' output
     /// (made and removed by main; --runtime-dir).
     std::string runtimeDir = "/tmp";
-};
-
-/// A command to run, with the execution mode resolved.
-struct ExecTarget {
-    bool sessionless = false;
-    std::string sessionId;         ///< effective id (kNoSession when sessionless)
-    bool implicitDefault = false;  ///< no id was given and "default" was used
 };
 
 class Agent {
@@ -78,6 +75,9 @@ class Agent {
     /// `spec.cwd` must exist when given (callers check); the workspace otherwise.
     std::shared_ptr<RunningCommand> spawnSessionless(const CommandSpec& spec, bool spare);
 
+    // ---- file watches (watch.hpp) ----
+    WatchService& watches() noexcept { return *watches_; }
+
     /// Kills every session and process (shutdown).
     void shutdown();
 
@@ -104,6 +104,7 @@ class Agent {
     void dropSpare();
     /// Kills a spare nobody will use and reaps it.
     static void discardSpare(const SpareShell& s);
+    std::unique_ptr<WatchService> watches_;  ///< destroyed first: it stops every watch
 };
 
 /// Checks a request's environment variables: valid names, none of the agent's own (the session

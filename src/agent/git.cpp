@@ -8,9 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/routes.hpp"
 #include "core/errors.hpp"
-#include "core/json_util.hpp"
 #include "core/text.hpp"
 #include "core/time.hpp"
 #include "core/utf8.hpp"
@@ -230,14 +228,6 @@ awaitable<wire::GitCheckoutResponse> gitCheckout(Agent& agent, const wire::GitCh
     resp.targetDir = target;
     resp.timestamp = core::isoTimestampNow();
     co_return resp;
-}
-
-awaitable<void> gitCheckoutRoute(Agent& agent, server::Request& req, server::Responder& res) {
-    auto request = wire::GitCheckoutRequest::fromJson(core::parseJsonObject(req.body));
-    auto ctxSession = contextSessionId(req);
-    auto resp = co_await gitCheckout(agent, request, ctxSession);
-    json body = resp.toJson();
-    co_await res.sendJson(200, body);
 }
 
 }  // namespace sandbox::agent

@@ -1,13 +1,12 @@
 #pragma once
-// POST /api/git/checkout (container-api §3.6): clones a repository by spawning the `git` binary
-// directly (no shell), with a timeout that kills the whole git process tree. Credentials in
-// URLs are redacted in every message the route produces.
+// Git checkout (the service behind POST /api/git/checkout; docs/git.md): clones a repository by
+// spawning the `git` binary directly (no shell), with a timeout that kills the whole git process
+// tree. Credentials in URLs are redacted in every message it produces.
 #include <optional>
 #include <string>
 
 #include "agent/agent.hpp"
 #include "core/wire_git_watch.hpp"
-#include "server/http_server.hpp"
 
 namespace sandbox::agent {
 
@@ -18,9 +17,6 @@ namespace sandbox::agent {
 awaitable<core::wire::GitCheckoutResponse> gitCheckout(
     Agent& agent, const core::wire::GitCheckoutRequest& request,
     const std::optional<std::string>& contextSessionId);
-
-/// The route handler.
-awaitable<void> gitCheckoutRoute(Agent& agent, server::Request& req, server::Responder& res);
 
 /// The error code for a failed clone from git's exit code (124: the timeout) and its stderr:
 /// the reference's mapping, plus typed codes for a missing branch or repository on exit 128.

@@ -3,7 +3,6 @@
 // background:true) and exec streams, their bounded output (a ring buffer that readers follow
 // with cursors, so a replay never repeats a chunk), timeouts, and tree kills that leave no
 // descendant behind (tagged environments + a child subreaper + freeze/walk/kill).
-// Route handlers for /api/process/* and /api/port-watch are declared at the end.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -18,7 +17,6 @@
 #include "agent/base.hpp"
 #include "agent/running.hpp"
 #include "core/wire_process.hpp"
-#include "server/http_server.hpp"
 
 namespace sandbox::agent {
 
@@ -157,16 +155,5 @@ class ProcessTable {
     std::map<std::string, std::shared_ptr<ProcessRecord>> records_;
     std::uint64_t tagCounter_ = 0;
 };
-
-namespace process_routes {
-using server::Request;
-using server::Responder;
-awaitable<void> start(Agent&, Request&, Responder&);
-awaitable<void> list(Agent&, Request&, Responder&);
-awaitable<void> killAll(Agent&, Request&, Responder&);
-/// GET|DELETE /api/process/{id}[/logs|/stream]: `rest` is what follows "/api/process/".
-awaitable<void> byId(Agent&, Request&, Responder&, std::string rest);
-awaitable<void> portWatch(Agent&, Request&, Responder&);
-}  // namespace process_routes
 
 }  // namespace sandbox::agent

@@ -1,6 +1,6 @@
 #pragma once
-// Terminals for the PTY WebSocket (container-api §7): one shell on a real pseudo-terminal per
-// session, created by the first connection with that session's environment and directory,
+// Terminals for the PTY WebSocket (GET /ws/pty; docs/pty.md): one shell on a real pseudo-terminal
+// per session, created by the first connection with that session's environment and directory,
 // shared by every connection to the session, kept when connections close, with the last
 // 256 KiB of output replayed to each new connection. When the shell exits every connection
 // gets {"type":"exit","code":N} and a 1000 close (the reference sends nothing).

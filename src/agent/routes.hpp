@@ -1,15 +1,12 @@
 #pragma once
-// HTTP routes of the container API (container-api §2-§3) over the Agent services.
+// The container API's route table (routes.cpp): every route of sandbox-agent, HTTP and
+// WebSocket, declared in one place, and how a request that matches none is answered.
 #include "agent/agent.hpp"
 #include "server/http_server.hpp"
 
 namespace sandbox::agent {
 
-/// The request handler serving every route of the container API for `agent`.
+/// The request handler serving the whole container API for `agent` (which must outlive it).
 server::Handler makeRouter(Agent& agent);
-
-/// The context session id (§2.2): `Authorization: Bearer <id>`, then `X-Session-Id`, then
-/// `?session=`, then `?sessionId=`; nullopt when none is given.
-std::optional<std::string> contextSessionId(const server::Request& req);
 
 }  // namespace sandbox::agent

@@ -15,7 +15,6 @@
 #include <unordered_set>
 
 #include "core/errors.hpp"
-#include "core/json_util.hpp"
 #include "core/text.hpp"
 #include "core/time.hpp"
 #include "core/wire_git_watch.hpp"
@@ -31,8 +30,6 @@ namespace {
 constexpr std::chrono::milliseconds kBatchWindow{75};
 // A retained watch (checkChanges) without live streams is forgotten this long after the last check.
 constexpr std::chrono::minutes kRetainIdle{10};
-// Keep-alive comments on quiet watch streams.
-constexpr std::chrono::seconds kKeepAlive{15};
 // Pending events one subscriber may hold (distinct path/type runs) before the rest are dropped
 // with a notice; far above what a 75 ms window collects from a busy tree.
 constexpr std::size_t kMaxPending = 1'000'000;
@@ -77,35 +74,32 @@ std::string joinPath(const std::string& dir, std::string_view name) {
     return dir + "/" + std::string(name);
 }
 
-// What a request asks for, validated and resolved.
-struct WatchSpec {
-    std::string path;  // absolute, canonical
-    bool recursive = true;
-    bool rootIsDir = true;
-    unsigned events = 0;
-    std::vector<std::string> include, exclude;
-    std::string key() const {
-        std::string k = path + '\n' + (recursive ? "r" : "-") + '\n' + std::to_string(events);
-        for (const auto& p : include) k += "\ni:" + p;
-        for (const auto& p : exclude) k += "\ne:" + p;
-        return k;
-    }
-};
+}  // namespace
 
-// One pending event of a subscriber.
-struct Pending {
-    unsigned kind;
-    std::string path;
-    bool isDir;
-    std::string timestamp;
-};
+std::string WatchSpec::key() const {
+    std::string k = path + '\n' + (recursive ? "r" : "-") + '\n' + std::to_string(events);
+    for (const auto& p : include) k += "\ni:" + p;
+    for (const auto& p : exclude) k += "\ne:" + p;
+    return k;
+}
 
-struct Subscriber {
-    explicit Subscriber(net::any_io_executor ex) : wake(ex, net::steady_timer::time_point::max()) {}
+// A subscriber's pending events and state, shared by its watch and its WatchSubscription.
+struct WatchSubscriber {
+    // One pending event.
+    struct Pending {
+        unsigned kind;
+        std::string path;
+        bool isDir;
+        std::string timestamp;
+    };
+
+    explicit WatchSubscriber(net::any_io_executor ex)
+        : wake(ex, net::steady_timer::time_point::max()), batch(ex) {}
     std::vector<Pending> pending;
     std::unordered_map<std::string, std::size_t> last;  // path -> index of its latest pending
-    std::vector<std::string> notices;                   // SSE comments to send
-    net::steady_timer wake;
+    std::vector<std::string> notices;                   // for people (WatchBatch::notices)
+    net::steady_timer wake;                             // cancelled when something arrives
+    net::steady_timer batch;  // the batch window (WatchSubscription::wait)
     bool gone = false, stopped = false, failed = false;
     std::string endText;  // stop reason or error message
     std::size_t dropped = 0;
@@ -125,17 +119,9 @@ struct Subscriber {
     void notify() { wake.cancel(); }
 };
 
-struct Entry {
-    bool isDir = false;
-    std::int64_t size = 0;
-    std::int64_t mtimeNs = 0;
-};
-
-class WatchService;
-
 class Watch : public std::enable_shared_from_this<Watch> {
   public:
-    Watch(WatchService& svc, net::any_io_executor ex, WatchSpec spec, std::string id)
+    Watch(WatchService* svc, net::any_io_executor ex, WatchSpec spec, std::string id)
         : svc_(svc), ex_(ex), spec_(std::move(spec)), id_(std::move(id)), sd_(ex), expiry_(ex) {}
 
     const std::string& id() const { return id_; }
@@ -163,13 +149,13 @@ class Watch : public std::enable_shared_from_this<Watch> {
             ex_, [self = shared_from_this()] { return self->readLoop(); }, net::detached);
     }
 
-    std::shared_ptr<Subscriber> subscribe() {
-        auto s = std::make_shared<Subscriber>(ex_);
+    std::shared_ptr<WatchSubscriber> subscribe() {
+        auto s = std::make_shared<WatchSubscriber>(ex_);
         subs_.push_back(s);
         return s;
     }
 
-    void unsubscribe(const std::shared_ptr<Subscriber>& s) {
+    void unsubscribe(const std::shared_ptr<WatchSubscriber>& s) {
         std::erase(subs_, s);
         if (stopped_ || !subs_.empty()) return;
         if (!retained_)
@@ -231,7 +217,19 @@ class Watch : public std::enable_shared_from_this<Watch> {
         forget();
     }
 
+    /// The service is going away: this watch stops and no longer reports to it.
+    void detach() {
+        svc_ = nullptr;
+        stop("The agent is shutting down", false);
+    }
+
   private:
+    struct Entry {
+        bool isDir = false;
+        std::int64_t size = 0;
+        std::int64_t mtimeNs = 0;
+    };
+
     [[noreturn]] void startError(const std::string& problem) {
         boost::system::error_code ec;
         sd_.close(ec);
@@ -517,7 +515,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
         }
     }
 
-    WatchService& svc_;
+    WatchService* svc_;  // null once the service is gone
     net::any_io_executor ex_;
     WatchSpec spec_;
     std::string id_, key_;
@@ -526,78 +524,77 @@ class Watch : public std::enable_shared_from_this<Watch> {
     std::unordered_map<int, std::string> wds_;
     std::unordered_map<std::string, Entry> snapshot_;
     std::unordered_map<std::uint32_t, std::string> movedDirs_;  // IN_MOVED_FROM cookie -> path
-    std::vector<std::shared_ptr<Subscriber>> subs_;
+    std::vector<std::shared_ptr<WatchSubscriber>> subs_;
     std::uint64_t cursor_ = 0;
     int rootWd_ = -1;
     bool rootGone_ = false, stopped_ = false, retained_ = false;
     std::chrono::steady_clock::time_point lastCheck_{};
 };
 
-class WatchService {
-  public:
-    explicit WatchService(net::any_io_executor ex) : ex_(ex) {
-        // Each watch holds one inotify instance; the kernel allows few per user
-        // (fs.inotify.max_user_instances, often 128), shared with every other program.
-        if (const char* v = std::getenv("SANDBOX_MAX_WATCHES"); v && *v) {
-            char* end = nullptr;
-            unsigned long n = std::strtoul(v, &end, 10);
-            if (end && *end == '\0' && n > 0) maxWatches_ = n;
-        }
-    }
-
-    /// The running watch for `spec`, or a new one (`created` says which).
-    std::shared_ptr<Watch> acquire(const WatchSpec& spec, bool& created) {
-        std::string key = spec.key();
-        if (auto it = watches_.find(key); it != watches_.end() && !it->second->stopped()) {
-            created = false;
-            return it->second;
-        }
-        if (watches_.size() >= maxWatches_)
-            throw ApiError("WATCH_START_ERROR",
-                           "Failed to start watching " + spec.path + ": too many watches (" +
-                               std::to_string(maxWatches_) +
-                               ", SANDBOX_MAX_WATCHES); stop some streams first",
-                           {{"path", spec.path}});
-        std::string id =
-            "watch-" + std::to_string(++counter_) + "-" + std::to_string(core::epochMillisNow());
-        auto w = std::make_shared<Watch>(*this, ex_, spec, id);
-        w->start(key);
-        watches_[key] = w;
-        created = true;
-        return w;
-    }
-
-    void remove(const Watch* w) {
-        auto it = watches_.find(w->key());
-        if (it != watches_.end() && it->second.get() == w) watches_.erase(it);
-    }
-
-  private:
-    net::any_io_executor ex_;
-    std::map<std::string, std::shared_ptr<Watch>> watches_;
-    std::uint64_t counter_ = 0;
-    std::size_t maxWatches_ = 64;
-};
-
 void Watch::forget() {
-    svc_.remove(this);
+    if (svc_) svc_->remove(this);
 }
 
-// One service per agent; never destroyed (the process ends with it), so no watch outlives the
-// io_context it was made on at exit.
-WatchService& service(Agent& agent) {
-    static auto* all = new std::unordered_map<Agent*, std::unique_ptr<WatchService>>();
-    auto& s = (*all)[&agent];
-    if (!s) s = std::make_unique<WatchService>(agent.executor());
-    return *s;
-}
+namespace {
 
 [[noreturn]] void badRequest(const std::string& message, json context) {
     throw ApiError("VALIDATION_FAILED", message, std::move(context));
 }
 
-// The request's value rules (§3.9): path inside the workspace and existing, globs, events.
-WatchSpec validate(Agent& agent, const wire::WatchRequest& r) {
+}  // namespace
+
+// ---- the service ----------------------------------------------------------------------------
+
+WatchService::WatchService(net::any_io_executor ex, std::string workspace)
+    : ex_(ex), workspace_(std::move(workspace)) {
+    // Each watch holds one inotify instance; the kernel allows few per user
+    // (fs.inotify.max_user_instances, often 128), shared with every other program.
+    if (const char* v = std::getenv("SANDBOX_MAX_WATCHES"); v && *v) {
+        char* end = nullptr;
+        unsigned long n = std::strtoul(v, &end, 10);
+        if (end && *end == '\0' && n > 0) maxWatches_ = n;
+    }
+}
+
+WatchService::~WatchService() {
+    stopAll();
+}
+
+void WatchService::stopAll() {
+    auto all = std::move(watches_);
+    watches_.clear();
+    for (auto& [key, watch] : all) watch->detach();
+}
+
+std::shared_ptr<Watch> WatchService::acquire(const WatchSpec& spec, bool& created) {
+    std::string key = spec.key();
+    if (auto it = watches_.find(key); it != watches_.end() && !it->second->stopped()) {
+        created = false;
+        return it->second;
+    }
+    if (watches_.size() >= maxWatches_)
+        throw ApiError("WATCH_START_ERROR",
+                       "Failed to start watching " + spec.path + ": too many watches (" +
+                           std::to_string(maxWatches_) +
+                           ", SANDBOX_MAX_WATCHES); stop some streams first",
+                       {{"path", spec.path}});
+    std::string id =
+        "watch-" + std::to_string(++counter_) + "-" + std::to_string(core::epochMillisNow());
+    auto w = std::make_shared<Watch>(this, ex_, spec, id);
+    w->start(key);
+    watches_[key] = w;
+    created = true;
+    return w;
+}
+
+void WatchService::remove(const Watch* w) {
+    auto it = watches_.find(w->key());
+    if (it != watches_.end() && it->second.get() == w) watches_.erase(it);
+}
+
+// The request's value rules (docs/watch.md): a path inside the workspace that exists, globs,
+// events.
+WatchSpec WatchService::resolve(const wire::WatchRequest& r) const {
     WatchSpec spec;
     std::string p = core::trim(r.path);
     if (p.empty())
@@ -606,8 +603,7 @@ WatchSpec validate(Agent& agent, const wire::WatchRequest& r) {
     if (r.path.find('\0') != std::string::npos)
         throw core::validationError("path must not contain NUL bytes", "path", "INVALID_PATH",
                                     "must not contain NUL bytes");
-    const std::string& ws = agent.config().workspace;
-    std::string root = core::resolvePath("/", ws);
+    std::string root = core::resolvePath("/", workspace_);
     std::string resolved = core::resolvePath(root, p);
     auto denied = [&] {
         throw ApiError("PERMISSION_DENIED", "path must be inside " + root,
@@ -652,102 +648,24 @@ WatchSpec validate(Agent& agent, const wire::WatchRequest& r) {
     return spec;
 }
 
-wire::WatchRequest parseRequest(const server::Request& req) {
-    return wire::WatchRequest::fromJson(core::parseJsonObject(req.body));
-}
-
-}  // namespace
-
-awaitable<void> watchRoute(Agent& agent, server::Request& req, server::Responder& res) {
-    auto request = parseRequest(req);
-    WatchSpec spec = validate(agent, request);
-    std::shared_ptr<Watch> watch;
-    std::string failure;
-    try {
-        bool created = false;
-        watch = service(agent).acquire(spec, created);
-    } catch (const ApiError& e) {
-        failure = e.message();
-    }
-    co_await res.beginSse();
-    if (!watch) {
-        res.queueEvent(wire::watch_event::error(failure));
-        co_await res.endSse();
-        co_return;
-    }
+std::shared_ptr<WatchSubscription> WatchService::subscribe(const WatchSpec& spec) {
+    bool created = false;
+    auto watch = acquire(spec, created);
     auto sub = watch->subscribe();
-    res.enableKeepAlive(kKeepAlive);
-    res.onClientGone([sub] {
-        sub->gone = true;
-        sub->notify();
-    });
-    res.queueEvent(wire::watch_event::watching(spec.path, watch->id()));
-    bool ok = co_await res.flush();
-    net::steady_timer batch(agent.executor());
-    auto lastBatch = std::chrono::steady_clock::now();
-    while (ok) {
-        for (const auto& n : sub->notices) res.queueComment(n);
-        sub->notices.clear();
-        if (!sub->pending.empty()) {
-            std::vector<Pending> events;
-            events.swap(sub->pending);
-            sub->last.clear();
-            for (const auto& e : events) {
-                res.queueEvent(
-                    wire::watch_event::event(kindName(e.kind), e.path, e.isDir, e.timestamp));
-                if (res.queued() >= 256 * 1024) {
-                    ok = co_await res.flush();
-                    if (!ok) break;
-                }
-            }
-            if (!ok) break;
-        }
-        if (sub->dropped) {
-            res.queueComment(std::to_string(sub->dropped) +
-                             " events were dropped: this stream fell too far behind");
-            sub->dropped = 0;
-        }
-        ok = co_await res.flush();
-        if (!ok || sub->gone) break;
-        if (sub->stopped) {
-            if (sub->failed)
-                res.queueEvent(wire::watch_event::error(sub->endText));
-            else
-                res.queueEvent(wire::watch_event::stopped(sub->endText));
-            break;
-        }
-        if (sub->pending.empty() && sub->notices.empty()) {
-            boost::system::error_code ec;
-            sub->wake.expires_at(net::steady_timer::time_point::max());
-            co_await sub->wake.async_wait(net::redirect_error(use_awaitable, ec));
-        }
-        if (sub->gone) break;
-        // At most one batch per window: the first event after a quiet time goes out at once,
-        // the events of a burst gather until the window since the last batch is over.
-        auto nextBatch = lastBatch + kBatchWindow;
-        if (!sub->stopped && std::chrono::steady_clock::now() < nextBatch) {
-            boost::system::error_code ec;
-            batch.expires_at(nextBatch);
-            co_await batch.async_wait(net::redirect_error(use_awaitable, ec));
-        }
-        lastBatch = std::chrono::steady_clock::now();
-    }
-    watch->unsubscribe(sub);
-    co_await res.endSse();
+    return std::make_shared<WatchSubscription>(std::move(watch), std::move(sub));
 }
 
-awaitable<void> watchCheckRoute(Agent& agent, server::Request& req, server::Responder& res) {
-    auto request = parseRequest(req);
+wire::CheckChangesResponse WatchService::checkChanges(const wire::WatchRequest& request) {
     if (request.since) {
         if (core::trim(*request.since).empty() || request.since->find('\0') != std::string::npos)
             badRequest("since must be a non-empty version string", {{"since", *request.since}});
     }
-    WatchSpec spec = validate(agent, request);
+    WatchSpec spec = resolve(request);
     bool created = false;
-    auto watch = service(agent).acquire(spec, created);
+    auto watch = acquire(spec, created);
     watch->pump();           // everything the kernel queued up to now counts
     if (watch->stopped()) {  // it ended just now (its directory went away): start afresh
-        watch = service(agent).acquire(spec, created);
+        watch = acquire(spec, created);
         watch->pump();
     }
     watch->retain();
@@ -778,8 +696,71 @@ awaitable<void> watchCheckRoute(Agent& agent, server::Request& req, server::Resp
         }
     }
     out.timestamp = core::isoTimestampNow();
-    json body = out.toJson();
-    co_await res.sendJson(200, body);
+    return out;
+}
+
+// ---- a subscription -------------------------------------------------------------------------
+
+WatchSubscription::WatchSubscription(std::shared_ptr<Watch> watch,
+                                     std::shared_ptr<WatchSubscriber> sub)
+    : watch_(std::move(watch)), sub_(std::move(sub)), lastTake_(std::chrono::steady_clock::now()) {}
+
+WatchSubscription::~WatchSubscription() {
+    unsubscribe();
+}
+
+const std::string& WatchSubscription::watchId() const {
+    return watch_->id();
+}
+
+void WatchSubscription::unsubscribe() {
+    if (subscribed_) watch_->unsubscribe(sub_);
+    subscribed_ = false;
+}
+
+void WatchSubscription::cancel() {
+    sub_->gone = true;
+    sub_->notify();
+}
+
+bool WatchSubscription::cancelled() const {
+    return sub_->gone;
+}
+
+awaitable<void> WatchSubscription::wait() {
+    auto sub = sub_;
+    if (sub->pending.empty() && sub->notices.empty() && !sub->stopped && !sub->gone) {
+        boost::system::error_code ec;
+        sub->wake.expires_at(net::steady_timer::time_point::max());
+        co_await sub->wake.async_wait(net::redirect_error(use_awaitable, ec));
+    }
+    if (sub->gone) co_return;
+    // At most one batch per window: the first event after a quiet time goes out at once, the
+    // events of a burst gather until the window since the last batch is over.
+    auto nextBatch = lastTake_ + kBatchWindow;
+    if (!sub->stopped && std::chrono::steady_clock::now() < nextBatch) {
+        boost::system::error_code ec;
+        sub->batch.expires_at(nextBatch);
+        co_await sub->batch.async_wait(net::redirect_error(use_awaitable, ec));
+    }
+}
+
+WatchBatch WatchSubscription::take() {
+    WatchSubscriber& s = *sub_;
+    WatchBatch b;
+    b.notices.swap(s.notices);
+    std::vector<WatchSubscriber::Pending> pending;
+    pending.swap(s.pending);
+    s.last.clear();
+    b.events.reserve(pending.size());
+    for (auto& e : pending)
+        b.events.push_back({kindName(e.kind), std::move(e.path), e.isDir, std::move(e.timestamp)});
+    b.dropped = std::exchange(s.dropped, 0);
+    b.ended = s.stopped;
+    b.failed = s.failed;
+    b.endText = s.endText;
+    lastTake_ = std::chrono::steady_clock::now();
+    return b;
 }
 
 }  // namespace sandbox::agent

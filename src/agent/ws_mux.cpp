@@ -1,13 +1,11 @@
-// The WebSocket endpoints of the agent: the route multiplexer on /ws and /api/ws
-// (container-api §6) and the PTY on /ws/pty (§7). The multiplexer runs each request through
-// the ordinary route table with a Responder that turns the response into JSON frames: a
-// `response` for plain routes, one `stream` frame per SSE event then a final `response` for
-// streaming ones. Requests on one socket run concurrently.
+// The route multiplexer on /ws and /api/ws (docs/agent.md). It runs each request through the
+// ordinary route table with a Responder that turns the response into JSON frames: a `response`
+// for plain routes, one `stream` frame per SSE event then a final `response` for streaming ones.
+// Requests on one socket run concurrently.
+#include "agent/ws_mux.hpp"
+
 #include <map>
 
-#include "agent/pty.hpp"
-#include "agent/routes.hpp"
-#include "agent/ws_mux.hpp"
 #include "core/wire_ws.hpp"
 #include "sandbox/sse.hpp"
 
@@ -192,7 +190,9 @@ awaitable<void> runRequest(std::shared_ptr<server::Handler> inner, std::shared_p
         state->active.erase(it);
 }
 
-awaitable<void> serveMux(std::shared_ptr<server::Handler> inner, Responder& res) {
+}  // namespace
+
+awaitable<void> serveRouteMux(std::shared_ptr<server::Handler> inner, Responder& res) {
     std::shared_ptr<WebSocket> ws = co_await res.acceptWebSocket();
     auto state = std::make_shared<MuxState>();
     auto ex = co_await net::this_coro::executor;
@@ -224,34 +224,6 @@ awaitable<void> serveMux(std::shared_ptr<server::Handler> inner, Responder& res)
     // Socket closed: cancel every stream of this connection.
     auto active = std::move(state->active);
     for (auto& [id, r] : active) r->markGone();
-}
-
-}  // namespace
-
-server::Handler withWebSockets(Agent& agent, server::Handler inner) {
-    auto routes = std::make_shared<server::Handler>(std::move(inner));
-    auto pty = std::make_shared<PtyHub>(agent);
-    agent.onSessionDeleted = [weak = std::weak_ptr<PtyHub>(pty)](const std::string& id) {
-        if (auto hub = weak.lock()) hub->destroy(id);
-    };
-    return [routes, pty](Request& req, Responder& res) -> awaitable<void> {
-        bool upgrade = req.method == "GET" && server::isWebSocketUpgrade(req);
-        if (upgrade && (req.path == "/ws" || req.path == "/api/ws")) {
-            co_await serveMux(routes, res);
-            co_return;
-        }
-        if (upgrade && req.path == "/ws/pty") {
-            std::string sid = req.queryParam("sessionId").value_or("");
-            if (sid.empty()) {
-                std::string message = "sessionId query parameter required";
-                co_await res.send(400, "text/plain", std::move(message));
-                co_return;
-            }
-            co_await pty->serve(req, res, sid);
-            co_return;
-        }
-        co_await (*routes)(req, res);
-    };
 }
 
 }  // namespace sandbox::agent

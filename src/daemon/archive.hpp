@@ -1,5 +1,5 @@
 #pragma once
-// Workspace archives for /persist and /hydrate (bridge-api §5.9, §5.10), made and read with
+// Workspace archives for /persist and /hydrate (docs/sandboxd.md), made and read with
 // libarchive on the host side. Nothing here follows a symbolic link: every path is opened
 // beneath the workspace directory with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so a
 // hostile workspace or archive cannot make sandboxd read or write anything outside it.

@@ -1,6 +1,8 @@
 #pragma once
-// The bridge `/v1` API (bridge-api §2-§7) served by sandboxd, plus the agent passthrough
-// extension `/v1/sandbox/:id/agent/<container route>`.
+// sandboxd's HTTP API (docs/sandboxd.md): the bridge `/v1` routes, wire-compatible with
+// Cloudflare's bridge, plus the agent passthrough `/v1/sandbox/:id/agent/<container route>`.
+// The route table (bridge_routes.cpp) and the checks made before any route: the sandbox id, then
+// authentication.
 #include <functional>
 #include <optional>
 #include <string>
@@ -10,10 +12,9 @@
 
 namespace sandbox::daemon {
 
+/// The request handler serving the whole API for `manager` (which must outlive it).
 server::Handler makeBridgeRouter(SandboxManager& manager);
 
-/// A session id the bridge accepts: 1-128 of [A-Za-z0-9._-], no "..".
-bool validSessionId(std::string_view s);
 /// Whether the request carries exactly one `Authorization: Bearer <key>` (prefix compared
 /// case-insensitively when asked, the key in constant time); true when no key is configured.
 bool authorized(const SandboxManager& mgr, const server::Request& req, bool caseInsensitivePrefix);
@@ -24,12 +25,13 @@ struct HeadRefusal {
     std::string code;
     std::string message;
 };
-/// The bridge's checks that need only the request's head, in the router's order (§1.2, §3): an
-/// invalid sandbox id (400 invalid_request), then the API key on the routes that need it (401
-/// unauthorized: /v1/sandbox..., /v1/pool/*, GET /v1/openapi*, which also takes ?token=).
-/// nullopt when the request goes on to its route (/health and paths outside these need no key).
-/// The router checks this first; sandboxd's server calls it too (bridgeHeadCheck), before
-/// reading a body.
+/// The bridge's checks that need only the request's head, in the reference's order: an invalid
+/// sandbox id, checked on the raw path segment (400 invalid_request), then the API key on the
+/// routes that need it (401 unauthorized): /v1/sandbox... with a case-insensitive "bearer "
+/// prefix, /v1/pool/* and GET /v1/openapi* with an exact "Bearer " (the OpenAPI routes also take
+/// ?token=). nullopt when the request goes on to its route (/health and paths outside these need
+/// no key). The router checks this first; sandboxd's server calls it too (bridgeHeadCheck),
+/// before reading a body.
 std::optional<HeadRefusal> refuseFromHead(const SandboxManager& mgr, const server::Request& req);
 /// ServerOptions::checkHead for sandboxd: refuseFromHead's answer as the bridge's JSON error,
 /// so that an unauthenticated upload is refused without its body being read.
@@ -39,18 +41,8 @@ std::function<std::optional<server::CannedResponse>(const server::Request&)> bri
 /// style: payload_too_large for a 413, capacity_exceeded for a 503, invalid_request for the
 /// other 4xx.
 std::string bridgeRefusalBody(const server::Refusal& refusal);
-/// The running sandbox `id` (started when needed), or null with the answer sent:
-/// 503 capacity_exceeded or 502 pool_error "pool error: ...".
-awaitable<std::shared_ptr<Sandbox>> ensureOrReply(SandboxManager& mgr, const std::string& id,
-                                                  server::Responder& res);
 
 /// Constant-time string comparison (for the API key).
 bool constantTimeEquals(std::string_view a, std::string_view b);
-
-/// The bridge's error body (§2.2): {"error":...,"code":...} in that key order, compact.
-std::string errorBody(std::string_view message, std::string_view code);
-/// Sends `status` with errorBody(message, code) as application/json.
-awaitable<void> sendError(server::Responder& res, int status, std::string_view code,
-                          std::string_view message);
 
 }  // namespace sandbox::daemon

@@ -1,5 +1,5 @@
 #pragma once
-// S3-compatible buckets mounted into sandboxes (POST /v1/sandbox/:id/mount, bridge §5.11).
+// S3-compatible buckets mounted into sandboxes (POST /v1/sandbox/:id/mount; docs/sandboxd.md).
 //
 // A sandbox has no network and no right to mount anything, so s3fs runs on the host, as a child
 // of sandboxd, on a directory of sandboxd's own (<state>/mounts/…, never inside a sandbox's
@@ -32,7 +32,7 @@ struct BucketSpec {
 /// One bucket mounted into a sandbox.
 struct BucketMount {
     std::string path;     ///< inside the sandbox, lexically normalised
-    std::string key;      ///< the path as the unmount route normalises it (§5.12)
+    std::string key;      ///< the path as the unmount route normalises it (a file URL's pathname)
     std::string hostDir;  ///< where s3fs mounted it on the host
     pid_t s3fs = -1;
 };

@@ -64,7 +64,7 @@ ojson buildDocument() {
         {"x-sandboxd", {{"addedToDocument", true}}}};
     doc["paths"]["/v1/openapi"] = {{"get", htmlOp}};
     doc["paths"]["/v1/openapi.html"] = {{"get", htmlOp}};
-    // The reference's error-code list misses the 413 of PUT /file (bridge-api §7).
+    // The reference's error-code list misses the 413 of PUT /file (payload_too_large).
     if (auto& codes = doc["components"]["schemas"]["ErrorResponse"]["properties"]["code"];
         codes.is_object() && codes.contains("enum") && codes["enum"].is_array()) {
         bool has = false;

@@ -7,12 +7,13 @@
 
 namespace sandbox::daemon {
 
-/// Bridge path decoding (§2.3): percent-decodes except the reserved characters
-/// `; / ? : @ & = + $ , #` and `%25`, keeping undecodable runs verbatim.
+/// Bridge path decoding, as the reference's router decodes a path before routing: percent-decodes
+/// except the reserved characters `; / ? : @ & = + $ , #` and `%25`, keeping undecodable runs
+/// verbatim.
 std::string decodeBridgePath(std::string_view raw);
 
 /// RFC 3986 remove_dot_segments for an absolute path: "." and ".." segments are resolved, but
-/// empty segments and a trailing slash stay, since routing is strict about them (§1.2, §2.3).
+/// empty segments and a trailing slash stay, since routing is strict about them.
 std::string removeDotSegments(std::string_view path);
 
 /// `path` (absolute) with "." and ".." resolved and "//" collapsed, without a trailing "/".

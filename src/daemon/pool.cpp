@@ -1,4 +1,4 @@
-// The warm pool (bridge-api §8): sandboxes started ahead of demand under stateDir/pool/, each a
+// The warm pool (docs/sandboxd.md): sandboxes started ahead of demand under stateDir/pool/, each a
 // complete bubblewrap sandbox with its agent listening. The first request for a new id takes
 // the oldest ready one: its directory is renamed to the id's (the sandbox's /workspace is a
 // bind of that directory's inode, and sandboxd reaches the agent's socket through an fd of its
@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "daemon/sandbox_manager.hpp"
-#include "daemon/upstream.hpp"
+#include "server/http_call.hpp"
 
 namespace sandbox::daemon {
 namespace fs = std::filesystem;
@@ -119,9 +119,8 @@ awaitable<void> SandboxManager::primeWarm(std::shared_ptr<Sandbox> sb) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     co_await started->waitUntil(deadline);
     if (!*alive || !sb->ready || sb->dead) co_return;
-    std::string socket = sb->connectPath();
-    UpstreamCall up(ex_, socket);
-    HeaderPairs headers{{"content-type", "application/json"}};
+    server::HttpCall up(ex_, server::HttpPeer::unixSocket(sb->connectPath(), "the sandbox agent"));
+    server::Headers headers{{"content-type", "application/json"}};
     std::string body = R"({"command":"true","sessionId":"__DISABLE_SESSION__"})";
     bool ok = co_await up.start("POST", "/api/execute/stream", body, headers);
     std::string out;

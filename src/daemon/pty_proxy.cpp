@@ -8,8 +8,7 @@
 
 #include "core/text.hpp"
 #include "core/utf8.hpp"
-#include "daemon/bridge_routes.hpp"
-#include "daemon/upstream.hpp"
+#include "daemon/handlers.hpp"
 
 namespace sandbox::daemon {
 namespace beast = boost::beast;
@@ -149,7 +148,10 @@ awaitable<void> relay(SandboxManager& mgr, const std::string& id,
 
 }  // namespace
 
-awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& req, Responder& res) {
+namespace pty_routes {
+
+awaitable<void> pty(SandboxManager& mgr, Request& req, Responder& res, const RouteParams& params) {
+    const std::string& id = params["id"];
     if (!server::isWebSocketUpgrade(req))
         co_return co_await sendError(res, 400, "invalid_request", "WebSocket upgrade required");
     auto colsRaw = req.queryParam("cols");
@@ -159,7 +161,7 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
     if (!cols || !rows)
         co_return co_await sendError(res, 400, "invalid_request",
                                      "cols and rows must be valid numbers");
-    // Session-Id header first, then ?session= (§4.2).
+    // Session-Id header first, then ?session=, as the reference.
     std::string session;
     {
         std::string joined;
@@ -171,7 +173,7 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
     if (session.empty()) session = req.queryParam("session").value_or("");
     if (!session.empty() && !validSessionId(session))
         co_return co_await sendError(res, 400, "invalid_request", "Invalid session ID format");
-    if (session.empty()) session = "sandbox-" + id;  // the default session (§9.1)
+    if (session.empty()) session = "sandbox-" + id;  // the bridge's default session
 
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
@@ -184,6 +186,8 @@ awaitable<void> ptyProxy(SandboxManager& mgr, const std::string& id, Request& re
 
     co_await relay(mgr, id, sb, target, "terminal failed: ", res);
 }
+
+}  // namespace pty_routes
 
 awaitable<void> agentWebSocketProxy(SandboxManager& mgr, const std::string& id,
                                     const std::string& target, Request& req, Responder& res) {

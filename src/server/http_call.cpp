@@ -1,67 +1,93 @@
-#include "daemon/upstream.hpp"
+#include "server/http_call.hpp"
 
-#include <sys/socket.h>
-
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
 
-namespace sandbox::daemon {
+namespace sandbox::server {
 namespace beast = boost::beast;
 namespace http = beast::http;
-using unix_sock = net::local::stream_protocol;
+using generic = net::generic::stream_protocol;
+using net::awaitable;
 using net::use_awaitable;
 
-struct UpstreamCall::Impl {
-    explicit Impl(net::any_io_executor ex, std::string path) : socket(ex), path(std::move(path)) {
+struct HttpCall::Impl {
+    Impl(net::any_io_executor ex, HttpPeer peer) : socket(ex), peer(std::move(peer)) {
         // Beast reads at most the buffer's free capacity (at least 512 bytes): reserve, or a
         // relayed stream is read 512 bytes per system call.
         buffer.reserve(64 * 1024);
     }
-    unix_sock::socket socket;
-    std::string path;
+    generic::socket socket;  // a unix or a TCP stream
+    HttpPeer peer;
     beast::flat_buffer buffer;
     std::optional<http::response_parser<http::buffer_body>> parser;
-    HeaderPairs headers;
+    Headers headers;
     std::string error;
     std::string chunk;
     int status = 0;
-    bool cancelled = false;
+    bool connected = false, cancelled = false;
 };
 
-UpstreamCall::UpstreamCall(net::any_io_executor ex, std::string socketPath)
-    : impl_(std::make_shared<Impl>(ex, std::move(socketPath))) {}
+HttpCall::HttpCall(net::any_io_executor ex, HttpPeer peer)
+    : impl_(std::make_shared<Impl>(ex, std::move(peer))) {}
 
-UpstreamCall::~UpstreamCall() {
+HttpCall::~HttpCall() {
     cancel();
 }
 
-int UpstreamCall::status() const {
+int HttpCall::status() const {
     return impl_->status;
 }
-const HeaderPairs& UpstreamCall::headers() const {
+const Headers& HttpCall::headers() const {
     return impl_->headers;
 }
-const std::string& UpstreamCall::error() const {
+const std::string& HttpCall::error() const {
     return impl_->error;
 }
 
-void UpstreamCall::cancel() {
+void HttpCall::cancel() {
     impl_->cancelled = true;
     beast::error_code ec;
     impl_->socket.close(ec);
 }
 
-awaitable<bool> UpstreamCall::start(const std::string& method, const std::string& target,
-                                    const std::string& body, const HeaderPairs& headers) {
+awaitable<bool> HttpCall::connect() {
     auto impl = impl_;
+    const HttpPeer& peer = impl->peer;
     beast::error_code ec;
-    co_await impl->socket.async_connect(unix_sock::endpoint(impl->path),
-                                        net::redirect_error(use_awaitable, ec));
+    if (!peer.unixPath.empty()) {
+        generic::endpoint ep{net::local::stream_protocol::endpoint(peer.unixPath)};
+        co_await impl->socket.async_connect(ep, net::redirect_error(use_awaitable, ec));
+    } else {
+        const net::ip::address addresses[2] = {net::ip::address_v4::loopback(),
+                                               net::ip::address_v6::loopback()};
+        for (const auto& address : addresses) {
+            if (impl->socket.is_open()) impl->socket.close(ec);
+            generic::endpoint ep{net::ip::tcp::endpoint(address, peer.loopbackPort)};
+            co_await impl->socket.async_connect(ep, net::redirect_error(use_awaitable, ec));
+            if (!ec || impl->cancelled) break;
+        }
+    }
+    if (!ec && impl->cancelled) ec = net::error::operation_aborted;
     if (ec) {
-        impl->error = "cannot reach the sandbox agent: " + ec.message();
+        impl->error = "cannot reach " + peer.name + ": " + ec.message();
         co_return false;
     }
+    impl->connected = true;
+    co_return true;
+}
+
+awaitable<bool> HttpCall::start(const std::string& method, const std::string& target,
+                                const std::string& body, const Headers& headers) {
+    auto impl = impl_;
+    if (!impl->connected) {
+        bool ok = co_await connect();
+        if (!ok) co_return false;
+    }
+    beast::error_code ec;
     http::request<http::string_body> req;
     req.method_string(method);
     req.target(target);
@@ -73,7 +99,7 @@ awaitable<bool> UpstreamCall::start(const std::string& method, const std::string
     req.prepare_payload();
     co_await http::async_write(impl->socket, req, net::redirect_error(use_awaitable, ec));
     if (ec) {
-        impl->error = "cannot send to the sandbox agent: " + ec.message();
+        impl->error = "cannot send to " + impl->peer.name + ": " + ec.message();
         co_return false;
     }
     impl->parser.emplace();
@@ -81,7 +107,7 @@ awaitable<bool> UpstreamCall::start(const std::string& method, const std::string
     co_await http::async_read_header(impl->socket, impl->buffer, *impl->parser,
                                      net::redirect_error(use_awaitable, ec));
     if (ec) {
-        impl->error = "the sandbox agent closed the connection before answering: " + ec.message();
+        impl->error = impl->peer.name + " closed the connection before answering: " + ec.message();
         co_return false;
     }
     impl->status = static_cast<int>(impl->parser->get().result_int());
@@ -97,7 +123,7 @@ namespace {
 // Parses what is already in impl.buffer into impl.chunk after its first `filled` bytes, up to
 // the chunk's size. Returns the bytes of body added. Stops at the first need for more input; a
 // parse error is left for the next read to meet.
-std::size_t parseBuffered(UpstreamCall::Impl& impl, std::size_t filled) {
+std::size_t parseBuffered(HttpCall::Impl& impl, std::size_t filled) {
     std::size_t added = 0;
     while (impl.buffer.size() > 0 && !impl.parser->is_done() &&
            filled + added < impl.chunk.size()) {
@@ -117,7 +143,7 @@ std::size_t parseBuffered(UpstreamCall::Impl& impl, std::size_t filled) {
 }
 }  // namespace
 
-awaitable<int> UpstreamCall::read(std::string& out) {
+awaitable<int> HttpCall::read(std::string& out) {
     auto impl = impl_;
     out.clear();
     if (!impl->parser) co_return -1;
@@ -141,14 +167,14 @@ awaitable<int> UpstreamCall::read(std::string& out) {
         }
         if (ec) {
             impl->error = impl->cancelled ? "cancelled"
-                                          : "the sandbox agent connection broke: " + ec.message();
+                                          : impl->peer.name + " connection broke: " + ec.message();
             co_return -1;
         }
         if (impl->parser->is_done()) co_return 0;
     }
 }
 
-awaitable<bool> UpstreamCall::readAll(std::string& out) {
+awaitable<bool> HttpCall::readAll(std::string& out) {
     std::string piece;
     out.clear();
     for (;;) {
@@ -159,4 +185,4 @@ awaitable<bool> UpstreamCall::readAll(std::string& out) {
     }
 }
 
-}  // namespace sandbox::daemon
+}  // namespace sandbox::server
