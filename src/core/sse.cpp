@@ -1,5 +1,7 @@
 #include "sandbox/sse.hpp"
 
+#include "core/sse_writer.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -250,8 +252,8 @@ void SseParser::reset() {
     dispatched_ = false;
 }
 
-void formatSseEvent(std::string& out, std::string_view data, std::string_view event,
-                    std::string_view id) {
+void core::formatSseEvent(std::string& out, std::string_view data, std::string_view event,
+                          std::string_view id) {
     constexpr std::string_view kBreaks("\r\n", 2);
     if (event.find_first_of(kBreaks) != std::string_view::npos)
         throw std::invalid_argument("SSE event type must not contain CR or LF");
@@ -272,7 +274,7 @@ void formatSseEvent(std::string& out, std::string_view data, std::string_view ev
     out.push_back('\n');
 }
 
-void formatSseComment(std::string& out, std::string_view text) {
+void core::formatSseComment(std::string& out, std::string_view text) {
     appendLines(out, ": ", text);
     out.push_back('\n');
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include "core/sse_writer.hpp"
 
 #include "core/base64.hpp"
 #include "core/shell.hpp"
@@ -82,7 +83,7 @@ awaitable<void> exec(SandboxManager& mgr, Request& req, Responder& res, const Ro
     res.enableKeepAlive(kKeepAlive);
     auto emit = [&](std::string_view event, std::string_view data) {
         std::string frame;
-        formatSseEvent(frame, data, event);
+        core::formatSseEvent(frame, data, event);
         res.queueRaw(frame);
     };
 

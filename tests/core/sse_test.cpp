@@ -1,4 +1,5 @@
 #include "sandbox/sse.hpp"
+#include "core/sse_writer.hpp"
 
 #include <doctest/doctest.h>
 
@@ -8,8 +9,7 @@
 #include <string>
 #include <vector>
 
-using sandbox::formatSseComment;
-using sandbox::formatSseEvent;
+namespace core = sandbox::core;
 using sandbox::SseEvent;
 using sandbox::SseParser;
 using namespace std::chrono_literals;
@@ -528,19 +528,19 @@ TEST_CASE("sse: random re-chunking yields identical events") {
 TEST_CASE("sse: formatSseEvent / formatSseComment") {
     SUBCASE("exact output") {
         std::string out = "prefix|";
-        formatSseEvent(out, "hello");
+        core::formatSseEvent(out, "hello");
         CHECK(out == "prefix|data: hello\n\n");
         out.clear();
-        formatSseEvent(out, "a\nb", "stdout", "42");
+        core::formatSseEvent(out, "a\nb", "stdout", "42");
         CHECK(out == "event: stdout\nid: 42\ndata: a\ndata: b\n\n");
         out.clear();
-        formatSseEvent(out, "");
+        core::formatSseEvent(out, "");
         CHECK(out == "data: \n\n");
         out.clear();
-        formatSseComment(out, "keep-alive");
+        core::formatSseComment(out, "keep-alive");
         CHECK(out == ": keep-alive\n\n");
         out.clear();
-        formatSseComment(out, "");
+        core::formatSseComment(out, "");
         CHECK(out == ": \n\n");
     }
     SUBCASE("round trip through the parser") {
@@ -560,9 +560,9 @@ TEST_CASE("sse: formatSseEvent / formatSseComment") {
         };
         std::string wire;
         for (std::size_t i = 0; i < payloads.size(); ++i) {
-            formatSseComment(wire, "ping");
-            formatSseEvent(wire, payloads[i], i % 2 ? "ev" + std::to_string(i) : "",
-                           "id" + std::to_string(i));
+            core::formatSseComment(wire, "ping");
+            core::formatSseEvent(wire, payloads[i], i % 2 ? "ev" + std::to_string(i) : "",
+                                 "id" + std::to_string(i));
         }
         SseParser p;
         std::vector<SseEvent> ev;
@@ -578,7 +578,7 @@ TEST_CASE("sse: formatSseEvent / formatSseComment") {
     }
     SUBCASE("CR and CRLF in data are line breaks; they cannot inject events") {
         std::string wire;
-        formatSseEvent(wire, "a\r\nb\rc\r\n\r\nevent: evil\r\rdata: x");
+        core::formatSseEvent(wire, "a\r\nb\rc\r\n\r\nevent: evil\r\rdata: x");
         auto ev = parseAll(wire);
         REQUIRE(ev.size() == 1);
         CHECK(ev[0].data == "a\nb\nc\n\nevent: evil\n\ndata: x");
@@ -586,12 +586,12 @@ TEST_CASE("sse: formatSseEvent / formatSseComment") {
     }
     SUBCASE("multi-line comments stay comments") {
         std::string wire;
-        formatSseComment(wire, "one\ndata: two\rthree");
+        core::formatSseComment(wire, "one\ndata: two\rthree");
         CHECK(parseAll(wire).empty());
     }
     SUBCASE("event and id with line breaks are rejected") {
         std::string out;
-        CHECK_THROWS_AS(formatSseEvent(out, "x", "a\nb"), std::invalid_argument);
-        CHECK_THROWS_AS(formatSseEvent(out, "x", "", "1\r"), std::invalid_argument);
+        CHECK_THROWS_AS(core::formatSseEvent(out, "x", "a\nb"), std::invalid_argument);
+        CHECK_THROWS_AS(core::formatSseEvent(out, "x", "", "1\r"), std::invalid_argument);
     }
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "core/sse_writer.hpp"
 
 #include "fuzz_common.hpp"
 #include "sandbox/sse.hpp"
@@ -91,8 +92,8 @@ void formatRoundTrip(std::string_view input) {
         if (c != '\r' && c != '\n' && c != '\0') id.push_back(c);
     std::string_view data = input.substr(cut2 + 1);
     std::string text;
-    sandbox::formatSseEvent(text, data, event, id);
-    sandbox::formatSseComment(text, data);  // comments produce nothing
+    sandbox::core::formatSseEvent(text, data, event, id);
+    sandbox::core::formatSseComment(text, data);  // comments produce nothing
     SseParser p;
     std::vector<SseEvent> events;
     p.feed(text, events);
