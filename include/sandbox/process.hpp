@@ -62,9 +62,9 @@ struct LogEvent {
         Exit,         ///< the process ended (last event)
     } type = Type::ProcessInfo;
     std::string processId;
-    std::string data;             ///< output (Stdout/Stderr), "Process <status> ..." (Exit)
+    std::string data;  ///< output (Stdout/Stderr), "Process <status> ..." (Exit)
     ProcessStatus status = ProcessStatus::Running;  ///< ProcessInfo: the status then
-    std::string command;          ///< ProcessInfo
+    std::string command;                            ///< ProcessInfo
     std::optional<int> exitCode;  ///< Exit (absent when the process ended in status error)
     std::string stream;           ///< Dropped: "stdout" or "stderr"
     std::uint64_t bytes = 0;      ///< Dropped: how many bytes

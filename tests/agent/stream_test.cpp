@@ -1,7 +1,7 @@
 // POST /api/execute/stream (§3.2, §4): SSE framing, event shapes, session-mode line events,
 // sessionless raw chunks, exit codes, pre-stream errors, and what a client disconnect does.
-#include <algorithm>
 #include <doctest/doctest.h>
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 #include <string>
