@@ -234,14 +234,22 @@ std::string ContainerConnection::describe() const {
                                             : "a bridge with the container API passthrough";
 }
 
-ExecResult ContainerConnection::exec(std::string_view command, const ExecOptions& o,
-                                     const BoundSession& s) {
+wire::ExecuteRequest ContainerConnection::executeRequest(std::string_view command,
+                                                         const ExecOptions& o,
+                                                         const BoundSession& s) {
     wire::ExecuteRequest req;
     req.command = std::string(command);
     req.sessionId = api_.sessionFor(s);
     if (o.timeout) req.timeoutMs = o.timeout->count();
+    // A session keeps the sandbox-level variables itself; a session-less command gets them here.
     req.env = *req.sessionId == wire::kNoSession ? info_->withSandboxEnv(o.env) : o.env;
     req.cwd = o.cwd;
+    return req;
+}
+
+ExecResult ContainerConnection::exec(std::string_view command, const ExecOptions& o,
+                                     const BoundSession& s) {
+    wire::ExecuteRequest req = executeRequest(command, o, s);
     auto resp =
         wire::ExecuteResponse::fromJson(api_.post("/api/execute", req.toJson(), "command.execute"));
     ExecResult r;
@@ -256,12 +264,7 @@ ExecResult ContainerConnection::exec(std::string_view command, const ExecOptions
 std::unique_ptr<ExecEventReader> ContainerConnection::execStream(std::string_view command,
                                                                  const ExecOptions& o,
                                                                  const BoundSession& s) {
-    wire::ExecuteRequest req;
-    req.command = std::string(command);
-    req.sessionId = api_.sessionFor(s);
-    if (o.timeout) req.timeoutMs = o.timeout->count();
-    req.env = *req.sessionId == wire::kNoSession ? info_->withSandboxEnv(o.env) : o.env;
-    req.cwd = o.cwd;
+    wire::ExecuteRequest req = executeRequest(command, o, s);
     return containerExecEvents(
         api_.stream("POST", "/api/execute/stream", req.toJson().dump(), "command.stream"));
 }

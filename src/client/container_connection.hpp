@@ -9,6 +9,7 @@
 
 #include "client/connection.hpp"
 #include "client/requester.hpp"
+#include "core/wire.hpp"
 
 namespace sandbox::detail {
 
@@ -100,6 +101,10 @@ class ContainerConnection final : public Connection {
     ContainerApi& containerApi(const char*) override { return api_; }
 
   private:
+    /// /api/execute's body for `command` (also /api/execute/stream's).
+    core::wire::ExecuteRequest executeRequest(std::string_view command, const ExecOptions& o,
+                                              const BoundSession& s);
+
     Requester& req_;
     client::Endpoint root_;
     ContainerRoute route_;
