@@ -34,7 +34,7 @@ namespace {
     throw SandboxError(code, message, status, context, operation);
 }
 
-// Bridge codes (bridge-api §7) -> the SDK classes a caller would catch.
+// Bridge codes -> the SDK classes a caller would catch.
 [[noreturn]] void throwForBridgeCode(const std::string& code, const std::string& message,
                                      int status, const std::string& operation) {
     json ctx = json::object();

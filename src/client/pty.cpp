@@ -1,4 +1,4 @@
-// Sandbox::terminal(): the PTY WebSocket client (container-api §7, bridge-api §9).
+// Sandbox::terminal(): the PTY WebSocket client.
 #include <condition_variable>
 #include <deque>
 #include <mutex>

@@ -1,5 +1,5 @@
 #pragma once
-// The container API's error model (spec: container-api §5): the code registry and the standard
+// The container API's error model: the code registry and the standard
 // error envelope. Shared by sandbox-agent (producer) and the SDK (consumer).
 #include <nlohmann/json.hpp>
 #include <optional>

@@ -1,5 +1,5 @@
 #pragma once
-// File-content classification of the container API (container-api §9.8).
+// File-content classification of the container API.
 #include <string>
 #include <string_view>
 

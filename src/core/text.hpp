@@ -8,7 +8,7 @@ namespace sandbox::core {
 /// `s` without the leading and trailing characters found in `space`.
 std::string trim(std::string_view s, std::string_view space = " \t\r\n");
 
-/// Session-mode foreground output normalisation (container-api §9.3): the captured bytes are
+/// Session-mode foreground output normalisation: the captured bytes are
 /// split into lines (a final unterminated line counts as a line), NUL bytes dropped, invalid
 /// UTF-8 replaced by U+FFFD, and the lines joined with "\n" — so the single trailing newline
 /// disappears ("hi\n" -> "hi"), while "a\n\n" keeps one ("a\n").

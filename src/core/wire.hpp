@@ -1,5 +1,5 @@
 #pragma once
-// The container API's messages (container-api §3, §4): one definition per message with its JSON
+// The container API's messages: one definition per message with its JSON
 // mapping, used by sandbox-agent to parse requests / render responses and by the SDK to build
 // requests / read responses. Field names are spelled here and nowhere else.
 #include <cstdint>

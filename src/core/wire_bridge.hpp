@@ -1,5 +1,5 @@
 #pragma once
-// The bridge API's own messages beyond exec and files (bridge-api §5.9-§5.17, §8): the warm
+// The bridge API's own messages beyond exec and files: the warm
 // pool's configuration and stats, mount/unmount bodies with their exact check order, the
 // persist `excludes` list and the session results. One definition each, shared by sandboxd and
 // its tests.
@@ -21,7 +21,7 @@ inline constexpr std::uint64_t kMaxHydrateBytes = 32ull * 1024 * 1024;
 /// digits as there are ("12abc" is 12). nullopt when there is no digit (NaN).
 std::optional<std::int64_t> parseJsInt(std::string_view s);
 
-/// Warm-pool configuration (§8.1), read from WARM_POOL_TARGET, WARM_POOL_REFRESH_INTERVAL,
+/// Warm-pool configuration, read from WARM_POOL_TARGET, WARM_POOL_REFRESH_INTERVAL,
 /// WARM_POOL_MAX_INSTANCES and WARM_POOL_SCALE_BATCH_SIZE.
 struct PoolConfig {
     std::int64_t warmTarget = 0;
@@ -33,7 +33,7 @@ struct PoolConfig {
     static PoolConfig fromEnv(const std::function<const char*(const char*)>& getenv);
 };
 
-/// GET /v1/pool/stats (§5.17): five keys, `config` with four.
+/// GET /v1/pool/stats: five keys, `config` with four.
 struct PoolStats {
     std::int64_t warm = 0;
     std::int64_t assigned = 0;
@@ -44,7 +44,7 @@ struct PoolStats {
     std::string toJson() const;
 };
 
-/// POST /v1/sandbox/:id/mount body (§5.11), validated in the reference's order.
+/// POST /v1/sandbox/:id/mount body, validated in the reference's order.
 struct MountRequest {
     std::string bucket;     ///< the bucket (remote mount) or the binding name (R2 binding)
     std::string mountPath;  ///< as given (absolute)
@@ -63,7 +63,7 @@ struct MountRequest {
     nlohmann::ordered_json forwardedOptions() const;
 };
 
-/// POST /v1/sandbox/:id/unmount body (§5.12).
+/// POST /v1/sandbox/:id/unmount body.
 struct UnmountRequest {
     std::string mountPath;  ///< normalised
     /// Returns the 400 message of the first failed check, or "" when valid.
@@ -81,7 +81,7 @@ std::string formDecode(std::string_view s);
 /// The first value of query parameter `name` in a raw query string, form-decoded.
 std::optional<std::string> firstQueryParam(std::string_view query, std::string_view name);
 
-/// /persist `excludes` (§5.9): split on ',' (after decoding), empty items dropped. Returns
+/// /persist `excludes`: split on ',' (after decoding), empty items dropped. Returns
 /// false when an item contains "..".
 bool parseExcludes(const std::optional<std::string>& value, std::vector<std::string>& out);
 

@@ -1,5 +1,5 @@
 #pragma once
-// The container API's git and file-watch messages (container-api §3.6, §3.9, §4.2): one
+// The container API's git and file-watch messages: one
 // definition per message with its JSON mapping, used by sandbox-agent and the SDK. Also the
 // helpers both sides need: credential redaction in URLs, the default clone directory name, and
 // the watch glob syntax.

@@ -1,5 +1,5 @@
 #pragma once
-// Wire messages of the process and port-readiness routes (container-api §3.4, §3.5, §4.2):
+// Wire messages of the process and port-readiness routes:
 // one definition per message, used by sandbox-agent and by the SDK.
 #include <cstdint>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,6 @@
 #pragma once
-// The WebSocket wire messages: PTY control/status frames (container-api §7, bridge-api §9,
-// sdk-surface §2.12) and the route multiplexer's JSON frames (container-api §6). One
+// The WebSocket wire messages: PTY control/status frames (docs/pty.md) and the route
+// multiplexer's JSON frames (docs/agent.md). One
 // definition, used by the agent, sandboxd, the SDK and the tests.
 #include <nlohmann/json.hpp>
 #include <optional>
