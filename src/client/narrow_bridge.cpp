@@ -275,39 +275,46 @@ std::unique_ptr<EventSource> NarrowBridgeConnection::openExec(
                        sessionHeader(s), "command.execute", idle);
 }
 
-ExecResult NarrowBridgeConnection::exec(std::string_view command, const ExecOptions& o,
-                                        const BoundSession& s) {
+namespace {
+// Reads a bridge exec stream to its exit event: the raw output and the exit code. `limit` (0:
+// none) bounds the whole read: the bridge's keep-alive comments do not extend it.
+ExecResult collectExec(EventSource& src, const std::string& command,
+                       std::chrono::milliseconds limit) {
     ExecResult r;
-    r.command = std::string(command);
-    r.sessionId = s;
-    // A plain request for the caller: the request timeout bounds it as a whole (the bridge's
-    // keep-alive comments do not extend it).
-    const auto limit = req_.settings().requestTimeout;
+    r.command = command;
     const auto deadline = std::chrono::steady_clock::now() + limit;
-    auto src = openExec(r.command, o, s, limit);
-    bool terminal = false;
-    while (auto ev = src->next()) {
+    while (auto ev = src.next()) {
         if (limit.count() > 0 && std::chrono::steady_clock::now() > deadline)
             throw TimeoutError("TIMEOUT", "no exec result within the request timeout", 0,
-                               json{{"command", r.command}}, "command.execute");
+                               json{{"command", command}}, "command.execute");
         if (ev->event == "stdout" || ev->event == "stderr") {
             std::string bytes;
             if (!core::base64Decode(ev->data, bytes)) continue;
             (ev->event == "stdout" ? r.stdout : r.stderr) += bytes;
         } else if (ev->event == "exit") {
             r.exitCode = json::parse(ev->data, nullptr, false).value("exit_code", -1);
-            terminal = true;
-            break;
+            r.success = r.exitCode == 0;
+            return r;
         } else if (ev->event == "error") {
             json e = json::parse(ev->data, nullptr, false);
             std::string msg = e.is_object() ? e.value("error", ev->data) : ev->data;
             throw CommandError(e.is_object() ? e.value("code", "exec_error") : "exec_error", msg,
-                               500, json{{"command", r.command}}, "command.execute");
+                               500, json{{"command", command}}, "command.execute");
         }
     }
-    if (!terminal)
-        throw StreamLostError("STREAM_LOST", "the exec stream ended without an exit event", 0,
-                              json{{"command", r.command}}, "command.execute");
+    throw StreamLostError("STREAM_LOST", "the exec stream ended without an exit event", 0,
+                          json{{"command", command}}, "command.execute");
+}
+}  // namespace
+
+ExecResult NarrowBridgeConnection::exec(std::string_view command, const ExecOptions& o,
+                                        const BoundSession& s) {
+    const std::string cmd(command);
+    // A plain request for the caller: the request timeout bounds it as a whole.
+    const auto limit = req_.settings().requestTimeout;
+    auto src = openExec(cmd, o, s, limit);
+    ExecResult r = collectExec(*src, cmd, limit);
+    r.sessionId = s;
     if (o.timeout && r.exitCode == 124 && r.stderr.find("Command timed out") == std::string::npos)
         r.stderr += "Command timed out after " + std::to_string(o.timeout->count()) + "ms\n";
     if (sessionMode(*info_, s)) {
@@ -328,26 +335,9 @@ std::unique_ptr<ExecEventReader> NarrowBridgeConnection::execStream(std::string_
 
 ExecResult NarrowBridgeConnection::run(const std::vector<std::string>& argv) {
     std::string command = core::bridgeCommand(argv);
-    auto src = openExec(command, {}, std::nullopt, req_.settings().requestTimeout);
-    ExecResult r;
-    r.command = command;
-    while (auto ev = src->next()) {
-        if (ev->event == "stdout" || ev->event == "stderr") {
-            std::string bytes;
-            if (core::base64Decode(ev->data, bytes))
-                (ev->event == "stdout" ? r.stdout : r.stderr) += bytes;
-        } else if (ev->event == "exit") {
-            r.exitCode = json::parse(ev->data, nullptr, false).value("exit_code", -1);
-            r.success = r.exitCode == 0;
-            return r;
-        } else if (ev->event == "error") {
-            json e = json::parse(ev->data, nullptr, false);
-            throw CommandError("exec_error", e.is_object() ? e.value("error", ev->data) : ev->data,
-                               500, json{{"command", command}}, "command.execute");
-        }
-    }
-    throw StreamLostError("STREAM_LOST", "the exec stream ended without an exit event", 0,
-                          json{{"command", command}}, "command.execute");
+    const auto limit = req_.settings().requestTimeout;
+    auto src = openExec(command, {}, std::nullopt, limit);
+    return collectExec(*src, command, limit);
 }
 
 WriteFileResult NarrowBridgeConnection::writeFile(std::string_view path, std::string_view content,
