@@ -69,7 +69,8 @@ class Pty {
     std::default_sentinel_t end() { return {}; }
 
     /// Delivers output to `callback` on a background thread until the end (instead of read()).
-    /// Call at most once; the thread stops when the terminal ends or on close().
+    /// Call at most once; the thread stops when the terminal ends or on close(), and close()
+    /// and the destructor wait for it, so what the callback uses must outlive this Pty.
     void onOutput(std::function<void(std::string_view)> callback);
 
     /// Waits for the end (output not yet read is dropped, unless onOutput() delivers it) and

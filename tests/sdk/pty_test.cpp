@@ -61,10 +61,11 @@ TEST_CASE("terminal: output as a pull range and as a callback; replay on reconne
     }
     auto s = isNarrow() ? sb.getSession("pty-cb") : sb.createSession({.id = "pty-cb"});
     {
-        auto pty = s.terminal();
-        CHECK(pty.sessionId() == "pty-cb");
+        // Declared before the terminal: the callback may run until the Pty is destroyed.
         std::mutex m;
         std::string seen;
+        auto pty = s.terminal();
+        CHECK(pty.sessionId() == "pty-cb");
         pty.onOutput([&](std::string_view chunk) {
             std::lock_guard lock(m);
             seen.append(chunk);
