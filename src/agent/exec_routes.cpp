@@ -99,6 +99,10 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res, const 
     co_await res.beginSse();
     // A client that goes away takes its command with it (nobody would see the output).
     res.onClientGone([run, grace = agent.config().killGrace] { run->kill(grace); });
+    // The reference ignores timeoutMs on this route; here it stops the command as everywhere
+    // else (exit code 124 and a last stderr line; docs/compatibility.md).
+    if (r.timeoutMs && *r.timeoutMs > 0)
+        run->setTimeout(std::chrono::milliseconds(*r.timeoutMs), agent.config().killGrace);
     res.queueEvent(wire::exec_event::start(r.command, core::isoTimestampNow()));
 
     LineSplitter lines[2];
@@ -122,8 +126,13 @@ awaitable<void> executeStream(Agent& agent, Request& req, Responder& res, const 
                     lines[i].finish([&](std::string_view l) { emit(i, core::sanitizeUtf8(l)); });
                 }
             }
-            rec->finish(c->exitCode);
-            res.queueEvent(wire::exec_event::complete(c->exitCode, ts));
+            std::optional<int> code = c->exitCode;
+            if (run->timedOut()) {
+                code = 124;
+                emit(1, "Command timed out after " + std::to_string(*r.timeoutMs) + "ms\n");
+            }
+            rec->finish(code);
+            res.queueEvent(wire::exec_event::complete(code, ts));
             break;
         }
         int i = c->kind == OutputChunk::Stdout ? 0 : 1;

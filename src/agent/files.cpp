@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
 
 #include "core/base64.hpp"
@@ -23,6 +25,40 @@ using core::ApiError;
 using nlohmann::json;
 
 namespace {
+
+// How many bytes at the end of `bytes` begin a UTF-8 sequence that is not complete yet.
+size_t incompleteUtf8Tail(std::string_view bytes) {
+    for (size_t back = 1; back <= 3 && back <= bytes.size(); ++back) {
+        unsigned char c = static_cast<unsigned char>(bytes[bytes.size() - back]);
+        if ((c & 0xC0) == 0x80) continue;  // continuation byte
+        if (c >= 0xC0) {
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            if (need > back) return back;
+        }
+        break;
+    }
+    return 0;
+}
+
+// Whether the whole of the open file is valid UTF-8 (read with pread: the offset stays at 0).
+bool fileIsUtf8(int fd) {
+    std::string buf;
+    size_t carry = 0;
+    off_t off = 0;
+    for (;;) {
+        buf.resize(carry + (256u << 10));
+        ssize_t n = ::pread(fd, buf.data() + carry, buf.size() - carry, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return false;  // unreadable: announce base64, the read itself will fail
+        if (n == 0) return carry == 0;
+        off += n;
+        std::string_view have(buf.data(), carry + static_cast<size_t>(n));
+        size_t tail = incompleteUtf8Tail(have);
+        if (!core::isValidUtf8(have.substr(0, have.size() - tail))) return false;
+        std::memmove(buf.data(), have.data() + have.size() - tail, tail);
+        carry = tail;
+    }
+}
 
 std::string codeForErrno(int err) {
     switch (err) {
@@ -170,7 +206,10 @@ core::wire::ReadResponse read(const std::string& path, const std::string& displa
     core::wire::ReadResponse r;
     r.path = displayPath;
     r.mimeType = detectMimeType(path);
-    bool text = core::isTextMimeType(r.mimeType);
+    // Auto: a text type whose bytes are not UTF-8 (a Windows-1252 CSV) comes back exactly, as
+    // base64, rather than with its bytes replaced (the reference's lossy choice).
+    bool text = core::isTextMimeType(r.mimeType) &&
+                (encoding != core::wire::ReadEncoding::Auto || core::isValidUtf8(bytes));
     bool base64 = encoding == core::wire::ReadEncoding::Base64 ||
                   (encoding == core::wire::ReadEncoding::Auto && !text);
     r.encoding = base64 ? "base64" : "utf-8";
@@ -191,7 +230,9 @@ ReadStream::ReadStream(const std::string& path, const std::string& displayPath) 
     }
     size_ = static_cast<std::uint64_t>(st.st_size);
     mime_ = detectMimeType(path);
-    binary_ = !core::isTextMimeType(mime_);
+    // The encoding is announced before the first chunk, so a text file is checked whole first:
+    // one that is not UTF-8 streams as base64 (exact bytes) instead of with bytes replaced.
+    binary_ = !core::isTextMimeType(mime_) || !fileIsUtf8(fd_);
 }
 
 ReadStream::~ReadStream() {
@@ -226,16 +267,7 @@ bool ReadStream::next(std::string& encoded) {
         pendingUtf8_.clear();
         return !encoded.empty();
     }
-    size_t cut = pendingUtf8_.size();
-    for (size_t back = 1; back <= 3 && back <= pendingUtf8_.size(); ++back) {
-        unsigned char c = static_cast<unsigned char>(pendingUtf8_[pendingUtf8_.size() - back]);
-        if ((c & 0xC0) == 0x80) continue;  // continuation byte
-        if (c >= 0xC0) {
-            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-            if (need > back) cut = pendingUtf8_.size() - back;
-        }
-        break;
-    }
+    size_t cut = pendingUtf8_.size() - incompleteUtf8Tail(pendingUtf8_);
     encoded = core::sanitizeUtf8(std::string_view(pendingUtf8_).substr(0, cut));
     pendingUtf8_.erase(0, cut);
     return true;
@@ -280,6 +312,119 @@ void remove(const std::string& path, const std::string& displayPath) {
         fail(errno, "Cannot delete " + displayPath, displayPath, "file.delete");
 }
 
+namespace {
+
+// Copies the bytes of one open file to another; 0 or an errno.
+int copyBytes(int in, int out) {
+    for (;;) {
+        ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, 1 << 30, 0);
+        if (n == 0) return 0;
+        if (n > 0) continue;
+        if (errno == EINTR) continue;
+        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP &&
+            errno != EPERM)
+            return errno;
+        break;  // not supported between these filesystems: copy through a buffer
+    }
+    std::string buf(1 << 20, '\0');
+    for (;;) {
+        ssize_t n = ::read(in, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        if (n == 0) return 0;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) return errno;
+            off += w;
+        }
+    }
+}
+
+// Copies `from` (a file, symlink, FIFO or directory tree; not followed) to `to`, which must not
+// exist, keeping modes and times as mv does across filesystems. 0 or an errno; what was copied
+// before a failure is left for the caller to remove.
+int copyTree(const std::string& from, const std::string& to) {
+    struct stat st {};
+    if (::lstat(from.c_str(), &st) != 0) return errno;
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (S_ISLNK(st.st_mode)) {
+        std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+        ssize_t n = ::readlink(from.c_str(), target.data(), target.size());
+        if (n < 0) return errno;
+        target.resize(static_cast<size_t>(n));
+        if (::symlink(target.c_str(), to.c_str()) != 0) return errno;
+        ::utimensat(AT_FDCWD, to.c_str(), times, AT_SYMLINK_NOFOLLOW);
+        return 0;
+    }
+    if (S_ISFIFO(st.st_mode)) {
+        if (::mkfifo(to.c_str(), st.st_mode & 07777) != 0) return errno;
+    } else if (S_ISREG(st.st_mode)) {
+        int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (in < 0) return errno;
+        int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
+        if (out < 0) {
+            int e = errno;
+            ::close(in);
+            return e;
+        }
+        int e = copyBytes(in, out);
+        ::close(in);
+        if (::close(out) != 0 && e == 0) e = errno;
+        if (e) return e;
+    } else if (S_ISDIR(st.st_mode)) {
+        if (::mkdir(to.c_str(), 0700) != 0) return errno;
+        DIR* d = ::opendir(from.c_str());
+        if (!d) return errno;
+        int e = 0;
+        while (dirent* ent = ::readdir(d)) {
+            std::string_view name = ent->d_name;
+            if (name == "." || name == "..") continue;
+            if ((e = copyTree(from + "/" + ent->d_name, to + "/" + ent->d_name))) break;
+        }
+        ::closedir(d);
+        if (e) return e;
+    } else {
+        return EXDEV;  // sockets and devices cannot be recreated elsewhere
+    }
+    ::chmod(to.c_str(), st.st_mode & 07777);
+    ::utimensat(AT_FDCWD, to.c_str(), times, 0);
+    return 0;
+}
+
+void removeTree(const std::string& path) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+}
+
+// rename(2) when source and destination share a filesystem; otherwise what mv does: copy to a
+// hidden name beside the destination, rename that into place (so the destination never holds
+// half a copy), then remove the source. A failure before the last step leaves the source as it
+// was. 0 or an errno.
+int moveAcross(const std::string& from, const std::string& dest) {
+    if (::rename(from.c_str(), dest.c_str()) == 0) return 0;
+    if (errno != EXDEV) return errno;
+    static std::atomic<unsigned> counter{0};
+    auto slash = dest.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : dest.substr(0, slash);
+    std::string tmp = dir + "/.sandbox-move-" + std::to_string(::getpid()) + "-" +
+                      std::to_string(counter.fetch_add(1)) + "-" + baseName(dest);
+    if (int e = copyTree(from, tmp)) {
+        removeTree(tmp);
+        return e;
+    }
+    if (::rename(tmp.c_str(), dest.c_str()) != 0) {
+        int e = errno;
+        removeTree(tmp);
+        return e;
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(from, ec);
+    return ec.value();
+}
+
+}  // namespace
+
 void move(const std::string& from, const std::string& to, const std::string& displayFrom,
           const std::string& operation) {
     struct stat st {};
@@ -289,10 +434,9 @@ void move(const std::string& from, const std::string& to, const std::string& dis
     std::string dest = to;
     struct stat dt {};
     if (::stat(to.c_str(), &dt) == 0 && S_ISDIR(dt.st_mode)) dest = to + "/" + baseName(from);
-    if (::rename(from.c_str(), dest.c_str()) != 0) {
+    if (int e = moveAcross(from, dest)) {
         // The source exists (checked above): a failure is about the destination, reported as
         // the reference does (FILESYSTEM_ERROR naming both paths), not as a missing source.
-        int e = errno;
         std::string kind = operation == "file.move" ? "Move" : "Rename";
         throw ApiError("FILESYSTEM_ERROR",
                        kind + " operation failed: " + std::strerror(e) + " (" + to + ")",

@@ -14,12 +14,14 @@
 
 #include "agent/agent.hpp"
 #include "agent/routes.hpp"
+#include "sandbox/version.hpp"
 #include "server/http_server.hpp"
 
 namespace {
 
 void usage(std::ostream& os) {
     os << "usage: sandbox-agent --listen HOST:PORT|unix:PATH|fd:N [--workspace DIR]\n"
+          "       sandbox-agent --version\n"
           "\n"
           "Serves the sandbox container API (sessions, exec, files, processes) in place.\n"
           "  --listen      where to listen: HOST:PORT (PORT 0 picks a free port), unix:PATH, or\n"
@@ -57,6 +59,9 @@ int main(int argc, char** argv) {
             workspace = a.substr(12);
         else if (a == "-h" || a == "--help") {
             usage(std::cout);
+            return 0;
+        } else if (a == "--version") {
+            std::cout << "sandbox-agent " << SANDBOX_VERSION_STRING << "\n";
             return 0;
         } else {
             std::cerr << "sandbox-agent: unknown argument '" << a << "'\n";

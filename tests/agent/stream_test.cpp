@@ -184,14 +184,20 @@ TEST_CASE("execute/stream: exit codes") {
     }
 }
 
-TEST_CASE("execute/stream: timeoutMs is ignored (streams never time out server-side)") {
+TEST_CASE("execute/stream: timeoutMs stops the command (the reference ignores it)") {
     AgentFixture a;
     for (const auto& mode :
          {std::optional<std::string>(), std::optional<std::string>(kNoSession)}) {
         CAPTURE(mode.value_or("session"));
-        auto r = execStream(a, "sleep 0.3; echo done", mode, {{"timeoutMs", 20}});
-        CHECK(r.joined("stdout") == "done\n");
-        CHECK(exitCodeOf(r) == 0);
+        auto r = execStream(a, "echo started; sleep 20; echo done", mode, {{"timeoutMs", 300}});
+        CHECK(r.joined("stdout") == "started\n");
+        CHECK(r.ofType("stderr").back()["data"] == "Command timed out after 300ms\n");
+        CHECK(exitCodeOf(r) == 124);
+        CHECK(r.events.back()["type"] == "complete");
+        // Within its limit a command runs to the end.
+        auto ok = execStream(a, "sleep 0.1; echo done", mode, {{"timeoutMs", 20000}});
+        CHECK(ok.joined("stdout") == "done\n");
+        CHECK(exitCodeOf(ok) == 0);
     }
 }
 
