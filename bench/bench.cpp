@@ -30,6 +30,7 @@
 #include "core/base64.hpp"
 #include "sandbox/sandbox.hpp"
 #include "sandbox/sse.hpp"
+#include "sandbox/version.hpp"
 
 extern char** environ;
 
@@ -591,6 +592,9 @@ int main(int argc, char** argv) {
             std::stringstream ss(argv[++i]);
             std::string item;
             while (std::getline(ss, item, ',')) gOnly.insert(item);
+        } else if (a == "--version") {
+            std::cout << "sandbox-bench " << SANDBOX_VERSION_STRING << "\n";
+            return 0;
         } else if (a == "-h" || a == "--help") {
             std::cout << "usage: sandbox-bench [--quick] [--only NAME[,NAME...]]\n"
                          "Prints one JSON object per line: {\"name\", \"value\", \"unit\"}.\n";

@@ -5,7 +5,7 @@
 /// ```cpp
 /// auto client = sandbox::Client::fromEnv();
 /// auto sb = sandbox::getSandbox(client, "my-sandbox");
-/// auto r = sb.exec("python3 -c 'print(2 + 2)'");   // r.stdout == "4"
+/// auto r = sb.exec("python3 -c 'print(2 + 2)'");   // r.stdoutText == "4"
 /// ```
 #include "sandbox/base64.hpp"
 #include "sandbox/client.hpp"
@@ -15,3 +15,4 @@
 #include "sandbox/pty.hpp"
 #include "sandbox/sse.hpp"
 #include "sandbox/types.hpp"
+#include "sandbox/version.hpp"

@@ -24,6 +24,7 @@ int usage(std::ostream& os, int code) {
           "       sandbox ls NAME PATH\n"
           "       sandbox destroy NAME\n"
           "       sandbox shell [NAME]          (NAME defaults to \"default\")\n"
+          "       sandbox --version\n"
           "Backend: SANDBOX_API_URL (+ SANDBOX_API_KEY) for a bridge, SANDBOX_AGENT_URL for one\n"
           "sandbox's control plane, or nothing for a private sandboxd (sandboxes then last only\n"
           "as long as this command).\n";
@@ -59,6 +60,10 @@ std::string shellJoin(const std::vector<std::string>& words) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty() && args[0] == "--version") {
+        std::cout << "sandbox " << sandbox::libraryVersion() << "\n";
+        return 0;
+    }
     if (args.empty() || args[0] == "-h" || args[0] == "--help")
         return usage(std::cout, args.empty() ? 2 : 0);
     const std::string cmd = args[0];

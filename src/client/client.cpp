@@ -9,8 +9,13 @@
 #include "client/narrow_bridge.hpp"
 #include "core/base64.hpp"
 #include "core/text.hpp"
+#include "sandbox/version.hpp"
 
 namespace sandbox {
+
+std::string_view libraryVersion() noexcept {
+    return SANDBOX_VERSION_STRING;
+}
 
 using detail::ClientImpl;
 using detail::SandboxState;

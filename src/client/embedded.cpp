@@ -1,6 +1,7 @@
 // The embedded default: a private sandboxd, started on first use and shared by every Client of
 // the process; it exits (destroying its sandboxes) when the last user releases it, or when this
 // process dies (it watches its stdin, whose write end only this process holds).
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,19 +25,35 @@ extern char** environ;
 namespace sandbox::detail {
 namespace fs = std::filesystem;
 
+namespace {
+
+// The directory this library was loaded from (libsandbox.so's own, not the program's).
+std::string libraryDirectory() {
+    Dl_info info{};
+    if (::dladdr(reinterpret_cast<void*>(&libraryDirectory), &info) == 0 || !info.dli_fname)
+        return {};
+    std::error_code ec;
+    fs::path p = fs::canonical(info.dli_fname, ec);
+    return ec ? std::string() : p.parent_path().string();
+}
+
+}  // namespace
+
 std::vector<std::string> sandboxdCandidates(const std::string& explicitPath) {
     std::vector<std::string> out;
     if (!explicitPath.empty()) out.push_back(explicitPath);
     if (const char* env = std::getenv("SANDBOXD_PATH"); env && *env) out.emplace_back(env);
+    // Installed beside the library (PREFIX/lib/libsandbox.so -> PREFIX/bin/sandboxd), wherever
+    // the prefix is.
+    if (auto dir = libraryDirectory(); !dir.empty())
+        out.push_back(
+            (fs::path(dir) / SANDBOX_LIB_TO_BIN / "sandboxd").lexically_normal().string());
     char buf[4096];
     ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n > 0)
         out.push_back(
             (fs::path(std::string(buf, static_cast<size_t>(n))).parent_path() / "sandboxd")
                 .string());
-#ifdef SANDBOX_INSTALL_BINDIR
-    out.push_back(std::string(SANDBOX_INSTALL_BINDIR) + "/sandboxd");
-#endif
     if (const char* path = std::getenv("PATH")) {
         std::stringstream ss(path);
         std::string dir;

@@ -18,6 +18,7 @@
 
 #include "daemon/bridge_routes.hpp"
 #include "daemon/sandbox_manager.hpp"
+#include "sandbox/version.hpp"
 #include "server/http_server.hpp"
 
 namespace {
@@ -29,6 +30,7 @@ void usage(std::ostream& os) {
           "                [--tmp-mb N] [--max-open-files N] [--max-file-mb N]\n"
           "                [--max-connections N] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
           "                [--idle-timeout-ms MS]\n"
+          "       sandboxd --version\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
           "  --api-key        bearer token required on /v1 routes (also SANDBOX_API_KEY); none = "
@@ -182,6 +184,9 @@ int main(int argc, char** argv) {
             exitWithStdin = true;
         else if (a == "-h" || a == "--help") {
             usage(std::cout);
+            return 0;
+        } else if (a == "--version") {
+            std::cout << "sandboxd " << SANDBOX_VERSION_STRING << "\n";
             return 0;
         } else {
             std::cerr << "sandboxd: unknown argument '" << a << "'\n";
