@@ -20,7 +20,7 @@ int main() {
         auto page = sb.exec(
             "python3 -c \"import urllib.request as u; "
             "print(u.urlopen('http://127.0.0.1:8000/index.html').read().decode())\"");
-        std::cout << "page: " << page.stdout << "\n";
+        std::cout << "page: " << page.stdoutText << "\n";
 
         // The request above shows up in the server's log (http.server logs to stderr).
         auto line = server.waitForLog("GET /index.html", 10s);

@@ -28,7 +28,7 @@ int main() {
             "git clone -q --bare . /workspace/upstream.git",
             {.cwd = "/workspace/upstream"});
         if (init.exitCode != 0) {
-            std::cerr << "git_build: making the upstream repository failed: " << init.stderr;
+            std::cerr << "git_build: making the upstream repository failed: " << init.stderrText;
             return 1;
         }
 
@@ -44,8 +44,8 @@ int main() {
         // 3. Build and test it in the clone.
         auto build =
             sb.exec("cc -O2 -o add add.c && ./add && ./add --test", {.cwd = repo.targetDir});
-        std::cout << build.stdout << "\n";
-        if (!build.success) std::cerr << build.stderr;
+        std::cout << build.stdoutText << "\n";
+        if (!build.success) std::cerr << build.stderrText;
 
         // A missing branch is a typed error.
         try {

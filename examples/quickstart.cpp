@@ -10,7 +10,7 @@ int main() {
         auto sb = sandbox::getSandbox(client, "my-sandbox");
 
         auto result = sb.exec("python3 -c \"print(2 + 2)\"");
-        std::cout << "python3 says: " << result.stdout << " (exit code " << result.exitCode
+        std::cout << "python3 says: " << result.stdoutText << " (exit code " << result.exitCode
                   << ")\n";
 
         sb.writeFile("/workspace/hello.txt", "Hello, sandbox!");
@@ -18,7 +18,7 @@ int main() {
         std::cout << "hello.txt contains: " << file.content << "\n";
 
         sb.destroy();
-        return result.stdout == "4" && file.content == "Hello, sandbox!" ? 0 : 1;
+        return result.stdoutText == "4" && file.content == "Hello, sandbox!" ? 0 : 1;
     } catch (const sandbox::SandboxError& e) {
         std::cerr << "quickstart: " << e.code() << ": " << e.what() << "\n";
         return 1;

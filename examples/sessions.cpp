@@ -10,8 +10,8 @@ int main() {
         auto test = sb.createSession({.id = "test", .env = {{"MODE", "debug"}}});
 
         build.exec("mkdir -p out && cd out");
-        std::cout << "build: " << build.exec("pwd; echo $MODE").stdout << "\n";
-        std::cout << "test:  " << test.exec("pwd; echo $MODE").stdout << "\n";
+        std::cout << "build: " << build.exec("pwd; echo $MODE").stdoutText << "\n";
+        std::cout << "test:  " << test.exec("pwd; echo $MODE").stdoutText << "\n";
 
         // A shell that exits ends its session; the next call starts a fresh one.
         try {
@@ -19,7 +19,7 @@ int main() {
         } catch (const sandbox::SessionTerminatedError& e) {
             std::cout << "build session ended: " << e.what() << "\n";
         }
-        std::cout << "build again: " << build.exec("pwd").stdout << "\n";
+        std::cout << "build again: " << build.exec("pwd").stdoutText << "\n";
         sb.deleteSession("test");
         sb.destroy();
         return 0;

@@ -245,6 +245,41 @@ class Sandbox : public SandboxOperations {
         : SandboxOperations(std::move(state), std::nullopt) {}
 };
 
+/// Owns a sandbox for a scope and destroys it at the end of the scope, however the scope ends:
+/// the C++ form of the TypeScript docs' `try { ... } finally { await sandbox.destroy() }`.
+///
+///     sandbox::ScopedSandbox sb(sandbox::getSandbox(client, "job-42"));
+///     sb->exec("make test");
+///     // destroyed here, also when exec() threw
+///
+/// The destructor does not throw: a failure to destroy there is dropped (call destroy() first
+/// to see it). Move-only; release() hands the sandbox back without destroying it.
+class ScopedSandbox {
+  public:
+    explicit ScopedSandbox(Sandbox sandbox);
+    ScopedSandbox(ScopedSandbox&& other) noexcept;
+    ScopedSandbox& operator=(ScopedSandbox&& other) noexcept;
+    ScopedSandbox(const ScopedSandbox&) = delete;
+    ScopedSandbox& operator=(const ScopedSandbox&) = delete;
+    /// Destroys the sandbox unless it was released or destroyed already.
+    ~ScopedSandbox();
+
+    /// The sandbox (precondition: not released).
+    const Sandbox& get() const { return *sandbox_; }
+    const Sandbox& operator*() const { return *sandbox_; }
+    const Sandbox* operator->() const { return &*sandbox_; }
+    /// Whether this still owns a sandbox (false after release() or destroy()).
+    explicit operator bool() const { return sandbox_.has_value(); }
+
+    /// Destroys the sandbox now and reports failures as Sandbox::destroy() does.
+    void destroy();
+    /// Gives up ownership: the sandbox is returned and outlives this guard.
+    Sandbox release();
+
+  private:
+    std::optional<Sandbox> sandbox_;
+};
+
 /// A session of a sandbox: the SandboxOperations bound to one shell (createSession() /
 /// getSession()).
 class ExecutionSession : public SandboxOperations {

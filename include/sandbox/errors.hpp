@@ -55,8 +55,12 @@ SANDBOX_DECLARE_ERROR(PermissionDeniedError, SandboxError)  ///< PERMISSION_DENI
 /// IS_DIRECTORY, NOT_DIRECTORY, NO_SPACE, READ_ONLY, FILESYSTEM_ERROR, ...
 SANDBOX_DECLARE_ERROR(FileSystemError, SandboxError)
 SANDBOX_DECLARE_ERROR(CommandNotFoundError, SandboxError)  ///< COMMAND_NOT_FOUND (404)
-/// INVALID_COMMAND, COMMAND_EXECUTION_ERROR (e.g. a session-mode timeout), STREAM_START_ERROR
+/// INVALID_COMMAND, COMMAND_EXECUTION_ERROR, STREAM_START_ERROR
 SANDBOX_DECLARE_ERROR(CommandError, SandboxError)
+/// COMMAND_EXECUTION_ERROR (500) from exec() when the command ran past ExecOptions::timeout and
+/// was stopped: the same on every transport, in a session or not. context() holds `command`,
+/// `timeoutMs` and, where the transport kept it, the output so far (`stdout`, `stderr`).
+SANDBOX_DECLARE_ERROR(CommandTimeoutError, CommandError)
 SANDBOX_DECLARE_ERROR(ProcessNotFoundError, SandboxError)       ///< PROCESS_NOT_FOUND (404)
 SANDBOX_DECLARE_ERROR(ProcessError, SandboxError)               ///< PROCESS_ERROR
 SANDBOX_DECLARE_ERROR(SessionAlreadyExistsError, SandboxError)  ///< SESSION_ALREADY_EXISTS (409)

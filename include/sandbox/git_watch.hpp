@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -100,6 +101,11 @@ struct FileWatchEvent {
     std::string reason;   ///< Stopped
     std::string error;    ///< Error
 };
+
+/// The event as the container API's watch stream sends it (one line of JSON).
+std::string to_string(const FileWatchEvent& event);
+/// The same as a JSON object (`nlohmann::json j = event;`).
+void to_json(nlohmann::json& j, const FileWatchEvent& event);
 
 /// The events of a file watch, pulled one by one: `for (auto& ev : sb.watch(dir))`. Starts with
 /// the `Watching` event; ends after a `Stopped` or `Error` event. Destroying it (or stop())

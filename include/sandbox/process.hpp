@@ -9,6 +9,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <regex>
 #include <string>
@@ -46,8 +47,8 @@ bool isTerminalStatus(ProcessStatus status) noexcept;
 /// Output of a process so far (getProcessLogs / Process::getLogs).
 struct ProcessLogs {
     std::string processId;
-    std::string stdout;  ///< what the agent still keeps (its ring buffer holds the last 1 MiB)
-    std::string stderr;
+    std::string stdoutText;  ///< what the agent still keeps (its ring buffer holds the last 1 MiB)
+    std::string stderrText;
     std::uint64_t stdoutDroppedBytes = 0;  ///< older output no longer kept
     std::uint64_t stderrDroppedBytes = 0;
 };
@@ -70,6 +71,11 @@ struct LogEvent {
     std::uint64_t bytes = 0;      ///< Dropped: how many bytes
     std::string timestamp;
 };
+
+/// The event as the container API's process log stream sends it (one line of JSON).
+std::string to_string(const LogEvent& event);
+/// The same as a JSON object (`nlohmann::json j = event;`).
+void to_json(nlohmann::json& j, const LogEvent& event);
 
 /// The events of a process's output, pulled one by one: replay of what is buffered, then live
 /// output, then Exit. `for (auto& ev : sb.streamProcessLogs(id))`. Destroying it detaches (the
@@ -106,16 +112,27 @@ struct WaitForExitResult {
 
 /// How waitForPort() decides that a port is ready.
 enum class PortCheckMode {
-    Http,  ///< an HTTP GET of `path` answers with a status in [statusMin, statusMax]
+    Http,  ///< an HTTP GET of `path` answers with a status in `status`
     Tcp,   ///< a TCP connection is accepted
 };
 
-/// Options of Process::waitForPort().
+/// The HTTP statuses waitForPort() counts as ready, as the TypeScript `status` option: one
+/// status (`.status = 200`) or an inclusive range (`.status = {200, 299}`).
+struct StatusRange {
+    int min = 200;  ///< lowest status counted as ready
+    int max = 399;  ///< highest status counted as ready
+    constexpr StatusRange() = default;
+    /// Exactly this status (implicit, so that `.status = 200` reads as in TypeScript).
+    constexpr StatusRange(int status) : min(status), max(status) {}  // NOLINT
+    constexpr StatusRange(int lowest, int highest) : min(lowest), max(highest) {}
+};
+
+/// Options of Process::waitForPort(), in the TypeScript order: mode, path, status, timeout,
+/// interval.
 struct WaitForPortOptions {
     PortCheckMode mode = PortCheckMode::Http;
-    std::string path = "/";  ///< Http only
-    int statusMin = 200;     ///< Http only: lowest status counted as ready
-    int statusMax = 399;     ///< Http only: highest status counted as ready
+    std::string path = "/";                            ///< Http only
+    StatusRange status;                                ///< Http only: 200-399 unless set
     std::optional<std::chrono::milliseconds> timeout;  ///< none: wait as long as it takes
     std::chrono::milliseconds interval{500};           ///< poll interval inside the sandbox
 };
@@ -165,8 +182,8 @@ struct ProcessOptions {
     /// The process id (1-128 of [A-Za-z0-9._:@+=~-]); default "proc_<ms>_<random>". Starting
     /// with the id of a process that still runs fails with PROCESS_ALREADY_EXISTS (409).
     std::optional<std::string> processId;
-    EnvVars env;                                       ///< on top of the session's variables
     std::optional<std::string> cwd;                    ///< default: the session's directory
+    EnvVars env;                                       ///< on top of the session's variables
     std::optional<std::chrono::milliseconds> timeout;  ///< kill it (exit code 124) after this
     std::optional<std::string> encoding;               ///< accepted for compatibility; ignored
     std::optional<bool> autoCleanup;                   ///< accepted for compatibility; ignored

@@ -7,33 +7,39 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace sandbox {
 
-/// Environment variables. A std::nullopt value is dropped, as the TypeScript SDK drops
-/// `undefined`: the variable keeps the value it has (it is not unset).
+/// Environment variables. What a std::nullopt value does depends on where it is given: in
+/// setEnvVars() it unsets the variable; in the `env` of a command, a process or a new session
+/// it is dropped, as the TypeScript SDK drops `undefined` (the variable keeps the value it has).
 using EnvVars = std::map<std::string, std::optional<std::string>>;
 
 /// Result of exec(): a non-zero exit is a result (success == false), not an exception.
 struct ExecResult {
     bool success = false;                   ///< exitCode == 0
     int exitCode = 0;                       ///< the command's exit status
-    std::string stdout;                     ///< everything it wrote to stdout
-    std::string stderr;                     ///< everything it wrote to stderr
+    std::string stdoutText;                 ///< everything it wrote to stdout
+    std::string stderrText;                 ///< everything it wrote to stderr
     std::string command;                    ///< the command as given
     std::chrono::milliseconds duration{0};  ///< measured by the SDK
     std::string timestamp;                  ///< ISO-8601 start time
     std::optional<std::string> sessionId;   ///< absent for sessionless execution
 };
 
-/// Options of exec() and execStream().
+/// Options of exec()/execStream(), in the order of the TypeScript docs' examples (`cwd` before
+/// `env`): C++ designated initialisers must follow it (see docs/sdk.md).
 struct ExecOptions {
-    std::optional<std::chrono::milliseconds> timeout;  ///< kill the command after this long
-    EnvVars env;                                       ///< per-command variables (do not persist)
-    std::optional<std::string> cwd;                    ///< per-command working directory
+    /// Stops the command after this long: exec() then throws CommandTimeoutError (with the
+    /// output so far where the transport keeps it); an execStream() ends with exit code 124 and
+    /// a last stderr line "Command timed out after Nms". The same on every transport.
+    std::optional<std::chrono::milliseconds> timeout;
+    std::optional<std::string> cwd;  ///< per-command working directory
+    EnvVars env;                     ///< per-command variables (do not persist)
     /// exec() only: use the streaming route and report output as it arrives through onOutput.
     bool stream = false;
     /// Called with ("stdout"|"stderr", chunk) as output arrives (requires stream = true).
@@ -53,15 +59,28 @@ struct ExecEvent {
     std::string timestamp;
 };
 
+/// The event as the container API's exec stream sends it: one line of JSON, such as
+/// `{"type":"stdout","data":"hi\n","timestamp":"..."}`, ready to relay to a browser as
+/// `"data: " + to_string(ev) + "\n\n"`. Output that is not UTF-8 has its bad bytes replaced.
+std::string to_string(const ExecEvent& event);
+/// The same as a JSON object (`nlohmann::json j = event;`).
+void to_json(nlohmann::json& j, const ExecEvent& event);
+
 /// File encodings of readFile()/writeFile().
 enum class Encoding { Auto, Utf8, Base64 };
 
 struct WriteFileOptions {
-    Encoding encoding = Encoding::Utf8;  ///< Base64: `content` is base64 and is decoded to bytes
+    /// Utf8 (the default): `content` is written byte for byte, whatever it holds (bytes that
+    /// are not UTF-8 travel base64-encoded on their own). Base64: `content` is base64 text and
+    /// is decoded to the bytes written.
+    Encoding encoding = Encoding::Utf8;
 };
 
 struct ReadFileOptions {
-    Encoding encoding = Encoding::Auto;  ///< Auto: text files as UTF-8, binary files as base64
+    /// Auto: text that is valid UTF-8 comes back as UTF-8; anything else (binary types, and text
+    /// types whose bytes are not UTF-8) as base64, so that bytes() is always exact. Utf8 asks for
+    /// text: bytes that are not UTF-8 are replaced by U+FFFD. Base64: always base64.
+    Encoding encoding = Encoding::Auto;
 };
 
 struct WriteFileResult {

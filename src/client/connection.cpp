@@ -1,4 +1,5 @@
 #include "client/connection.hpp"
+#include "client/error_mapping.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -71,15 +72,15 @@ void bridgeMount(Requester& req, const client::Endpoint& root, const std::string
     if (o.prefix) options["prefix"] = *o.prefix;
     if (!o.s3fsOptions.empty()) options["s3fsOptions"] = o.s3fsOptions;
     json body = {{"bucket", bucket}, {"mountPath", mountPath}, {"options", options}};
-    req.call(root, "POST", "/v1/sandbox/" + bridgeId + "/mount", body.dump(), {}, "bucket.mount",
-             false);
+    req.call(root, "POST", "/v1/sandbox/" + bridgeId + "/mount", jsonBody(body, "bucket.mount"), {},
+             "bucket.mount", false);
 }
 
 void bridgeUnmount(Requester& req, const client::Endpoint& root, const std::string& bridgeId,
                    std::string_view mountPath) {
     json body = {{"mountPath", mountPath}};
-    req.call(root, "POST", "/v1/sandbox/" + bridgeId + "/unmount", body.dump(), {},
-             "bucket.unmount", false);
+    req.call(root, "POST", "/v1/sandbox/" + bridgeId + "/unmount", jsonBody(body, "bucket.unmount"),
+             {}, "bucket.unmount", false);
 }
 
 }  // namespace sandbox::detail

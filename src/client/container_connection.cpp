@@ -10,6 +10,7 @@
 #include "core/shell.hpp"
 #include "core/text.hpp"
 #include "core/time.hpp"
+#include "core/utf8.hpp"
 #include "core/wire.hpp"
 
 namespace sandbox::detail {
@@ -20,7 +21,7 @@ using nlohmann::json;
 // ---- ContainerApi ---------------------------------------------------------------------------
 
 json ContainerApi::post(const std::string& route, const json& body, const std::string& op) {
-    auto r = req_.call(ep_, "POST", route, body.dump(), {}, op, false);
+    auto r = req_.call(ep_, "POST", route, jsonBody(body, op), {}, op, false);
     json j = core::parseJson(r.body);  // simdjson: file contents can be tens of MB
     if (j.is_discarded())
         throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON",
@@ -254,8 +255,8 @@ ExecResult ContainerConnection::exec(std::string_view command, const ExecOptions
         wire::ExecuteResponse::fromJson(api_.post("/api/execute", req.toJson(), "command.execute"));
     ExecResult r;
     r.exitCode = resp.exitCode;
-    r.stdout = std::move(resp.stdoutText);
-    r.stderr = std::move(resp.stderrText);
+    r.stdoutText = std::move(resp.stdoutText);
+    r.stderrText = std::move(resp.stderrText);
     r.command = std::string(command);
     if (*req.sessionId != wire::kNoSession) r.sessionId = req.sessionId;
     return r;
@@ -265,16 +266,25 @@ std::unique_ptr<ExecEventReader> ContainerConnection::execStream(std::string_vie
                                                                  const ExecOptions& o,
                                                                  const BoundSession& s) {
     wire::ExecuteRequest req = executeRequest(command, o, s);
-    return containerExecEvents(
-        api_.stream("POST", "/api/execute/stream", req.toJson().dump(), "command.stream"));
+    return containerExecEvents(api_.stream(
+        "POST", "/api/execute/stream", jsonBody(req.toJson(), "command.stream"), "command.stream"));
 }
 
 WriteFileResult ContainerConnection::writeFile(std::string_view path, std::string_view content,
                                                const WriteFileOptions& o, const BoundSession& s) {
     wire::WriteRequest req;
     req.path = std::string(path);
-    req.content = std::string(content);
-    if (o.encoding == Encoding::Base64) req.encoding = "base64";
+    if (o.encoding == Encoding::Base64) {
+        req.content = std::string(content);
+        req.encoding = "base64";
+    } else if (!core::isValidUtf8(content)) {
+        // Bytes that are not UTF-8 (an image, a Windows-1252 CSV) cannot be a JSON string:
+        // they travel base64-encoded and are written exactly.
+        req.content = core::base64Encode(content);
+        req.encoding = "base64";
+    } else {
+        req.content = std::string(content);
+    }
     req.sessionId = api_.sessionFor(s);
     json j = api_.post("/api/write", req.toJson(), "file.write");
     WriteFileResult r;
@@ -308,8 +318,8 @@ std::unique_ptr<FileReader> ContainerConnection::readFileStream(std::string_view
     wire::ReadRequest req;
     req.path = std::string(path);
     req.sessionId = api_.sessionFor(s);
-    return std::make_unique<ContainerFileReader>(
-        api_.stream("POST", "/api/read/stream", req.toJson().dump(), "file.stream"));
+    return std::make_unique<ContainerFileReader>(api_.stream(
+        "POST", "/api/read/stream", jsonBody(req.toJson(), "file.stream"), "file.stream"));
 }
 
 std::string ContainerConnection::mkdir(std::string_view path, bool recursive,

@@ -102,3 +102,24 @@ std::optional<std::string> decodeBase64(std::string_view text) {
 }
 
 }  // namespace sandbox
+
+namespace sandbox::detail {
+
+std::string jsonBody(const nlohmann::json& body, const std::string& operation) {
+    try {
+        return body.dump();
+    } catch (const nlohmann::json::exception&) {
+        throw ValidationFailedError(
+            "VALIDATION_FAILED",
+            "The request holds text that is not valid UTF-8 (a command, path, name or variable); "
+            "file contents may be any bytes, text fields must be UTF-8",
+            400,
+            nlohmann::json{
+                {"validationErrors", nlohmann::json::array({{{"field", "text"},
+                                                             {"message", "not valid UTF-8"},
+                                                             {"code", "INVALID_UTF8"}}})}},
+            operation);
+    }
+}
+
+}  // namespace sandbox::detail

@@ -1,9 +1,15 @@
 #pragma once
 // Error responses to the SDK's typed exceptions, driven by the code table
 // (src/core/error_codes.def).
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace sandbox::detail {
+
+/// The JSON text of a request body. Text the caller gave that is not UTF-8 (a command, a path,
+/// a variable) cannot travel in JSON: that is a ValidationFailedError naming the operation,
+/// never the JSON library's own exception.
+std::string jsonBody(const nlohmann::json& body, const std::string& operation);
 
 /// Throws the typed error for an error response: the container envelope
 /// ({code, message, context, httpStatus, operation}) or the bridge body ({error, code});

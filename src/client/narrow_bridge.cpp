@@ -125,8 +125,9 @@ bool sessionMode(const SandboxInfo& info, const BoundSession& s) {
 // without a newline given one (as the container's streaming does).
 class NarrowExecEvents final : public ExecEventReader {
   public:
-    NarrowExecEvents(std::unique_ptr<EventSource> src, std::string command, bool lines)
-        : src_(std::move(src)), lines_(lines) {
+    NarrowExecEvents(std::unique_ptr<EventSource> src, std::string command, bool lines,
+                     std::optional<std::chrono::milliseconds> timeout)
+        : src_(std::move(src)), lines_(lines), timeout_(timeout) {
         ExecEvent start;
         start.type = ExecEvent::Type::Start;
         start.command = std::move(command);
@@ -157,6 +158,11 @@ class NarrowExecEvents final : public ExecEventReader {
                 ExecEvent done;
                 done.type = ExecEvent::Type::Complete;
                 done.exitCode = json::parse(ev->data, nullptr, false).value("exit_code", -1);
+                // Stopped by the timeout the SDK set: the container API's last stderr line.
+                if (timeout_ && done.exitCode == 124 &&
+                    std::chrono::steady_clock::now() - started_ >= *timeout_)
+                    emit(ExecEvent::Type::Stderr,
+                         "Command timed out after " + std::to_string(timeout_->count()) + "ms\n");
                 done.timestamp = core::isoTimestampNow();
                 pending_.push_back(std::move(done));
                 ended_ = true;
@@ -203,6 +209,8 @@ class NarrowExecEvents final : public ExecEventReader {
     std::unique_ptr<EventSource> src_;
     bool lines_;
     bool ended_ = false;
+    std::optional<std::chrono::milliseconds> timeout_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::string partial_[2];
     std::deque<ExecEvent> pending_;
 };
@@ -271,8 +279,9 @@ std::unique_ptr<EventSource> NarrowBridgeConnection::openExec(
     json body = {{"argv", argv}};
     if (o.timeout) body["timeout_ms"] = o.timeout->count();
     if (o.cwd) body["cwd"] = *o.cwd;
-    return req_.stream(root_, "POST", "/v1/sandbox/" + info_->bridgeId + "/exec", body.dump(),
-                       sessionHeader(s), "command.execute", idle);
+    return req_.stream(root_, "POST", "/v1/sandbox/" + info_->bridgeId + "/exec",
+                       jsonBody(body, "command.execute"), sessionHeader(s), "command.execute",
+                       idle);
 }
 
 namespace {
@@ -290,7 +299,7 @@ ExecResult collectExec(EventSource& src, const std::string& command,
         if (ev->event == "stdout" || ev->event == "stderr") {
             std::string bytes;
             if (!core::base64Decode(ev->data, bytes)) continue;
-            (ev->event == "stdout" ? r.stdout : r.stderr) += bytes;
+            (ev->event == "stdout" ? r.stdoutText : r.stderrText) += bytes;
         } else if (ev->event == "exit") {
             r.exitCode = json::parse(ev->data, nullptr, false).value("exit_code", -1);
             r.success = r.exitCode == 0;
@@ -315,12 +324,13 @@ ExecResult NarrowBridgeConnection::exec(std::string_view command, const ExecOpti
     auto src = openExec(cmd, o, s, limit);
     ExecResult r = collectExec(*src, cmd, limit);
     r.sessionId = s;
-    if (o.timeout && r.exitCode == 124 && r.stderr.find("Command timed out") == std::string::npos)
-        r.stderr += "Command timed out after " + std::to_string(o.timeout->count()) + "ms\n";
+    if (o.timeout && r.exitCode == 124 &&
+        r.stderrText.find("Command timed out") == std::string::npos)
+        r.stderrText += "Command timed out after " + std::to_string(o.timeout->count()) + "ms\n";
     if (sessionMode(*info_, s)) {
         // What the container API's session mode gives for the same bytes.
-        r.stdout = core::normalizeSessionOutput(r.stdout);
-        r.stderr = core::normalizeSessionOutput(r.stderr);
+        r.stdoutText = core::normalizeSessionOutput(r.stdoutText);
+        r.stderrText = core::normalizeSessionOutput(r.stderrText);
     }
     return r;
 }
@@ -330,7 +340,8 @@ std::unique_ptr<ExecEventReader> NarrowBridgeConnection::execStream(std::string_
                                                                     const BoundSession& s) {
     // The bridge's stream has no start event: its 200 answer is the command's acceptance.
     return std::make_unique<NarrowExecEvents>(openExec(std::string(command), o, s, std::nullopt),
-                                              std::string(command), sessionMode(*info_, s));
+                                              std::string(command), sessionMode(*info_, s),
+                                              o.timeout);
 }
 
 ExecResult NarrowBridgeConnection::run(const std::vector<std::string>& argv) {
@@ -380,9 +391,10 @@ ReadFileResult NarrowBridgeConnection::readFile(std::string_view path, const Rea
     r.path = std::string(path);
     r.mimeType = core::mimeTypeForPath(r.path);
     r.size = resp.body.size();
-    bool text = core::isTextMimeType(r.mimeType) ||
-                (r.mimeType == "application/octet-stream" && core::isValidUtf8(resp.body) &&
-                 resp.body.find('\0') == std::string::npos);
+    // As the container API answers: text only when the bytes are UTF-8 (else exact, as base64).
+    bool text = core::isValidUtf8(resp.body) &&
+                (core::isTextMimeType(r.mimeType) || (r.mimeType == "application/octet-stream" &&
+                                                      resp.body.find('\0') == std::string::npos));
     if (r.mimeType == "application/octet-stream" && text) r.mimeType = "text/plain";
     bool b64 = o.encoding == Encoding::Base64 || (o.encoding == Encoding::Auto && !text);
     r.encoding = b64 ? "base64" : "utf-8";
@@ -411,10 +423,10 @@ std::unique_ptr<FileReader> NarrowBridgeConnection::readFileStream(std::string_v
     if (!known) {
         // Also tells a missing file (the download's 200 would break off) from a present one.
         auto e = run({"stat", "-L", "-c", "%F|%s", "--", bridgeWorkspacePath(path)});
-        if (e.exitCode != 0 || e.stdout.rfind("directory|", 0) == 0)
+        if (e.exitCode != 0 || e.stdoutText.rfind("directory|", 0) == 0)
             throw FileNotFoundError("FILE_NOT_FOUND", "File not found: " + std::string(path), 404,
                                     json{{"path", std::string(path)}}, "file.stream");
-        size = std::strtoull(e.stdout.c_str() + e.stdout.find('|') + 1, nullptr, 10);
+        size = std::strtoull(e.stdoutText.c_str() + e.stdoutText.find('|') + 1, nullptr, 10);
     }
     return std::make_unique<NarrowFileReader>(
         std::move(src), FileMetadata{mime, size, binary, binary ? "base64" : "utf-8"});
@@ -427,7 +439,7 @@ std::string NarrowBridgeConnection::mkdir(std::string_view path, bool recursive,
     argv.insert(argv.end(), {"--", bridgeWorkspacePath(path)});
     auto e = run(argv);
     if (e.exitCode != 0)
-        throwFileErrorFromStderr(std::string(path), e.stderr, e.exitCode, "file.mkdir");
+        throwFileErrorFromStderr(std::string(path), e.stderrText, e.exitCode, "file.mkdir");
     return core::isoTimestampNow();
 }
 
@@ -437,7 +449,7 @@ std::string NarrowBridgeConnection::deleteFile(std::string_view path, const Boun
                   "fi; rm -- \"$1\"",
                   "rm", bridgeWorkspacePath(path)});
     if (e.exitCode != 0)
-        throwFileErrorFromStderr(std::string(path), e.stderr, e.exitCode, "file.delete");
+        throwFileErrorFromStderr(std::string(path), e.stderrText, e.exitCode, "file.delete");
     return core::isoTimestampNow();
 }
 
@@ -445,7 +457,7 @@ std::string NarrowBridgeConnection::move(std::string_view from, std::string_view
                                          const BoundSession&) {
     auto e = run({"mv", "--", bridgeWorkspacePath(from), bridgeWorkspacePath(to)});
     if (e.exitCode != 0)
-        throwFileErrorFromStderr(std::string(from), e.stderr, e.exitCode,
+        throwFileErrorFromStderr(std::string(from), e.stderrText, e.exitCode,
                                  rename ? "file.rename" : "file.move");
     return core::isoTimestampNow();
 }
@@ -467,8 +479,8 @@ ListFilesResult NarrowBridgeConnection::listFiles(std::string_view path, const L
     if (!o.includeHidden) argv.insert(argv.end(), {"-not", "-name", ".*"});
     argv.insert(argv.end(), {"-printf", "%y\\t%s\\t%TY-%Tm-%TdT%TH:%TM:%TS\\t%m\\t%P\\0"});
     auto e = run(argv);
-    if (e.exitCode != 0) throwFileErrorFromStderr(r.path, e.stderr, e.exitCode, "file.list");
-    r.files = parseFindListing(e.stdout, p);
+    if (e.exitCode != 0) throwFileErrorFromStderr(r.path, e.stderrText, e.exitCode, "file.list");
+    r.files = parseFindListing(e.stdoutText, p);
     r.count = r.files.size();
     r.timestamp = core::isoTimestampNow();
     return r;
@@ -507,8 +519,8 @@ void NarrowBridgeConnection::createSession(const std::string& id, const SessionO
     if (!e.empty()) body["env"] = e;
     if (o.cwd) body["cwd"] = *o.cwd;
     try {
-        req_.call(root_, "POST", "/v1/sandbox/" + info_->bridgeId + "/session", body.dump(), {},
-                  "session.create", false);
+        req_.call(root_, "POST", "/v1/sandbox/" + info_->bridgeId + "/session",
+                  jsonBody(body, "session.create"), {}, "session.create", false);
     } catch (const SandboxError& err) {
         rethrowSessionRouteError(err, "createSession");
     }

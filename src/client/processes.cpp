@@ -7,6 +7,7 @@
 
 #include "client/client_impl.hpp"
 #include "client/container_connection.hpp"
+#include "client/error_mapping.hpp"
 #include "core/json_util.hpp"
 #include "core/shell.hpp"
 #include "core/time.hpp"
@@ -294,8 +295,8 @@ Process SandboxOperations::startProcess(std::string_view command, const ProcessO
         req.encoding = o.encoding;
         req.autoCleanup = o.autoCleanup;
         std::string startTime = core::isoTimestampNow();
-        auto r =
-            api.call("POST", "/api/process/start", req.toJson().dump(), "process.start", false);
+        auto r = api.call("POST", "/api/process/start",
+                          detail::jsonBody(req.toJson(), "process.start"), "process.start", false);
         auto started = wire::ProcessStartedResponse::fromJson(core::parseJson(r.body));
         Process p = detail::Access::process(state_);
         p.id = started.processId;
@@ -464,16 +465,16 @@ void Process::waitForPort(int port, const WaitForPortOptions& o) const {
     req.port = port;
     req.mode = o.mode == PortCheckMode::Tcp ? "tcp" : "http";
     req.path = o.path;
-    req.statusMin = o.statusMin;
-    req.statusMax = o.statusMax;
+    req.statusMin = o.status.min;
+    req.statusMax = o.status.max;
     req.processId = id;
     req.intervalMs = o.interval.count();
     std::string condition = "port " + std::to_string(port) +
                             (o.mode == PortCheckMode::Tcp ? " (tcp)" : " (http " + o.path + ")");
     std::optional<std::chrono::steady_clock::time_point> deadline;
     if (o.timeout) deadline = std::chrono::steady_clock::now() + *o.timeout;
-    auto src = api.stream("POST", "/api/port-watch", req.toJson().dump(), "port.watch",
-                          remaining(deadline));
+    auto src = api.stream("POST", "/api/port-watch", detail::jsonBody(req.toJson(), "port.watch"),
+                          "port.watch", remaining(deadline));
     for (;;) {
         std::optional<SseEvent> ev;
         try {

@@ -45,6 +45,40 @@ std::string newSessionId() {
     return buf;
 }
 
+// What a transport reports when it stopped a command at its timeout: a session's
+// COMMAND_EXECUTION_ERROR "... Command timeout after Nms", or (session-less, a bridge, a stream)
+// exit code 124 with "Command timed out after Nms" ending stderr. exec() turns both into one
+// CommandTimeoutError. Exit 124 alone is not enough (a command may exit 124 by itself): the
+// line must be there and the time must have run out.
+bool stoppedAtTimeout(const ExecResult& r, std::chrono::milliseconds timeout,
+                      std::chrono::steady_clock::duration elapsed) {
+    if (r.exitCode != 124 || elapsed < timeout) return false;
+    std::string_view err = r.stderrText;
+    while (!err.empty() && err.back() == '\n') err.remove_suffix(1);
+    auto nl = err.rfind('\n');
+    std::string_view last = nl == std::string_view::npos ? err : err.substr(nl + 1);
+    return last.starts_with("Command timed out after ");
+}
+
+[[noreturn]] void throwTimeout(std::string_view command, std::chrono::milliseconds timeout,
+                               const ExecResult* partial, std::string message = {}) {
+    json ctx{{"command", std::string(command)}, {"timeoutMs", timeout.count()}};
+    if (partial) {
+        ctx["stdout"] = partial->stdoutText;
+        std::string err = partial->stderrText;
+        // The transport's own timeout line is the error's message, not the command's output.
+        while (!err.empty() && err.back() == '\n') err.pop_back();
+        auto nl = err.rfind('\n');
+        err.erase(nl == std::string::npos ? 0 : nl + 1);
+        ctx["stderr"] = err;
+    }
+    if (message.empty())
+        message = "Failed to execute command '" + std::string(command) +
+                  "': Command timeout after " + std::to_string(timeout.count()) + "ms";
+    throw CommandTimeoutError("COMMAND_EXECUTION_ERROR", message, 500, std::move(ctx),
+                              "command.execute");
+}
+
 }  // namespace
 
 // ---- commands -------------------------------------------------------------------------------
@@ -61,7 +95,7 @@ ExecResult SandboxOperations::exec(std::string_view command, const ExecOptions& 
             for (auto& ev : execStream(command, o)) {
                 if (ev.type == ExecEvent::Type::Stdout || ev.type == ExecEvent::Type::Stderr) {
                     bool out = ev.type == ExecEvent::Type::Stdout;
-                    (out ? r.stdout : r.stderr) += ev.data;
+                    (out ? r.stdoutText : r.stderrText) += ev.data;
                     o.onOutput(out ? "stdout" : "stderr", ev.data);
                 } else if (ev.type == ExecEvent::Type::Complete) {
                     r.exitCode = ev.exitCode.value_or(0);
@@ -75,8 +109,18 @@ ExecResult SandboxOperations::exec(std::string_view command, const ExecOptions& 
                 throw StreamLostError("STREAM_LOST", "Stream ended without completion event", 0);
             r.sessionId = session_ ? session_ : state_->conn().defaultSession();
         } else {
-            r = state_->conn().exec(command, o, session_);
+            try {
+                r = state_->conn().exec(command, o, session_);
+            } catch (const CommandError& e) {
+                // A session reports its timeout as an error without the output so far.
+                if (o.timeout && e.code() == "COMMAND_EXECUTION_ERROR" &&
+                    e.contextString("stderr").starts_with("Command timeout after "))
+                    throwTimeout(command, *o.timeout, nullptr, e.what());
+                throw;
+            }
         }
+        if (o.timeout && stoppedAtTimeout(r, *o.timeout, std::chrono::steady_clock::now() - start))
+            throwTimeout(command, *o.timeout, &r);
         r.success = r.exitCode == 0;
         r.timestamp = ts;
         r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -266,6 +310,46 @@ std::string FileStream::collect() {
     std::string all;
     while (auto c = nextChunk()) all += *c;
     return all;
+}
+
+}  // namespace sandbox
+
+// ---- ScopedSandbox --------------------------------------------------------------------------
+
+namespace sandbox {
+
+ScopedSandbox::ScopedSandbox(Sandbox sandbox) : sandbox_(std::move(sandbox)) {}
+
+ScopedSandbox::ScopedSandbox(ScopedSandbox&& other) noexcept
+    : sandbox_(std::exchange(other.sandbox_, std::nullopt)) {}
+
+ScopedSandbox& ScopedSandbox::operator=(ScopedSandbox&& other) noexcept {
+    if (this != &other) {
+        ScopedSandbox old(std::move(*this));  // destroys what this owned
+        sandbox_ = std::exchange(other.sandbox_, std::nullopt);
+    }
+    return *this;
+}
+
+ScopedSandbox::~ScopedSandbox() {
+    if (!sandbox_) return;
+    try {
+        sandbox_->destroy();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+    }
+}
+
+void ScopedSandbox::destroy() {
+    if (!sandbox_) return;
+    Sandbox sb = std::move(*sandbox_);
+    sandbox_.reset();
+    sb.destroy();
+}
+
+Sandbox ScopedSandbox::release() {
+    Sandbox sb = std::move(*sandbox_);
+    sandbox_.reset();
+    return sb;
 }
 
 }  // namespace sandbox

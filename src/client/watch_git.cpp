@@ -7,6 +7,7 @@
 
 #include "client/client_impl.hpp"
 #include "client/container_connection.hpp"
+#include "client/error_mapping.hpp"
 #include "core/json_util.hpp"
 #include "core/wire_git_watch.hpp"
 
@@ -66,7 +67,7 @@ FileWatch SandboxOperations::watch(std::string_view path, const WatchOptions& o)
     auto& api = requireAgent(*state_, "watch()");
     auto req = watchRequest(path, o.recursive, o.include, o.exclude, session_);
     req.events = o.events;
-    auto src = api.stream("POST", "/api/watch", req.toJson().dump(), "watch");
+    auto src = api.stream("POST", "/api/watch", detail::jsonBody(req.toJson(), "watch"), "watch");
     // Returns only once the watch is established: read up to the `watching` event.
     for (;;) {
         auto ev = src->next();
@@ -126,9 +127,9 @@ GitCheckoutResult SandboxOperations::gitCheckout(std::string_view repoUrl,
 
     // One request that may run as long as the clone: its own read timeout.
     const auto requestTimeout = state_->client->opts.requestTimeout;
-    auto r = api.requester().call(api.endpoint(), "POST", "/api/git/checkout", req.toJson().dump(),
-                                  {}, "git.clone", false,
-                                  std::max(requestTimeout, timeout + kGitRequestSlack));
+    auto r = api.requester().call(api.endpoint(), "POST", "/api/git/checkout",
+                                  detail::jsonBody(req.toJson(), "git.checkout"), {}, "git.clone",
+                                  false, std::max(requestTimeout, timeout + kGitRequestSlack));
     json j = core::parseJson(r.body);
     if (!j.is_object())
         throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON",

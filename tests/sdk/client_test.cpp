@@ -63,7 +63,7 @@ TEST_CASE("the embedded default never runs unisolated unless told to") {
     o.unisolated = true;
     Client c(o);
     CHECK(c.describe().find("; isolation: none;") != std::string::npos);
-    CHECK(getSandbox(c, uniqueName("unisolated")).exec("echo hi").stdout.rfind("hi", 0) == 0);
+    CHECK(getSandbox(c, uniqueName("unisolated")).exec("echo hi").stdoutText.rfind("hi", 0) == 0);
     // SANDBOX_ISOLATION: none or bwrap, nothing else.
     ::setenv("SANDBOX_ISOLATION", "maybe", 1);
     CHECK_THROWS_AS(Client(ClientOptions{}), ValidationFailedError);
@@ -123,9 +123,9 @@ TEST_CASE("the same name reaches the same sandbox; different names do not meet")
         CHECK(upper.exists(path + ".case").exists);
         // Processes and sessions are per sandbox as well.
         one.exec("export WHO=one");
-        CHECK(two.exec("echo ${WHO-unset}").stdout ==
+        CHECK(two.exec("echo ${WHO-unset}").stdoutText ==
               inSession(hasDefaultSession() ? "one\n" : "unset\n"));
-        CHECK(other.exec("echo ${WHO-unset}").stdout == inSession("unset\n"));
+        CHECK(other.exec("echo ${WHO-unset}").stdoutText == inSession("unset\n"));
     }
 }
 
@@ -147,7 +147,7 @@ TEST_CASE("destroy() removes the sandbox; the name then starts afresh") {
     auto probe = getSandbox(client(), sb.id(), {.enableDefaultSession = false});
     const std::string marker = "sleep 4444." + std::to_string(::getpid());
     auto bg = sb.exec("(" + marker + " > /dev/null 2>&1 &) ; echo started");
-    CHECK(bg.stdout == inSession("started\n"));
+    CHECK(bg.stdoutText == inSession("started\n"));
     CHECK(eventually([&] { return countProcesses(probe, marker) == 1; }));
     sb.exec("export SET_BEFORE=1");
     sb.destroy();
@@ -155,9 +155,44 @@ TEST_CASE("destroy() removes the sandbox; the name then starts afresh") {
     CHECK_FALSE(sb.exists(path).exists);
     CHECK(countProcesses(probe, marker) == 0);
     CHECK(eventually([&] { return countHostProcesses(marker) == 0; }));
-    CHECK(sb.exec("echo ${SET_BEFORE-unset}").stdout == inSession("unset\n"));
+    CHECK(sb.exec("echo ${SET_BEFORE-unset}").stdoutText == inSession("unset\n"));
     CHECK_NOTHROW(sb.destroy());
     CHECK_NOTHROW(sb.destroy());  // destroying what does not exist is fine
+}
+
+TEST_CASE("ScopedSandbox destroys its sandbox at the end of the scope, also on an exception") {
+    if (isAgent()) return;  // the agent transport cannot destroy (see the test above)
+    const std::string name = uniqueName("scoped");
+    const std::string path = ws() + "/scoped.txt";
+    try {
+        ScopedSandbox sb(getSandbox(client(), name));
+        sb->writeFile(path, "x");
+        CHECK((*sb).exists(path).exists);
+        sb->exec("exit 3", {});  // a result, not an error
+        throw std::runtime_error("the user's own failure");
+    } catch (const std::runtime_error&) {
+    }
+    // Gone: the name starts afresh.
+    CHECK_FALSE(getSandbox(client(), name).exists(path).exists);
+
+    // release() keeps it; destroy() reports what happens and disarms the guard.
+    Sandbox kept = [&] {
+        ScopedSandbox sb(getSandbox(client(), name));
+        sb->writeFile(path, "kept");
+        return sb.release();
+    }();
+    CHECK(kept.readFile(path).content == "kept");
+    ScopedSandbox again(kept);
+    CHECK(static_cast<bool>(again));
+    again.destroy();
+    CHECK_FALSE(static_cast<bool>(again));
+    CHECK_FALSE(kept.exists(path).exists);
+    // Moving hands the duty over: only the destination destroys.
+    ScopedSandbox first(getSandbox(client(), name));
+    first->writeFile(path, "moved");
+    ScopedSandbox second(std::move(first));
+    CHECK_FALSE(static_cast<bool>(first));  // NOLINT(bugprone-use-after-move)
+    CHECK(second->readFile(path).content == "moved");
 }
 
 TEST_CASE("8 threads share one Sandbox, 20 exec each") {
@@ -174,12 +209,12 @@ TEST_CASE("8 threads share one Sandbox, 20 exec each") {
                 try {
                     auto r = sb.exec("echo " + tag + "; echo " + tag + " >&2; bash -c 'exit " +
                                      std::to_string(i % 3) + "'");
-                    if (r.stdout == inSession(tag + "\n") && r.stderr == inSession(tag + "\n") &&
-                        r.exitCode == i % 3)
+                    if (r.stdoutText == inSession(tag + "\n") &&
+                        r.stderrText == inSession(tag + "\n") && r.exitCode == i % 3)
                         ++ok;
                     else {
                         std::lock_guard lock(m);
-                        failures.push_back(tag + ": " + r.stdout + "|" + r.stderr + "|" +
+                        failures.push_back(tag + ": " + r.stdoutText + "|" + r.stderrText + "|" +
                                            std::to_string(r.exitCode));
                     }
                 } catch (const std::exception& e) {
@@ -261,16 +296,16 @@ TEST_CASE("a bridge is asked once what it serves; a failed answer is an error, a
     auto sb = getSandbox(c, "probe");  // no I/O yet
     CHECK(healths == 0);
     CHECK_THROWS_AS(sb.exec("c"), ConnectionError);
-    CHECK(sb.exec("c").stdout == "via agent");
-    CHECK(sb.exec("c").stdout == "via agent");
+    CHECK(sb.exec("c").stdoutText == "via agent");
+    CHECK(sb.exec("c").stdoutText == "via agent");
     // Asked once per Client: the answer holds for every Sandbox made from it.
     passthrough = false;
-    CHECK(getSandbox(c, "other").exec("c").stdout == "via agent");
+    CHECK(getSandbox(c, "other").exec("c").stdoutText == "via agent");
     CHECK(healths == 2);
     // A bridge without the passthrough (Cloudflare's): exec over /exec, its output normalised
     // as the container API's session mode ("via bridge\n" -> "via bridge").
     Client narrow(o);
-    CHECK(getSandbox(narrow, "probe").exec("c").stdout == "via bridge");
+    CHECK(getSandbox(narrow, "probe").exec("c").stdoutText == "via bridge");
     CHECK(healths == 3);
 }
 

@@ -54,7 +54,7 @@ TEST_CASE("the API key: AuthenticationError on the bridge when it is wrong or mi
         ClientOptions o = clientOptions();
         o.apiKey = "whatever";
         auto sb = getSandbox(Client(o), uniqueName("key"));
-        CHECK(sb.exec("echo ok").stdout == inSession("ok\n"));
+        CHECK(sb.exec("echo ok").stdoutText == inSession("ok\n"));
         return;
     }
     for (std::string key : {"wrong", ""}) {
@@ -77,7 +77,7 @@ TEST_CASE("the API key: AuthenticationError on the bridge when it is wrong or mi
     }
     // A client with a bad key does not spoil a good one.
     auto good = freshSandbox("good");
-    CHECK(good.exec("echo fine").stdout == inSession("fine\n"));
+    CHECK(good.exec("echo fine").stdoutText == inSession("fine\n"));
 }
 
 TEST_CASE("nobody listening is ConnectionError") {
@@ -137,7 +137,7 @@ TEST_CASE("a request that takes longer than requestTimeout is TimeoutError") {
     CHECK(std::chrono::steady_clock::now() - t0 < 2500ms);
     // A fast request on the same client still works (a fresh connection).
     auto other = getSandbox(c, sb.id(), {.enableDefaultSession = false});
-    CHECK(other.exec("echo quick").stdout == "quick\n");
+    CHECK(other.exec("echo quick").stdoutText == "quick\n");
 }
 
 }  // namespace

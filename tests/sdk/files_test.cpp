@@ -74,8 +74,9 @@ TEST_CASE("base64 writes and reads every byte value") {
     CHECK(a.isBinary);
     CHECK(a.bytes() == bytes);
     // The same bytes through a shell command: nothing was altered on the way in.
-    CHECK(sb.exec("cksum < " + d + "/all.bin").stdout ==
-          sb.exec("printf '%s' '" + core::base64Encode(bytes) + "' | base64 -d | cksum").stdout);
+    CHECK(
+        sb.exec("cksum < " + d + "/all.bin").stdoutText ==
+        sb.exec("printf '%s' '" + core::base64Encode(bytes) + "' | base64 -d | cksum").stdoutText);
     // Invalid base64 is refused.
     CHECK_THROWS_AS(sb.writeFile(d + "/bad.bin", "not base64!!", {.encoding = Encoding::Base64}),
                     ValidationFailedError);
@@ -271,6 +272,68 @@ TEST_CASE("renameFile and moveFile") {
     CHECK_THROWS_AS(sb.moveFile(d + "/nope", d + "/x"), FileNotFoundError);
 }
 
+TEST_CASE("moveFile and renameFile across filesystems (/tmp and the workspace), as mv does") {
+    // The guide's own call: in a sandbox /tmp and /workspace are different filesystems, where
+    // rename(2) fails with EXDEV. (Cloudflare's bridge addresses files in /workspace only.)
+    if (isNarrow()) return;
+    auto sb = freshSandbox("xdev");
+    const std::string tmp = "/tmp/" + uniqueName("download");
+    sb.writeFile(tmp + ".txt", "downloaded\n");
+    auto m = sb.moveFile(tmp + ".txt", ws() + "/data.txt");
+    CHECK(m.success);
+    CHECK(sb.readFile(ws() + "/data.txt").content == "downloaded\n");
+    CHECK_FALSE(sb.exists(tmp + ".txt").exists);
+    // Back again with renameFile, keeping the file's mode.
+    sb.exec("chmod 750 " + ws() + "/data.txt");
+    sb.renameFile(ws() + "/data.txt", tmp + ".back");
+    CHECK(sb.exec("stat -c %a " + tmp + ".back").stdoutText == inSession("750\n"));
+    CHECK_FALSE(sb.exists(ws() + "/data.txt").exists);
+    // A directory tree with a symlink, into an existing directory (keeps its name).
+    sb.exec("mkdir -p " + tmp + "/tree/sub && printf x > " + tmp + "/tree/sub/f && ln -s sub/f " +
+            tmp + "/tree/link");
+    sb.mkdir(ws() + "/into");
+    sb.moveFile(tmp + "/tree", ws() + "/into");
+    CHECK(sb.readFile(ws() + "/into/tree/sub/f").bytes() == "x");
+    CHECK(sb.exec("readlink " + ws() + "/into/tree/link").stdoutText == inSession("sub/f\n"));
+    CHECK_FALSE(sb.exists(tmp + "/tree").exists);
+    sb.exec("rm -rf " + tmp + " " + tmp + ".back");
+    if (isAgent()) return;  // no read-only filesystem of the sandbox's own there
+    // A move that cannot complete leaves the source as it was and no partial destination.
+    sb.writeFile(ws() + "/keep.txt", "keep");
+    CHECK_THROWS_AS(sb.moveFile(ws() + "/keep.txt", "/usr/keep.txt"), SandboxError);
+    CHECK(sb.readFile(ws() + "/keep.txt").content == "keep");
+    CHECK_FALSE(sb.exists("/usr/keep.txt").exists);
+}
+
+TEST_CASE("bytes that are not UTF-8 are written and read back exactly") {
+    std::string d = freshDir("latin1");
+    const auto& sb = shared();
+    // A Windows-1252 CSV: "café;naïve;€5" with single-byte accents and the euro sign 0x80.
+    const std::string csv =
+        "name;price\ncaf\xe9;na\xefve;\x80"
+        "5\n";
+    auto w = sb.writeFile(d + "/prices.csv", csv);  // no base64 by the caller
+    CHECK(w.success);
+    CHECK(sb.exec("cksum < " + d + "/prices.csv").stdoutText ==
+          sb.exec("printf 'name;price\\ncaf\\351;na\\357ve;\\2005\\n' | cksum").stdoutText);
+    // The default read does not replace bytes: it answers them exactly, as base64.
+    auto r = sb.readFile(d + "/prices.csv");
+    CHECK(r.bytes() == csv);
+    CHECK(r.encoding == "base64");
+    CHECK(r.isBinary);
+    auto st = sb.readFileStream(d + "/prices.csv");
+    // (Cloudflare's bridge announces a stream's encoding from the name alone.)
+    if (!isNarrow()) CHECK(st.metadata().isBinary);
+    CHECK(st.collect() == csv);
+    // An image's bytes, straight from memory.
+    const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + allBytes(300, 5);
+    sb.writeFile(d + "/image.png", png);
+    CHECK(sb.readFile(d + "/image.png").bytes() == png);
+    // Text that is UTF-8 still reads as text.
+    sb.writeFile(d + "/ok.csv", "caf\xc3\xa9\n");
+    CHECK(sb.readFile(d + "/ok.csv").encoding == "utf-8");
+}
+
 TEST_CASE("listFiles: FileInfo fields, recursive, includeHidden") {
     std::string d = freshDir("ls");
     const auto& sb = shared();
@@ -367,7 +430,7 @@ TEST_CASE("file names with spaces, quotes, shell syntax and non-ASCII characters
     sb.renameFile(name, name + ".2");
     REQUIRE(sb.listFiles(d).count == 1);
     CHECK(sb.listFiles(d).files.at(0).name == base + ".2");
-    CHECK(sb.exec("cat " + d + "/*.2").stdout == "odd");
+    CHECK(sb.exec("cat " + d + "/*.2").stdoutText == "odd");
     sb.deleteFile(name + ".2");
     CHECK(sb.listFiles(d).files.empty());
 

@@ -28,7 +28,7 @@ Repo makeRepo(const Sandbox& sb) {
                 "git checkout -q -b feature; echo f > feature.txt; git add feature.txt; "
                 "git commit -q -m feature; git checkout -q main; cd ..; git clone -q --bare src '" +
                 r.name + ".git'");
-    REQUIRE_MESSAGE(e.exitCode == 0, e.stderr);
+    REQUIRE_MESSAGE(e.exitCode == 0, e.stderrText);
     return r;
 }
 
@@ -88,7 +88,7 @@ TEST_CASE("gitCheckout: default target, branch, targetDir, depth") {
     CHECK(r.targetDir == ws() + "/" + repo.name);
     CHECK_FALSE(r.timestamp.empty());
     CHECK(sb.readFile(r.targetDir + "/README").content == "one\ntwo\nthree\n");
-    CHECK(trimmed(sb.exec("git -C '" + r.targetDir + "' rev-list --count HEAD").stdout) == "3");
+    CHECK(trimmed(sb.exec("git -C '" + r.targetDir + "' rev-list --count HEAD").stdoutText) == "3");
 
     auto b = sb.gitCheckout(
         repo.url,
@@ -96,7 +96,7 @@ TEST_CASE("gitCheckout: default target, branch, targetDir, depth") {
     CHECK(b.branch == "feature");
     CHECK(b.targetDir == repo.dir + "/shallow");
     CHECK(sb.exists(repo.dir + "/shallow/feature.txt").exists);
-    CHECK(trimmed(sb.exec("git -C '" + b.targetDir + "' rev-list --count HEAD").stdout) == "1");
+    CHECK(trimmed(sb.exec("git -C '" + b.targetDir + "' rev-list --count HEAD").stdoutText) == "1");
 
     // In a session, a relative targetDir is relative to the session's directory.
     auto s = sb.createSession({.cwd = repo.dir});
@@ -143,7 +143,7 @@ TEST_CASE("gitCheckout: a clone timeout is GitNetworkError and the token never s
                      "s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(8)\n"
                      "print(s.getsockname()[1], flush=True); time.sleep(120)' > port < /dev/null "
                      "2>&1 & echo $! > pid)");
-    REQUIRE_MESSAGE(e.exitCode == 0, e.stderr);
+    REQUIRE_MESSAGE(e.exitCode == 0, e.stderrText);
     std::string port;
     REQUIRE(eventually([&] {
         if (!sb.exists(d + "/port").exists) return false;

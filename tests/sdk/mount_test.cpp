@@ -43,7 +43,7 @@ TEST_CASE("mountBucket / unmountBucket: a bucket in the sandbox, and typed error
         "mkdir -p /mnt/sdk/in && echo from-sdk > /mnt/sdk/in/hello.txt && "
         "cat /mnt/sdk/in/hello.txt");
     CHECK(w.exitCode == 0);
-    CHECK(w.stdout == inSession("from-sdk\n"));
+    CHECK(w.stdoutText == inSession("from-sdk\n"));
     try {
         sb.mountBucket("sdkb", "/mnt/sdk", o);
         FAIL("a second mount at the same path was accepted");
@@ -53,7 +53,7 @@ TEST_CASE("mountBucket / unmountBucket: a bucket in the sandbox, and typed error
     if (isNarrow()) {
         // Cloudflare's bridge (@cloudflare/sandbox 0.12.7) cleans up after the refused second
         // mount by unmounting the path, which takes the first, working mount down with it.
-        CHECK(sb.exec("mountpoint -q /mnt/sdk || echo unmounted").stdout ==
+        CHECK(sb.exec("mountpoint -q /mnt/sdk || echo unmounted").stdoutText ==
               inSession("unmounted\n"));
         sb.destroy();
         return;
@@ -63,12 +63,12 @@ TEST_CASE("mountBucket / unmountBucket: a bucket in the sandbox, and typed error
     ro.readOnly = true;
     ro.prefix = "/in/";
     sb.mountBucket("sdkb", "/data/ro", ro);
-    CHECK(sb.exec("cat /data/ro/hello.txt").stdout == inSession("from-sdk\n"));
+    CHECK(sb.exec("cat /data/ro/hello.txt").stdoutText == inSession("from-sdk\n"));
     CHECK(sb.exec("echo x > /data/ro/new.txt").exitCode != 0);
 
     sb.unmountBucket("/mnt/sdk");
     sb.unmountBucket("/data/ro");
-    CHECK(sb.exec("test -e /mnt/sdk || test -e /data/ro || echo gone").stdout ==
+    CHECK(sb.exec("test -e /mnt/sdk || test -e /data/ro || echo gone").stdoutText ==
           inSession("gone\n"));
     CHECK_THROWS_AS(sb.unmountBucket("/mnt/sdk"), BucketMountError);
     sb.destroy();

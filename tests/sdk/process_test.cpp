@@ -55,9 +55,9 @@ TEST_CASE("startProcess lifecycle: status, list, get, logs, exit codes 0 1 124 1
     CHECK(p.waitForExit(20s).exitCode == 0);
     CHECK(p.getStatus() == ProcessStatus::Completed);
     auto logs = p.getLogs();
-    CHECK(logs.stdout == "out\n");
-    CHECK(logs.stderr == "err\n");
-    CHECK(sb.getProcessLogs("life-ok").stdout == "out\n");
+    CHECK(logs.stdoutText == "out\n");
+    CHECK(logs.stderrText == "err\n");
+    CHECK(sb.getProcessLogs("life-ok").stdoutText == "out\n");
     auto got = sb.getProcess("life-ok");
     REQUIRE(got);
     CHECK(got->status == ProcessStatus::Completed);
@@ -156,9 +156,9 @@ TEST_CASE("a process that floods output: bounded logs, and the stream says what 
     auto p = sb.startProcess("head -c 20000000 /dev/zero | tr '\\0' y; echo; echo end");
     CHECK(p.waitForExit(60s).exitCode == 0);
     auto logs = p.getLogs();
-    CHECK(logs.stdout.size() <= 1024 * 1024);
-    CHECK(logs.stdout.ends_with("y\nend\n"));
-    CHECK(logs.stdoutDroppedBytes + logs.stdout.size() == 20000000 + 5);
+    CHECK(logs.stdoutText.size() <= 1024 * 1024);
+    CHECK(logs.stdoutText.ends_with("y\nend\n"));
+    CHECK(logs.stdoutDroppedBytes + logs.stdoutText.size() == 20000000 + 5);
     std::uint64_t dropped = 0;
     std::string streamed;
     bool exited = false;
@@ -169,7 +169,7 @@ TEST_CASE("a process that floods output: bounded logs, and the stream says what 
     }
     CHECK(exited);
     CHECK(dropped == logs.stdoutDroppedBytes);
-    CHECK(streamed == logs.stdout);
+    CHECK(streamed == logs.stdoutText);
 }
 
 TEST_CASE("waitForLog: existing output first, lines split across chunks, regex, exit, timeout") {
@@ -227,8 +227,14 @@ TEST_CASE("waitForPort: python3 -m http.server in http and tcp modes, early exit
     auto server = sb.startProcess("exec python3 -m http.server " + std::to_string(port) +
                                   " --bind 127.0.0.1");
     server.waitForPort(port, {.timeout = 30s});
-    server.waitForPort(
-        port, {.path = "/no-such-page", .statusMin = 404, .statusMax = 404, .timeout = 30s});
+    // As the TypeScript writes it: one status, or a range.
+    server.waitForPort(port, {.path = "/no-such-page", .status = 404, .timeout = 30s});
+    server.waitForPort(port, {.path = "/", .status = {200, 299}, .timeout = 30s});
+    // A status the page never answers with is not ready.
+    CHECK_THROWS_AS(
+        server.waitForPort(
+            port, {.path = "/no-such-page", .status = 200, .timeout = 1500ms, .interval = 100ms}),
+        ProcessReadyTimeoutError);
     server.waitForPort(port, {.mode = PortCheckMode::Tcp, .timeout = 30s});
     CHECK(server.getStatus() == ProcessStatus::Running);
     server.kill();
@@ -286,44 +292,44 @@ TEST_CASE("environment variables: sandbox, session and command levels, and unset
     const std::string show = "echo ${SB_A-unset} ${SB_B-unset} ${SB_C-unset}";
     // The default session (or, on the narrow bridge, each command) sees the sandbox values;
     // a per-command value wins.
-    CHECK(sb.exec(show).stdout == inSession("sandbox sandbox sandbox\n"));
-    CHECK(sb.exec(show, {.env = {{"SB_C", "command"}}}).stdout ==
+    CHECK(sb.exec(show).stdoutText == inSession("sandbox sandbox sandbox\n"));
+    CHECK(sb.exec(show, {.env = {{"SB_C", "command"}}}).stdoutText ==
           inSession("sandbox sandbox command\n"));
     // Later changes reach it too; nullopt unsets.
     sb.setEnvVars({{"SB_B", "changed"}, {"SB_C", std::nullopt}});
-    CHECK(sb.exec(show).stdout == inSession("sandbox changed unset\n"));
+    CHECK(sb.exec(show).stdoutText == inSession("sandbox changed unset\n"));
     if (isNarrow()) return;
 
     // A later session: sandbox values under its own; its setEnvVars is its own business.
     auto s = sb.createSession({.env = {{"SB_A", "session"}}});
-    CHECK(s.exec(show).stdout == inSession("session changed unset\n"));
+    CHECK(s.exec(show).stdoutText == inSession("session changed unset\n"));
     s.setEnvVars({{"SB_C", "session-set"}, {"SB_B", std::nullopt}});
-    CHECK(s.exec(show).stdout == inSession("session unset session-set\n"));
-    CHECK(s.exec(show, {.env = {{"SB_C", "command"}}}).stdout ==
+    CHECK(s.exec(show).stdoutText == inSession("session unset session-set\n"));
+    CHECK(s.exec(show, {.env = {{"SB_C", "command"}}}).stdoutText ==
           inSession("session unset command\n"));
-    CHECK(sb.exec(show).stdout == inSession("sandbox changed unset\n"));
+    CHECK(sb.exec(show).stdoutText == inSession("sandbox changed unset\n"));
     // Processes see the same layers.
     auto p = s.startProcess(show, {.env = {{"SB_A", "process"}}});
     p.waitForExit(20s);
-    CHECK(p.getLogs().stdout == "process unset session-set\n");
+    CHECK(p.getLogs().stdoutText == "process unset session-set\n");
     auto q = sb.startProcess(show);
     q.waitForExit(20s);
-    CHECK(q.getLogs().stdout == "sandbox changed unset\n");
+    CHECK(q.getLogs().stdoutText == "sandbox changed unset\n");
 
     // A second handle on the same sandbox: its default session exists already, and its
     // sandbox-level values still reach it.
     auto again = getSandbox(client(), sb.id());
     again.setEnvVars({{"SB_C", "second-handle"}});
-    CHECK(again.exec(show).stdout == inSession("sandbox changed second-handle\n"));
+    CHECK(again.exec(show).stdoutText == inSession("sandbox changed second-handle\n"));
 
     // Session-less calls (enableDefaultSession = false) merge the sandbox values per call.
     auto bare = getSandbox(client(), uniqueName("penvbare"), {.enableDefaultSession = false});
     bare.setEnvVars({{"SB_A", "bare"}});
-    CHECK(bare.exec(show).stdout == "bare unset unset\n");
-    CHECK(bare.exec(show, {.env = {{"SB_A", "command"}}}).stdout == "command unset unset\n");
+    CHECK(bare.exec(show).stdoutText == "bare unset unset\n");
+    CHECK(bare.exec(show, {.env = {{"SB_A", "command"}}}).stdoutText == "command unset unset\n");
     auto bp = bare.startProcess(show);
     bp.waitForExit(20s);
-    CHECK(bp.getLogs().stdout == "bare unset unset\n");
+    CHECK(bp.getLogs().stdoutText == "bare unset unset\n");
 }
 
 }  // namespace

@@ -205,7 +205,7 @@ int countProcesses(const Sandbox& sb, const std::string& marker) {
         "'; n=0; for f in /proc/[0-9]*/cmdline; do c=$(tr '\\0' ' ' < \"$f\" 2>/dev/null); "
         "case \"$c\" in *\"$m\"*) n=$((n+1));; esac; done; echo $n";
     auto r = sb.exec(script);
-    return std::atoi(r.stdout.c_str());
+    return std::atoi(r.stdoutText.c_str());
 }
 
 namespace {

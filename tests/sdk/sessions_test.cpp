@@ -38,10 +38,10 @@ TEST_CASE("createSession with env and cwd; exec in the session") {
     if (isNarrow()) {
         auto s = sb.createSession({.id = "s1", .env = {{"SV", "one"}}, .cwd = d});
         CHECK(s.id() == "s1");
-        CHECK(s.exec("pwd; echo $SV").stdout == inSession(d + "\none\n"));
-        CHECK(s.exec("export X=1; cd /tmp; echo $X").stdout == inSession("1\n"));
-        CHECK(s.exec("echo ${X-unset}; pwd").stdout == inSession("unset\n" + d + "\n"));
-        CHECK(sb.exec("echo ${SV-unset}").stdout == inSession("unset\n"));
+        CHECK(s.exec("pwd; echo $SV").stdoutText == inSession(d + "\none\n"));
+        CHECK(s.exec("export X=1; cd /tmp; echo $X").stdoutText == inSession("1\n"));
+        CHECK(s.exec("echo ${X-unset}; pwd").stdoutText == inSession("unset\n" + d + "\n"));
+        CHECK(sb.exec("echo ${SV-unset}").stdoutText == inSession("unset\n"));
         CHECK(sb.createSession().id().rfind("session-", 0) == 0);
         CHECK_THROWS_AS(sb.createSession({.id = "s1"}), SandboxError);  // 502 session_error
         return;
@@ -50,17 +50,18 @@ TEST_CASE("createSession with env and cwd; exec in the session") {
         sb.createSession({.id = "s1", .env = {{"SV", "one"}, {"DROPPED", std::nullopt}}, .cwd = d});
     CHECK(s.id() == "s1");
     auto r = s.exec("pwd; echo $SV; echo ${DROPPED-unset}");
-    CHECK(r.stdout == inSession(d + "\none\nunset\n"));
+    CHECK(r.stdoutText == inSession(d + "\none\nunset\n"));
     CHECK(r.sessionId == std::optional<std::string>("s1"));
     // State persists within the session, per-command options apply once.
     s.exec("export X=1; cd /tmp");
-    CHECK(s.exec("echo $X; pwd").stdout == inSession("1\n/tmp\n"));
-    CHECK(s.exec("echo $Y", {.env = {{"Y", "per-command"}}}).stdout == inSession("per-command\n"));
-    CHECK(s.exec("echo ${Y-unset}").stdout == inSession("unset\n"));
+    CHECK(s.exec("echo $X; pwd").stdoutText == inSession("1\n/tmp\n"));
+    CHECK(s.exec("echo $Y", {.env = {{"Y", "per-command"}}}).stdoutText ==
+          inSession("per-command\n"));
+    CHECK(s.exec("echo ${Y-unset}").stdoutText == inSession("unset\n"));
     // A default id.
     auto anon = sb.createSession();
     CHECK(anon.id().rfind("session-", 0) == 0);
-    CHECK(anon.exec("pwd").stdout == inSession(ws() + "\n"));
+    CHECK(anon.exec("pwd").stdoutText == inSession(ws() + "\n"));
     // The same id twice.
     CHECK_THROWS_AS(sb.createSession({.id = "s1"}), SessionAlreadyExistsError);
     CHECK_THROWS_AS(sb.createSession({.id = "__DISABLE_SESSION__"}), ValidationFailedError);
@@ -78,15 +79,16 @@ TEST_CASE("getSession reaches an existing session; sessions are isolated from ea
     if (isNarrow()) {
         // The bridge's exec streams, and the container runs a streamed command in a subshell of
         // the session's shell: what it changes does not outlive it.
-        CHECK(a.exec("export ONLY_A=1; cd /tmp; echo $ONLY_A; pwd").stdout ==
+        CHECK(a.exec("export ONLY_A=1; cd /tmp; echo $ONLY_A; pwd").stdoutText ==
               inSession("1\n/tmp\n"));
-        CHECK(a.exec("echo ${ONLY_A-unset}; pwd").stdout == inSession("unset\n" + ws() + "\n"));
+        CHECK(a.exec("echo ${ONLY_A-unset}; pwd").stdoutText == inSession("unset\n" + ws() + "\n"));
         return;
     }
     a.exec("export ONLY_A=1; cd /tmp");
-    CHECK(sb.getSession("a").exec("echo ${ONLY_A-unset}; pwd").stdout == inSession("1\n/tmp\n"));
-    CHECK(b.exec("echo ${ONLY_A-unset}; pwd").stdout == inSession("unset\n" + ws() + "\n"));
-    CHECK(sb.exec("echo ${ONLY_A-unset}; pwd").stdout == inSession("unset\n" + ws() + "\n"));
+    CHECK(sb.getSession("a").exec("echo ${ONLY_A-unset}; pwd").stdoutText ==
+          inSession("1\n/tmp\n"));
+    CHECK(b.exec("echo ${ONLY_A-unset}; pwd").stdoutText == inSession("unset\n" + ws() + "\n"));
+    CHECK(sb.exec("echo ${ONLY_A-unset}; pwd").stdoutText == inSession("unset\n" + ws() + "\n"));
     // Sessions share the file system.
     a.writeFile(ws() + "/shared-" + sb.id() + ".txt", "from a");
     CHECK(b.readFile(ws() + "/shared-" + sb.id() + ".txt").content == "from a");
@@ -94,7 +96,7 @@ TEST_CASE("getSession reaches an existing session; sessions are isolated from ea
     auto slow = a.execStream("echo begun; sleep 30");
     REQUIRE(slow.next());  // start
     auto t0 = std::chrono::steady_clock::now();
-    CHECK(b.exec("echo quick").stdout == inSession("quick\n"));
+    CHECK(b.exec("echo quick").stdoutText == inSession("quick\n"));
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);
 }
 
@@ -103,7 +105,7 @@ TEST_CASE("unknown sessions: created on first use; deleting one is an error") {
     auto s = sb.getSession("never-created");
     auto r = s.exec("pwd");
     CHECK(r.success);
-    CHECK(r.stdout == inSession(ws() + "\n"));
+    CHECK(r.stdoutText == inSession(ws() + "\n"));
     CHECK(r.sessionId == std::optional<std::string>("never-created"));
     if (isNarrow()) {
         try {
@@ -129,7 +131,7 @@ TEST_CASE("deleteSession ends the shell; the default session cannot be deleted")
     CHECK_THROWS_AS(sb.deleteSession("sandbox-" + sb.id()), ValidationFailedError);
     if (isNarrow()) {
         sb.createSession({.id = "gone", .env = {{"MARK", "1"}}});
-        CHECK(sb.getSession("gone").exec("echo ${MARK-unset}").stdout == inSession("1\n"));
+        CHECK(sb.getSession("gone").exec("echo ${MARK-unset}").stdoutText == inSession("1\n"));
         CHECK(sb.deleteSession("gone").sessionId == "gone");
         CHECK_THROWS_AS(sb.deleteSession("gone"), SandboxError);
         return;
@@ -141,7 +143,7 @@ TEST_CASE("deleteSession ends the shell; the default session cannot be deleted")
     CHECK(r.sessionId == "gone");
     CHECK_FALSE(r.timestamp.empty());
     // The same id is a fresh session afterwards.
-    CHECK(s.exec("echo ${MARK-unset} ${LATER-unset}").stdout == inSession("unset unset\n"));
+    CHECK(s.exec("echo ${MARK-unset} ${LATER-unset}").stdoutText == inSession("unset unset\n"));
     CHECK_NOTHROW(sb.deleteSession("gone"));
     CHECK_THROWS_AS(sb.deleteSession("gone"), SandboxError);
 }
@@ -168,11 +170,11 @@ TEST_CASE("a session whose shell exits: SessionTerminatedError, then the same id
     }
     auto r = s.exec("echo ${BEFORE-unset}");
     CHECK(r.success);
-    if (!isNarrow()) CHECK(r.stdout == inSession("unset\n"));  // a fresh shell
+    if (!isNarrow()) CHECK(r.stdoutText == inSession("unset\n"));  // a fresh shell
     // The default session recovers the same way.
     if (hasDefaultSession()) {
         CHECK_THROWS_AS(sb.exec("exit 4"), SessionTerminatedError);
-        CHECK(sb.exec("echo back").stdout == inSession("back\n"));
+        CHECK(sb.exec("echo back").stdoutText == inSession("back\n"));
     }
 }
 
@@ -183,7 +185,7 @@ TEST_CASE("commandTimeout limits every command of a session") {
     auto t0 = std::chrono::steady_clock::now();
     CHECK_THROWS_AS(s.exec("sleep 20"), CommandError);
     CHECK(std::chrono::steady_clock::now() - t0 < 10s);
-    CHECK(s.exec("echo fine").stdout == inSession("fine\n"));
+    CHECK(s.exec("echo fine").stdoutText == inSession("fine\n"));
 }
 
 TEST_CASE("session-bound file methods and execStream use the session") {

@@ -44,7 +44,7 @@ TEST_CASE("execStream yields start, stdout, stderr and complete, then ends") {
     sb.mkdir(d);
     std::string seen;
     std::optional<int> code;
-    for (auto& ev : sb.execStream("pwd; echo $V", {.env = {{"V", "streamed"}}, .cwd = d})) {
+    for (auto& ev : sb.execStream("pwd; echo $V", {.cwd = d, .env = {{"V", "streamed"}}})) {
         if (ev.type == Type::Stdout) seen += ev.data;
         if (ev.type == Type::Complete) code = ev.exitCode;
     }
@@ -88,7 +88,7 @@ TEST_CASE("destroying an ExecStream early cancels the command") {
     CHECK(eventually([&] { return countProcesses(probe, marker) == 0; }));
     // The sandbox and its default session work on.
     auto r = sb.exec("echo still here");
-    CHECK(r.stdout == inSession("still here\n"));
+    CHECK(r.stdoutText == inSession("still here\n"));
 }
 
 TEST_CASE("a stream that ends without a complete event is StreamLostError") {
