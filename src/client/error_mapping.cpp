@@ -105,6 +105,13 @@ std::optional<std::string> decodeBase64(std::string_view text) {
 
 namespace sandbox::detail {
 
+void rethrowUnexpected(const nlohmann::json::exception& e, const char* call) {
+    throw SandboxError(
+        "INVALID_RESPONSE",
+        std::string(call) + ": the sandbox sent data of an unexpected shape (" + e.what() + ")", 0,
+        nlohmann::json{{"call", call}});
+}
+
 std::string jsonBody(const nlohmann::json& body, const std::string& operation) {
     try {
         return body.dump();

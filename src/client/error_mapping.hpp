@@ -11,6 +11,11 @@ namespace sandbox::detail {
 /// never the JSON library's own exception.
 std::string jsonBody(const nlohmann::json& body, const std::string& operation);
 
+/// A JSON library exception inside a public call: data from the server of a shape the SDK did
+/// not expect (or text that cannot be JSON). Rethrown as SandboxError INVALID_RESPONSE naming
+/// the call, so that no exception but the SDK's own leaves a public call.
+[[noreturn]] void rethrowUnexpected(const nlohmann::json::exception& e, const char* call);
+
 /// Throws the typed error for an error response: the container envelope
 /// ({code, message, context, httpStatus, operation}) or the bridge body ({error, code});
 /// anything else is a SandboxError "INTERNAL_ERROR" quoting the start of the body.

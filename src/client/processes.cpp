@@ -261,7 +261,7 @@ LogStream::iterator LogStream::begin() {
     return iterator(this);
 }
 
-std::optional<LogEvent> LogStream::next() {
+std::optional<LogEvent> LogStream::next() try {
     if (done_ || !src_) return std::nullopt;
     for (;;) {
         auto ev = src_->next();
@@ -275,11 +275,14 @@ std::optional<LogEvent> LogStream::next() {
         if (parsed->type == LogEvent::Type::Exit) done_ = true;
         return parsed;
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "next");
 }
 
 // ---- Sandbox: processes ---------------------------------------------------------------------
 
-Process SandboxOperations::startProcess(std::string_view command, const ProcessOptions& o) const {
+Process SandboxOperations::startProcess(std::string_view command, const ProcessOptions& o) const
+    try {
     try {
         auto& api = requireAgent(*state_, "startProcess");
         if (o.processId) checkProcessId(*o.processId, "process.start");
@@ -345,18 +348,22 @@ Process SandboxOperations::startProcess(std::string_view command, const ProcessO
         if (o.onError) o.onError(e);
         throw;
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "startProcess");
 }
 
-std::vector<Process> SandboxOperations::listProcesses() const {
+std::vector<Process> SandboxOperations::listProcesses() const try {
     json j = agentGet(*state_, "/api/process/list", "process.list", "listProcesses");
     std::vector<Process> out;
     if (j.contains("processes") && j["processes"].is_array())
         for (const auto& p : j["processes"])
             out.push_back(fromInfo(wire::ProcessInfo::fromJson(p), state_));
     return out;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "listProcesses");
 }
 
-std::optional<Process> SandboxOperations::getProcess(std::string_view id) const {
+std::optional<Process> SandboxOperations::getProcess(std::string_view id) const try {
     requireAgent(*state_, "getProcess");
     if (!wire::processIdProblem(id).empty()) return std::nullopt;  // no such id can exist
     try {
@@ -366,9 +373,11 @@ std::optional<Process> SandboxOperations::getProcess(std::string_view id) const 
     } catch (const ProcessNotFoundError&) {
         return std::nullopt;
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "getProcess");
 }
 
-void SandboxOperations::killProcess(std::string_view id, std::string_view signal) const {
+void SandboxOperations::killProcess(std::string_view id, std::string_view signal) const try {
     requireAgent(*state_, "killProcess");
     checkProcessId(id, "process.kill");
     std::string target = "/api/process/" + std::string(id);
@@ -379,30 +388,38 @@ void SandboxOperations::killProcess(std::string_view id, std::string_view signal
         throw ValidationFailedError("VALIDATION_FAILED",
                                     "Unsupported signal '" + std::string(signal) + "'", 400);
     agentGet(*state_, target, "process.kill", "killProcess", "DELETE");
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "killProcess");
 }
 
-int SandboxOperations::killAllProcesses() const {
+int SandboxOperations::killAllProcesses() const try {
     json j =
         agentGet(*state_, "/api/process/kill-all", "process.killAll", "killAllProcesses", "DELETE");
     return j.value("cleanedCount", 0);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "killAllProcesses");
 }
 
-ProcessLogs SandboxOperations::getProcessLogs(std::string_view id) const {
+ProcessLogs SandboxOperations::getProcessLogs(std::string_view id) const try {
     requireAgent(*state_, "getProcessLogs");
     checkProcessId(id, "process.logs");
     auto r = wire::ProcessLogsResponse::fromJson(agentGet(
         *state_, "/api/process/" + std::string(id) + "/logs", "process.logs", "getProcessLogs"));
     return ProcessLogs{r.processId, std::move(r.stdoutText), std::move(r.stderrText),
                        r.stdoutDroppedBytes, r.stderrDroppedBytes};
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "getProcessLogs");
 }
 
-LogStream SandboxOperations::streamProcessLogs(std::string_view id) const {
+LogStream SandboxOperations::streamProcessLogs(std::string_view id) const try {
     return detail::Access::logStream(openLogStream(*state_, std::string(id), "streamProcessLogs"));
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "streamProcessLogs");
 }
 
 // ---- Process --------------------------------------------------------------------------------
 
-ProcessStatus Process::getStatus() const {
+ProcessStatus Process::getStatus() const try {
     auto& st = stateOf(state_);
     requireAgent(st, "getStatus");
     try {
@@ -411,17 +428,21 @@ ProcessStatus Process::getStatus() const {
     } catch (const ProcessNotFoundError&) {
         return ProcessStatus::Error;
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "getStatus");
 }
 
-ProcessLogs Process::getLogs() const {
+ProcessLogs Process::getLogs() const try {
     auto& st = stateOf(state_);
     auto r = wire::ProcessLogsResponse::fromJson(
         agentGet(st, "/api/process/" + id + "/logs", "process.logs", "getLogs"));
     return ProcessLogs{r.processId, std::move(r.stdoutText), std::move(r.stderrText),
                        r.stdoutDroppedBytes, r.stderrDroppedBytes};
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "getLogs");
 }
 
-void Process::kill(std::string_view signal) const {
+void Process::kill(std::string_view signal) const try {
     auto& st = stateOf(state_);
     std::string target = "/api/process/" + id;
     if (signal == "SIGKILL" || signal == "KILL")
@@ -431,16 +452,22 @@ void Process::kill(std::string_view signal) const {
             "VALIDATION_FAILED",
             "Unsupported signal '" + std::string(signal) + "': use SIGTERM or SIGKILL", 400);
     agentGet(st, target, "process.kill", "kill", "DELETE");
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "kill");
 }
 
-WaitForLogResult Process::waitForLog(std::string_view pattern, std::optional<ms> timeout) const {
+WaitForLogResult Process::waitForLog(std::string_view pattern, std::optional<ms> timeout) const
+    try {
     std::string needle(pattern);
     return waitForLine(
         *this, stateOf(state_), "log \"" + needle + "\"", timeout,
         [&](const std::string& line) { return line.find(needle) != std::string::npos; });
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "waitForLog");
 }
 
-WaitForLogResult Process::waitForLog(const std::regex& pattern, std::optional<ms> timeout) const {
+WaitForLogResult Process::waitForLog(const std::regex& pattern, std::optional<ms> timeout) const
+    try {
     std::vector<std::string> groups;
     auto r =
         waitForLine(*this, stateOf(state_), "log pattern", timeout, [&](const std::string& line) {
@@ -452,9 +479,11 @@ WaitForLogResult Process::waitForLog(const std::regex& pattern, std::optional<ms
         });
     r.match = std::move(groups);
     return r;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "waitForLog");
 }
 
-void Process::waitForPort(int port, const WaitForPortOptions& o) const {
+void Process::waitForPort(int port, const WaitForPortOptions& o) const try {
     auto& st = stateOf(state_);
     if (port < 1 || port > 65535)
         throw InvalidPortError("INVALID_PORT_NUMBER",
@@ -507,12 +536,16 @@ void Process::waitForPort(int port, const WaitForPortOptions& o) const {
         if (deadline && std::chrono::steady_clock::now() >= *deadline)
             throwReadyTimeout(*this, condition, *o.timeout);
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "waitForPort");
 }
 
-WaitForExitResult Process::waitForExit(std::optional<ms> timeout) const {
+WaitForExitResult Process::waitForExit(std::optional<ms> timeout) const try {
     auto exitEv = followLogs(stateOf(state_), *this, "process exit", timeout,
                              [](const LogEvent&) { return false; });
     return WaitForExitResult{exitEv && exitEv->exitCode ? *exitEv->exitCode : -1};
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "waitForExit");
 }
 
 }  // namespace sandbox

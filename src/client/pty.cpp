@@ -124,12 +124,16 @@ void Pty::resize(int cols, int rows) {
     }
 }
 
-std::optional<std::string> Pty::read() {
+std::optional<std::string> Pty::read() try {
     return impl_->next(std::nullopt);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "read");
 }
 
-std::optional<std::string> Pty::read(std::chrono::milliseconds timeout) {
+std::optional<std::string> Pty::read(std::chrono::milliseconds timeout) try {
     return impl_->next(timeout);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "read");
 }
 
 Pty::iterator Pty::begin() {
@@ -150,7 +154,7 @@ void Pty::onOutput(std::function<void(std::string_view)> callback) {
     });
 }
 
-std::optional<int> Pty::wait(std::optional<std::chrono::milliseconds> timeout) {
+std::optional<int> Pty::wait(std::optional<std::chrono::milliseconds> timeout) try {
     auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
                             : std::chrono::steady_clock::time_point::max();
     if (impl_->callbackThread.joinable()) {
@@ -173,6 +177,8 @@ std::optional<int> Pty::wait(std::optional<std::chrono::milliseconds> timeout) {
     }
     std::lock_guard lock(impl_->m);
     return impl_->exitCode;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "wait");
 }
 
 std::optional<int> Pty::exitCode() const {
@@ -201,7 +207,7 @@ void Pty::close() {
     }
 }
 
-Pty SandboxOperations::terminal(const PtyOptions& options) const {
+Pty SandboxOperations::terminal(const PtyOptions& options) const try {
     if (options.cols < 1 || options.rows < 1 || options.cols > 65535 || options.rows > 65535)
         throw ValidationFailedError(
             "VALIDATION_FAILED", "Invalid dimensions: cols and rows must be positive", 400,
@@ -254,6 +260,8 @@ Pty SandboxOperations::terminal(const PtyOptions& options) const {
         if (ctl->type == "error") impl->lastError = ctl->message.value_or("terminal error");
     }
     return Pty(std::move(impl));
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "terminal");
 }
 
 }  // namespace sandbox

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "client/client_impl.hpp"
+#include "client/error_mapping.hpp"
 #include "core/base64.hpp"
 #include "core/shell.hpp"
 #include "core/time.hpp"
@@ -83,7 +84,7 @@ bool stoppedAtTimeout(const ExecResult& r, std::chrono::milliseconds timeout,
 
 // ---- commands -------------------------------------------------------------------------------
 
-ExecResult SandboxOperations::exec(std::string_view command, const ExecOptions& o) const {
+ExecResult SandboxOperations::exec(std::string_view command, const ExecOptions& o) const try {
     auto start = std::chrono::steady_clock::now();
     std::string ts = core::isoTimestampNow();
     try {
@@ -131,18 +132,24 @@ ExecResult SandboxOperations::exec(std::string_view command, const ExecOptions& 
         if (o.onError) o.onError(e);
         throw;
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "exec");
 }
 
-ExecStream SandboxOperations::execStream(std::string_view command, const ExecOptions& o) const {
+ExecStream SandboxOperations::execStream(std::string_view command, const ExecOptions& o) const try {
     return ExecStream(state_->conn().execStream(command, o, session_), std::string(command));
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "execStream");
 }
 
 // ---- files ----------------------------------------------------------------------------------
 
 WriteFileResult SandboxOperations::writeFile(std::string_view path, std::string_view content,
-                                             const WriteFileOptions& o) const {
+                                             const WriteFileOptions& o) const try {
     checkPath(path, "file.write");
     return state_->conn().writeFile(path, content, o, session_);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "writeFile");
 }
 
 std::string ReadFileResult::bytes() const {
@@ -152,34 +159,43 @@ std::string ReadFileResult::bytes() const {
     return out;
 }
 
-ReadFileResult SandboxOperations::readFile(std::string_view path, const ReadFileOptions& o) const {
+ReadFileResult SandboxOperations::readFile(std::string_view path, const ReadFileOptions& o) const
+    try {
     checkPath(path, "file.read");
     return state_->conn().readFile(path, o, session_);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "readFile");
 }
 
-FileStream SandboxOperations::readFileStream(std::string_view path) const {
+FileStream SandboxOperations::readFileStream(std::string_view path) const try {
     checkPath(path, "file.stream");
     return FileStream(state_->conn().readFileStream(path, session_));
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "readFileStream");
 }
 
-FileOpResult SandboxOperations::mkdir(std::string_view path, const MkdirOptions& o) const {
+FileOpResult SandboxOperations::mkdir(std::string_view path, const MkdirOptions& o) const try {
     checkPath(path, "file.mkdir");
     FileOpResult r;
     r.path = std::string(path);
     r.timestamp = state_->conn().mkdir(path, o.recursive, session_);
     return r;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "mkdir");
 }
 
-FileOpResult SandboxOperations::deleteFile(std::string_view path) const {
+FileOpResult SandboxOperations::deleteFile(std::string_view path) const try {
     checkPath(path, "file.delete");
     FileOpResult r;
     r.path = std::string(path);
     r.timestamp = state_->conn().deleteFile(path, session_);
     return r;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "deleteFile");
 }
 
-FileOpResult SandboxOperations::renameFile(std::string_view oldPath,
-                                           std::string_view newPath) const {
+FileOpResult SandboxOperations::renameFile(std::string_view oldPath, std::string_view newPath) const
+    try {
     checkPath(oldPath, "file.rename");
     checkPath(newPath, "file.rename");
     FileOpResult r;
@@ -187,10 +203,12 @@ FileOpResult SandboxOperations::renameFile(std::string_view oldPath,
     r.newPath = std::string(newPath);
     r.timestamp = state_->conn().move(oldPath, newPath, true, session_);
     return r;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "renameFile");
 }
 
 FileOpResult SandboxOperations::moveFile(std::string_view sourcePath,
-                                         std::string_view destinationPath) const {
+                                         std::string_view destinationPath) const try {
     checkPath(sourcePath, "file.move");
     checkPath(destinationPath, "file.move");
     FileOpResult r;
@@ -198,22 +216,28 @@ FileOpResult SandboxOperations::moveFile(std::string_view sourcePath,
     r.newPath = std::string(destinationPath);
     r.timestamp = state_->conn().move(sourcePath, destinationPath, false, session_);
     return r;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "moveFile");
 }
 
-ListFilesResult SandboxOperations::listFiles(std::string_view path,
-                                             const ListFilesOptions& o) const {
+ListFilesResult SandboxOperations::listFiles(std::string_view path, const ListFilesOptions& o) const
+    try {
     checkPath(path, "file.list");
     return state_->conn().listFiles(path, o, session_);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "listFiles");
 }
 
-ExistsResult SandboxOperations::exists(std::string_view path) const {
+ExistsResult SandboxOperations::exists(std::string_view path) const try {
     checkPath(path, "file.exists");
     return state_->conn().exists(path, session_);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "exists");
 }
 
 // ---- environment ----------------------------------------------------------------------------
 
-void SandboxOperations::setEnvVars(const EnvVars& envVars) const {
+void SandboxOperations::setEnvVars(const EnvVars& envVars) const try {
     checkEnvNames(envVars);
     if (session_) {
         // Session level: that shell only.
@@ -224,6 +248,8 @@ void SandboxOperations::setEnvVars(const EnvVars& envVars) const {
     // now to the default session when it exists.
     state_->info->updateEnv(envVars);
     state_->conn().sandboxEnvChanged(envVars);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "setEnvVars");
 }
 
 // ---- Sandbox: sessions and lifecycle --------------------------------------------------------
@@ -232,7 +258,7 @@ const std::string& Sandbox::id() const {
     return state_->info->name;
 }
 
-ExecutionSession Sandbox::createSession(const SessionOptions& o) const {
+ExecutionSession Sandbox::createSession(const SessionOptions& o) const try {
     std::string id = o.id.value_or(newSessionId());
     if (id == core::wire::kNoSession)
         throw ValidationFailedError("VALIDATION_FAILED", "'" + id + "' is a reserved session id",
@@ -240,13 +266,15 @@ ExecutionSession Sandbox::createSession(const SessionOptions& o) const {
     // Session values over the sandbox-level ones (setEnvVars).
     state_->conn().createSession(id, o, state_->info->withSandboxEnv(o.env));
     return ExecutionSession(state_, id);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "createSession");
 }
 
 ExecutionSession Sandbox::getSession(std::string_view sessionId) const {
     return ExecutionSession(state_, std::string(sessionId));
 }
 
-SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const {
+SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const try {
     SessionDeleteResult r;
     r.sessionId = std::string(sessionId);
     if (r.sessionId == state_->info->defaultSessionId())
@@ -254,19 +282,27 @@ SessionDeleteResult Sandbox::deleteSession(std::string_view sessionId) const {
                                     400);
     r.timestamp = state_->conn().deleteSession(r.sessionId);
     return r;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "deleteSession");
 }
 
 void Sandbox::mountBucket(std::string_view bucket, std::string_view mountPath,
-                          const MountBucketOptions& o) const {
+                          const MountBucketOptions& o) const try {
     state_->conn().mountBucket(bucket, mountPath, o);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "mountBucket");
 }
 
-void Sandbox::unmountBucket(std::string_view mountPath) const {
+void Sandbox::unmountBucket(std::string_view mountPath) const try {
     state_->conn().unmountBucket(mountPath);
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "unmountBucket");
 }
 
-void Sandbox::destroy() const {
+void Sandbox::destroy() const try {
     state_->conn().destroy();
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "destroy");
 }
 
 // ---- streams --------------------------------------------------------------------------------
@@ -281,7 +317,7 @@ ExecStream::iterator ExecStream::begin() {
     return iterator(this);
 }
 
-std::optional<ExecEvent> ExecStream::next() {
+std::optional<ExecEvent> ExecStream::next() try {
     if (done_ || !events_) return std::nullopt;
     auto ev = events_->next();
     if (!ev) {
@@ -291,6 +327,8 @@ std::optional<ExecEvent> ExecStream::next() {
     }
     if (ev->type == ExecEvent::Type::Complete || ev->type == ExecEvent::Type::Error) done_ = true;
     return ev;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "next");
 }
 
 FileStream::FileStream(std::unique_ptr<detail::FileReader> reader) : reader_(std::move(reader)) {}
@@ -298,18 +336,24 @@ FileStream::FileStream(FileStream&&) noexcept = default;
 FileStream& FileStream::operator=(FileStream&&) noexcept = default;
 FileStream::~FileStream() = default;
 
-const FileMetadata& FileStream::metadata() {
+const FileMetadata& FileStream::metadata() try {
     return reader_->metadata();
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "metadata");
 }
 
-std::optional<std::string> FileStream::nextChunk() {
+std::optional<std::string> FileStream::nextChunk() try {
     return reader_->nextChunk();
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "nextChunk");
 }
 
-std::string FileStream::collect() {
+std::string FileStream::collect() try {
     std::string all;
     while (auto c = nextChunk()) all += *c;
     return all;
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "collect");
 }
 
 }  // namespace sandbox

@@ -63,7 +63,7 @@ wire::WatchRequest watchRequest(std::string_view path, bool recursive,
 
 }  // namespace
 
-FileWatch SandboxOperations::watch(std::string_view path, const WatchOptions& o) const {
+FileWatch SandboxOperations::watch(std::string_view path, const WatchOptions& o) const try {
     auto& api = requireAgent(*state_, "watch()");
     auto req = watchRequest(path, o.recursive, o.include, o.exclude, session_);
     req.events = o.events;
@@ -87,20 +87,24 @@ FileWatch SandboxOperations::watch(std::string_view path, const WatchOptions& o)
             return FileWatch(std::move(src), std::move(id), std::move(p));
         }
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "watch");
 }
 
 CheckChangesResult SandboxOperations::checkChanges(std::string_view path,
-                                                   const CheckChangesOptions& o) const {
+                                                   const CheckChangesOptions& o) const try {
     auto& api = requireAgent(*state_, "checkChanges()");
     auto req = watchRequest(path, o.recursive, o.include, o.exclude, session_);
     req.since = o.since;
     auto w = wire::CheckChangesResponse::fromJson(
         api.post("/api/watch/check", req.toJson(), "watch.check"));
     return CheckChangesResult{w.success, w.status, w.reason, w.version, w.timestamp};
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "checkChanges");
 }
 
 GitCheckoutResult SandboxOperations::gitCheckout(std::string_view repoUrl,
-                                                 const GitCheckoutOptions& o) const {
+                                                 const GitCheckoutOptions& o) const try {
     if (o.depth && *o.depth <= 0)
         throw ValidationFailedError(
             "VALIDATION_FAILED", "depth must be a positive integer", 400,
@@ -136,6 +140,8 @@ GitCheckoutResult SandboxOperations::gitCheckout(std::string_view repoUrl,
                            r.status, json::object(), "git.clone");
     auto w = wire::GitCheckoutResponse::fromJson(j);
     return GitCheckoutResult{w.success, w.repoUrl, w.branch, w.targetDir, w.timestamp};
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "gitCheckout");
 }
 
 // ---- FileWatch ------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ void FileWatch::stop() {
     src_.reset();  // closing the connection unsubscribes
 }
 
-std::optional<FileWatchEvent> FileWatch::next() {
+std::optional<FileWatchEvent> FileWatch::next() try {
     if (done_ || !src_) return std::nullopt;
     for (;;) {
         auto ev = src_->next();
@@ -172,6 +178,8 @@ std::optional<FileWatchEvent> FileWatch::next() {
             done_ = true;
         return out;
     }
+} catch (const nlohmann::json::exception& e) {
+    detail::rethrowUnexpected(e, "next");
 }
 
 }  // namespace sandbox

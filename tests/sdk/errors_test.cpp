@@ -80,6 +80,49 @@ TEST_CASE("the API key: AuthenticationError on the bridge when it is wrong or mi
     CHECK(good.exec("echo fine").stdoutText == inSession("fine\n"));
 }
 
+TEST_CASE("answers of an unexpected shape are SandboxError, never the JSON library's exception") {
+    if (mode() != Mode::Agent) return;  // one fake container API, whatever the suite's mode
+    // Valid JSON with fields of the wrong types, where the container API has strings/numbers.
+    FakeServer agent([](const std::string&, const std::string& target, const std::string&) {
+        if (target == "/api/session/create")
+            return httpResponse(200, "application/json", R"({"success":true,"id":"s"})");
+        if (target == "/api/execute")
+            return httpResponse(200, "application/json",
+                                R"({"success":true,"exitCode":"zero","stdout":7,"stderr":[]})");
+        if (target == "/api/read")
+            return httpResponse(200, "application/json",
+                                R"({"success":true,"content":{"a":1},"encoding":5})");
+        if (target == "/api/process/list")
+            return httpResponse(200, "application/json", R"({"success":true,"processes":[1,2]})");
+        if (target == "/api/mkdir")
+            return httpResponse(200, "application/json", R"({"success":true,"timestamp":42})");
+        return httpResponse(200, "application/json", R"([1,2,3])");
+    });
+    ClientOptions o;
+    o.agentUrl = agent.url();
+    o.retryBudget = 0ms;
+    Client c(o);
+    auto sb = getSandbox(c, "shapes");
+    auto onlyOurs = [](const std::function<void()>& call) {
+        try {
+            call();
+        } catch (const SandboxError&) {
+            return true;  // ours (any code)
+        } catch (const std::exception& e) {
+            MESSAGE("foreign exception: " << e.what());
+            return false;
+        }
+        return true;  // tolerated
+    };
+    CHECK(onlyOurs([&] { sb.exec("true"); }));
+    CHECK(onlyOurs([&] { sb.readFile("/workspace/a"); }));
+    CHECK(onlyOurs([&] { sb.listProcesses(); }));
+    CHECK(onlyOurs([&] { sb.mkdir("/workspace/d"); }));
+    CHECK(onlyOurs([&] { sb.exists("/workspace/a"); }));
+    CHECK(onlyOurs([&] { sb.listFiles("/workspace"); }));
+    CHECK(onlyOurs([&] { sb.getProcessLogs("p"); }));
+}
+
 TEST_CASE("nobody listening is ConnectionError") {
     for (auto budget : {0ms, 400ms}) {
         INFO("retry budget ", budget.count(), " ms");
