@@ -438,7 +438,10 @@ bool HttpConnection::readChunk(std::string& out) {
         if (!keep) impl_->close();
         return false;
     }
-    impl_->chunkBuf.resize(64 * 1024);
+    // 1 MiB, not 64 KiB: with a small body buffer a fast stream (sdk_stream_mb_s) spent a
+    // quarter of the reader's time moving bytes inside Beast's buffers (perf), and the
+    // stream ran about 14% slower. The buffer is made once per connection.
+    impl_->chunkBuf.resize(1024 * 1024);
     for (;;) {
         parser->get().body().data = impl_->chunkBuf.data();
         parser->get().body().size = impl_->chunkBuf.size();
