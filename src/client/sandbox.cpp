@@ -51,14 +51,18 @@ std::string newSessionId() {
 // exit code 124 with "Command timed out after Nms" ending stderr. exec() turns both into one
 // CommandTimeoutError. Exit 124 alone is not enough (a command may exit 124 by itself): the
 // line must be there and the time must have run out.
+// Where the last line of `text` begins; `text` comes back without its trailing newlines.
+std::size_t lastLineStart(std::string_view& text) {
+    while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    auto nl = text.rfind('\n');
+    return nl == std::string_view::npos ? 0 : nl + 1;
+}
+
 bool stoppedAtTimeout(const ExecResult& r, std::chrono::milliseconds timeout,
                       std::chrono::steady_clock::duration elapsed) {
     if (r.exitCode != 124 || elapsed < timeout) return false;
     std::string_view err = r.stderrText;
-    while (!err.empty() && err.back() == '\n') err.remove_suffix(1);
-    auto nl = err.rfind('\n');
-    std::string_view last = nl == std::string_view::npos ? err : err.substr(nl + 1);
-    return last.starts_with("Command timed out after ");
+    return err.substr(lastLineStart(err)).starts_with("Command timed out after ");
 }
 
 [[noreturn]] void throwTimeout(std::string_view command, std::chrono::milliseconds timeout,
@@ -66,12 +70,9 @@ bool stoppedAtTimeout(const ExecResult& r, std::chrono::milliseconds timeout,
     json ctx{{"command", std::string(command)}, {"timeoutMs", timeout.count()}};
     if (partial) {
         ctx["stdout"] = partial->stdoutText;
-        std::string err = partial->stderrText;
         // The transport's own timeout line is the error's message, not the command's output.
-        while (!err.empty() && err.back() == '\n') err.pop_back();
-        auto nl = err.rfind('\n');
-        err.erase(nl == std::string::npos ? 0 : nl + 1);
-        ctx["stderr"] = err;
+        std::string_view err = partial->stderrText;
+        ctx["stderr"] = std::string(err.substr(0, lastLineStart(err)));
     }
     if (message.empty())
         message = "Failed to execute command '" + std::string(command) +
