@@ -15,8 +15,8 @@ awaitable<void> relay(SandboxManager& mgr, const std::string& id, const std::str
                       Request& req, Responder& res) {
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
+    auto up = co_await connectAgent(mgr, sb);
     const unsigned generation = sb->generation;
-    auto up = std::make_shared<server::HttpCall>(co_await net::this_coro::executor, agentPeer(*sb));
     server::Headers headers;
     for (const auto& [k, v] : req.headers)
         if (k == "content-type" || k == "x-session-id" || k == "x-sandbox-id" ||

@@ -85,19 +85,38 @@ server::HttpPeer agentPeer(const Sandbox& sb) {
     return server::HttpPeer::unixSocket(sb.connectPath(), "the sandbox agent");
 }
 
-awaitable<int> agentCall(SandboxManager& mgr, const std::shared_ptr<Sandbox>& sb,
+awaitable<std::shared_ptr<server::HttpCall>> connectAgent(SandboxManager& mgr,
+                                                          std::shared_ptr<Sandbox>& sb) {
+    auto ex = co_await net::this_coro::executor;
+    auto call = std::make_shared<server::HttpCall>(ex, agentPeer(*sb));
+    if (co_await call->connect() || !call->refused()) co_return call;
+    mgr.markBroken(sb->id, sb->generation);
+    std::shared_ptr<Sandbox> fresh;
+    try {
+        fresh = co_await mgr.ensure(sb->id);
+    } catch (const std::exception&) {
+        co_return call;  // the first failure stands
+    }
+    sb = fresh;
+    call = std::make_shared<server::HttpCall>(ex, agentPeer(*sb));
+    co_await call->connect();
+    co_return call;
+}
+
+awaitable<int> agentCall(SandboxManager& mgr, const std::shared_ptr<Sandbox>& sandbox,
                          const std::string& path, const std::string& body, std::string& reply) {
+    std::shared_ptr<Sandbox> sb = sandbox;
+    auto up = co_await connectAgent(mgr, sb);
     const unsigned generation = sb->generation;
-    server::HttpCall up(co_await net::this_coro::executor, agentPeer(*sb));
     server::Headers headers{{"content-type", "application/json"}};
-    bool ok = co_await up.start("POST", path, body, headers);
-    if (ok) ok = co_await up.readAll(reply);
+    bool ok = co_await up->start("POST", path, body, headers);
+    if (ok) ok = co_await up->readAll(reply);
     if (!ok) {
-        reply = up.error().empty() ? "the sandbox agent did not answer" : up.error();
+        reply = up->error().empty() ? "the sandbox agent did not answer" : up->error();
         mgr.markBroken(sb->id, generation);
         co_return -1;
     }
-    co_return up.status();
+    co_return up->status();
 }
 
 std::string agentMessage(int status, const std::string& reply) {

@@ -55,4 +55,12 @@ awaitable<void> touchSession(SandboxManager& mgr, std::shared_ptr<Sandbox> sb,
 /// The HTTP client of a sandbox's agent, on its unix socket.
 server::HttpPeer agentPeer(const Sandbox& sb);
 
+/// A call to the agent of `sb`, connected when it could be. An agent that has just died while
+/// its launcher lives on for a moment refuses the connection before anything reached it: that
+/// launch is then replaced (`sb` becomes the running sandbox; its workspace survives) and the
+/// connection tried once more, so the request is served and nothing runs twice. Otherwise a
+/// failed connection is returned unconnected, error() saying why (start() fails with it).
+awaitable<std::shared_ptr<server::HttpCall>> connectAgent(SandboxManager& mgr,
+                                                          std::shared_ptr<Sandbox>& sb);
+
 }  // namespace sandbox::daemon

@@ -73,7 +73,6 @@ awaitable<void> exec(SandboxManager& mgr, Request& req, Responder& res, const Ro
 
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
-    const unsigned generation = sb->generation;
 
     std::string command = core::bridgeCommand(argv);
     json agentReq = {{"command", command}, {"sessionId", sid.value_or("__DISABLE_SESSION__")}};
@@ -87,7 +86,8 @@ awaitable<void> exec(SandboxManager& mgr, Request& req, Responder& res, const Ro
         res.queueRaw(frame);
     };
 
-    auto up = std::make_shared<server::HttpCall>(co_await net::this_coro::executor, agentPeer(*sb));
+    auto up = co_await connectAgent(mgr, sb);
+    const unsigned generation = sb->generation;
     res.onClientGone([up] { up->cancel(); });  // the agent kills the command when we hang up
     bool timedOut = false;
     net::steady_timer timer(co_await net::this_coro::executor);

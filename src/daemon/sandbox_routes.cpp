@@ -25,15 +25,15 @@ awaitable<void> running(SandboxManager& mgr, Request&, Responder& res, const Rou
     const std::string& id = params["id"];
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
+    auto up = co_await connectAgent(mgr, sb);
     const unsigned generation = sb->generation;
-    server::HttpCall up(co_await net::this_coro::executor, agentPeer(*sb));
     server::Headers none;
-    bool ok = co_await up.start("GET", "/api/ping", std::string(), none);
+    bool ok = co_await up->start("GET", "/api/ping", std::string(), none);
     std::string body;
-    if (ok) ok = co_await up.readAll(body);
+    if (ok) ok = co_await up->readAll(body);
     if (!ok) mgr.markBroken(id, generation);  // the next request starts it again
     co_await res.send(200, "application/json",
-                      ok && up.status() == 200 ? "{\"running\":true}" : "{\"running\":false}");
+                      ok && up->status() == 200 ? "{\"running\":true}" : "{\"running\":false}");
 }
 
 awaitable<void> poolStats(SandboxManager& mgr, Request&, Responder& res, const RouteParams&) {

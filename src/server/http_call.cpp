@@ -28,7 +28,7 @@ struct HttpCall::Impl {
     std::string error;
     std::string chunk;
     int status = 0;
-    bool connected = false, cancelled = false;
+    bool connected = false, cancelled = false, refused = false;
 };
 
 HttpCall::HttpCall(net::any_io_executor ex, HttpPeer peer)
@@ -46,6 +46,9 @@ const Headers& HttpCall::headers() const {
 }
 const std::string& HttpCall::error() const {
     return impl_->error;
+}
+bool HttpCall::refused() const {
+    return impl_->refused;
 }
 
 void HttpCall::cancel() {
@@ -74,6 +77,8 @@ awaitable<bool> HttpCall::connect() {
     if (!ec && impl->cancelled) ec = net::error::operation_aborted;
     if (ec) {
         impl->error = "cannot reach " + peer.name + ": " + ec.message();
+        impl->refused = ec == net::error::connection_refused ||
+                        ec == beast::errc::make_error_code(beast::errc::no_such_file_or_directory);
         co_return false;
     }
     impl->connected = true;

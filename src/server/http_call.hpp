@@ -50,6 +50,9 @@ class HttpCall {
     /// Aborts the call (closes the socket); a pending connect() or read() fails.
     void cancel();
     const std::string& error() const;
+    /// True when connect() failed because nothing listens at the peer's address (a refused
+    /// connection, or a unix socket path that is gone): the request never reached anyone.
+    bool refused() const;
 
     struct Impl;  ///< the connection's state (http_call.cpp)
 

@@ -76,6 +76,59 @@ TEST_SUITE("daemon.faults") {
         CHECK(call(d.http, "GET", sandboxPath(id, "/running")).raw == R"({"running":true})");
     }
 
+    TEST_CASE(
+        "the agent dead while its launcher lives on: the request is served by a fresh agent") {
+        // The window between an agent's death and its launcher's exit, held open: the launcher
+        // is stopped. A request in that window meets a refused connection; it must be served,
+        // not answered with the dead agent's error.
+        DaemonFixture d;
+        std::string id = newSandbox(d.http);
+        REQUIRE(call(d.http, "PUT", sandboxPath(id, "/file/workspace/keep.txt"), "kept").status ==
+                200);
+        auto procs = sandboxProcesses(d.pid(), id);
+        auto agents = agentsAmong(procs);
+        REQUIRE(agents.size() == 1);
+        pid_t launcher = 0;
+        for (const auto& p : procs)
+            if (p.ppid == d.pid()) launcher = p.pid;
+        REQUIRE(launcher > 0);
+        REQUIRE(launcher != agents[0]);  // bubblewrap's launcher
+        REQUIRE(::kill(launcher, SIGSTOP) == 0);
+        REQUIRE(::kill(agents[0], SIGKILL) == 0);
+        CHECK(waitFor([&] { return processGone(agents[0]); }));
+
+        for (std::string what : {"exec", "passthrough", "running"}) {
+            INFO(what);
+            if (what == "exec") {
+                auto r = run(d.http, id, {"cat", "/workspace/keep.txt"});
+                INFO(r.describe());
+                CHECK(r.out == "kept");
+                CHECK(r.exitCode == 0);
+            } else if (what == "passthrough") {
+                auto r = call(d.http, "POST", sandboxPath(id, "/agent/api/execute"),
+                              R"({"command":"cat /workspace/keep.txt"})");
+                CHECK(r.status == 200);
+                CHECK(r.raw.find(R"("stdout":"kept")") != std::string::npos);
+            } else {
+                CHECK(call(d.http, "GET", sandboxPath(id, "/running")).raw ==
+                      R"({"running":true})");
+            }
+            // The next case: the fresh agent killed too, its launcher held.
+            auto now = sandboxProcesses(d.pid(), id);
+            auto fresh = agentsAmong(now);
+            REQUIRE(fresh.size() == 1);
+            CHECK(fresh[0] != agents[0]);
+            for (const auto& p : now)
+                if (p.ppid == d.pid()) REQUIRE(::kill(p.pid, SIGSTOP) == 0);
+            REQUIRE(::kill(fresh[0], SIGKILL) == 0);
+            CHECK(waitFor([&] { return processGone(fresh[0]); }));
+            agents = fresh;
+        }
+        // The stopped launchers are killed with their launches (no process outlives them).
+        CHECK(call(d.http, "DELETE", sandboxPath(id, "")).status == 204);
+        CHECK(waitFor([&] { return sandboxProcesses(d.pid(), id).empty(); }));
+    }
+
     TEST_CASE("the agent killed mid-stream: an SSE error event, not a hang; the next exec works") {
         DaemonFixture d;
         std::string id = newSandbox(d.http);
