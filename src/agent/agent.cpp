@@ -54,6 +54,8 @@ Agent::Agent(net::any_io_executor ex, AgentConfig cfg)
     : ex_(ex),
       cfg_(std::move(cfg)),
       procs_(ex),
+      interpreter_(std::make_unique<InterpreterService>(
+          ex, InterpreterConfig{.workspace = cfg_.workspace, .poolSize = cfg_.interpreterPool})),
       watches_(std::make_unique<WatchService>(ex, cfg_.workspace)) {
     // The first sessionless command finds a bash ready.
     refillPosted_ = true;
@@ -380,6 +382,7 @@ std::shared_ptr<RunningCommand> Agent::spawnSessionless(const CommandSpec& given
 
 void Agent::shutdown() {
     stopped_ = true;
+    interpreter_->shutdown();
     dropSpare();
     procs_.killAllNow();
     for (auto& [id, s] : sessions_) s->destroy();

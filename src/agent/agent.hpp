@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/base.hpp"
+#include "agent/interpreter.hpp"
 #include "agent/processes.hpp"
 #include "agent/running.hpp"
 #include "agent/session.hpp"
@@ -30,6 +31,8 @@ struct AgentConfig {
     /// A private directory (mode 0700) for the named pipes that carry session commands' output
     /// (made and removed by main; --runtime-dir).
     std::string runtimeDir = "/tmp";
+    /// Executors kept started per interpreter language once it is used (INTERPRETER_POOL_SIZE).
+    int interpreterPool = 1;
 };
 
 class Agent {
@@ -78,6 +81,9 @@ class Agent {
     // ---- file watches (watch.hpp) ----
     WatchService& watches() noexcept { return *watches_; }
 
+    // ---- the code interpreter (interpreter.hpp) ----
+    InterpreterService& interpreter() noexcept { return *interpreter_; }
+
     /// Kills every session and process (shutdown).
     void shutdown();
 
@@ -104,6 +110,7 @@ class Agent {
     void dropSpare();
     /// Kills a spare nobody will use and reaps it.
     static void discardSpare(const SpareShell& s);
+    std::unique_ptr<InterpreterService> interpreter_;
     std::unique_ptr<WatchService> watches_;  ///< destroyed first: it stops every watch
 };
 

@@ -68,4 +68,13 @@ awaitable<void> watch(Agent&, Request&, Responder&, const RouteParams&);
 awaitable<void> check(Agent&, Request&, Responder&, const RouteParams&);
 }  // namespace watch_routes
 
+/// interpreter_routes.cpp: the code interpreter (`{id}`: a context id).
+namespace interpreter_routes {
+awaitable<void> health(Agent&, Request&, Responder&, const RouteParams&);
+awaitable<void> createContext(Agent&, Request&, Responder&, const RouteParams&);
+awaitable<void> listContexts(Agent&, Request&, Responder&, const RouteParams&);
+awaitable<void> deleteContext(Agent&, Request&, Responder&, const RouteParams&);
+awaitable<void> executeCode(Agent&, Request&, Responder&, const RouteParams&);
+}  // namespace interpreter_routes
+
 }  // namespace sandbox::agent

@@ -31,7 +31,10 @@ void usage(std::ostream& os) {
           "                mode 0700; default: a new directory in $TMPDIR or /tmp, removed at\n"
           "                exit)\n"
           "Environment: SANDBOX_VERSION (reported by /api/version), COMMAND_TIMEOUT_MS (default\n"
-          "timeout of foreground commands in sessions).\n";
+          "timeout of foreground commands in sessions), INTERPRETER_POOL_SIZE (code executors\n"
+          "kept started per language once it is used; default 1, 0 = none),\n"
+          "SANDBOX_INTERPRETER_PYTHON / SANDBOX_INTERPRETER_NODE (the runtimes; default\n"
+          "/usr/bin/python3 and /usr/bin/node, else PATH).\n";
 }
 
 }  // namespace
@@ -86,6 +89,15 @@ int main(int argc, char** argv) {
 
     sandbox::agent::AgentConfig cfg;
     cfg.workspace = workspace;
+    if (const char* pool = std::getenv("INTERPRETER_POOL_SIZE"); pool && *pool) {
+        char* end = nullptr;
+        long n = std::strtol(pool, &end, 10);
+        if (*end || n < 0 || n > 64) {
+            std::cerr << "sandbox-agent: INTERPRETER_POOL_SIZE must be 0-64\n";
+            return 2;
+        }
+        cfg.interpreterPool = static_cast<int>(n);
+    }
     // The named pipes' directory: given, or a fresh one of our own (removed when we exit).
     bool ownRuntimeDir = runtimeDir.empty();
     if (ownRuntimeDir) {

@@ -93,8 +93,10 @@ class Api : public std::enable_shared_from_this<Api> {
 };
 
 Api::Api(Agent& agent) : agent_(agent), pty_(std::make_shared<PtyHub>(agent)) {
-    agent.onSessionDeleted = [weak = std::weak_ptr<PtyHub>(pty_)](const std::string& id) {
+    // A session's terminals and code contexts end with it.
+    agent.onSessionDeleted = [&agent, weak = std::weak_ptr<PtyHub>(pty_)](const std::string& id) {
         if (auto hub = weak.lock()) hub->destroy(id);
+        agent.interpreter().removeSession(id);
     };
     declareRoutes();
 }
@@ -147,6 +149,13 @@ void Api::declareRoutes() {
     http("GET", "/api/process/{id}/logs", process_routes::logs);
     http("GET", "/api/process/{id}/stream", process_routes::stream);
     http("POST", "/api/port-watch", process_routes::portWatch);
+
+    // The code interpreter (interpreter_routes.cpp).
+    http("GET", "/api/interpreter/health", interpreter_routes::health);
+    http("POST", "/api/contexts", interpreter_routes::createContext);
+    http("GET", "/api/contexts", interpreter_routes::listContexts);
+    http("DELETE", "/api/contexts/{id}", interpreter_routes::deleteContext);
+    http("POST", "/api/execute/code", interpreter_routes::executeCode);
 
     // WebSockets: the route multiplexer (ws_mux.cpp) and the terminal (pty.cpp).
     auto mux = [this](Agent&, Request&, Responder& res, const RouteParams&) {
