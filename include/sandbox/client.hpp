@@ -11,6 +11,7 @@
 
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
+#include "sandbox/interpreter.hpp"
 #include "sandbox/process.hpp"
 #include "sandbox/pty.hpp"
 #include "sandbox/pull_iterator.hpp"
@@ -186,6 +187,25 @@ class SandboxOperations {
     ProcessLogs getProcessLogs(std::string_view id) const;
     /// A process's output: what is buffered, then live, then its exit.
     LogStream streamProcessLogs(std::string_view id) const;
+
+    // ---- code interpreter (needs the container API: the agent transport, the embedded
+    // default, or sandboxd's bridge; else UnsupportedOperationError). sandbox/interpreter.hpp
+    // has the types, docs/interpreter.md the guide. ----
+    /// A new context: an interpreter of its own whose state persists between runs. Throws
+    /// SandboxSecurityError for an unknown language, ValidationFailedError for a cwd that is
+    /// not a directory, SandboxError PYTHON_NOT_AVAILABLE / JAVASCRIPT_NOT_AVAILABLE (501)
+    /// when the sandbox lacks the runtime.
+    CodeContext createCodeContext(const CreateContextOptions& options = {}) const;
+    /// Runs code and returns its output, results and error once it ended; the callbacks see
+    /// each piece as it arrives (on the calling thread). An exception the code raises is
+    /// ExecutionResult::error, not a C++ exception; ContextNotFoundError for a deleted context.
+    ExecutionResult runCode(std::string_view code, const RunCodeOptions& options = {}) const;
+    /// Runs code and returns its events as they happen.
+    CodeStream runCodeStream(std::string_view code, const RunCodeOptions& options = {}) const;
+    /// The sandbox's contexts, in creation order.
+    std::vector<CodeContext> listCodeContexts() const;
+    /// Deletes a context and stops its interpreter. ContextNotFoundError when unknown.
+    void deleteCodeContext(std::string_view contextId) const;
 
     // ---- environment ----
     /// Sets (or, with std::nullopt, unsets) variables. On a Sandbox: for the default session

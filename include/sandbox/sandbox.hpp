@@ -11,6 +11,7 @@
 #include "sandbox/client.hpp"
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
+#include "sandbox/interpreter.hpp"
 #include "sandbox/process.hpp"
 #include "sandbox/pty.hpp"
 #include "sandbox/sse.hpp"

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -101,6 +102,9 @@ struct SandboxState {
     std::shared_ptr<ClientImpl> client;  // first: outlives the connection that uses it
     std::shared_ptr<SandboxInfo> info;
     CallbackThreads callbacks;  // user callbacks' threads (each owns the stream it reads)
+    /// runCode()'s default context per language (interpreter.cpp).
+    std::mutex interpreterMutex;
+    std::map<std::string, CodeContext> defaultContexts;
 
     /// The sandbox's connection: made on first use (getSandbox does no I/O; a bridge Client
     /// asks its bridge once what it serves), then the same for the Sandbox's life. Throws what

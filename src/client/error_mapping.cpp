@@ -74,9 +74,13 @@ void throwErrorFromResponse(int httpStatus, const std::string& body, const std::
             throwForContainerCode(code, str("message"), httpStatus, ctx,
                                   op.empty() ? operation : op);
         }
+        // /api/execute/code's refusals before a run: {error, code, details}, container codes.
+        if (!code.empty() && j.contains("error") && j.contains("details"))
+            throwForContainerCode(code, str("error"), httpStatus,
+                                  j["details"].is_object() ? j["details"] : json::object(),
+                                  operation);
         if (!code.empty() && j.contains("error"))
             throwForBridgeCode(code, str("error"), httpStatus, operation);
-        // /api/execute/code pre-stream errors: {error, code, details}
     }
     std::string snippet = body.substr(0, 200);
     throw SandboxError("INTERNAL_ERROR",
