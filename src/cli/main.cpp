@@ -7,6 +7,9 @@
 //   sandbox ls NAME PATH                 list a directory
 //   sandbox destroy NAME                 destroy a sandbox
 //   sandbox shell [NAME]                 an interactive terminal (exit code = the shell's)
+//   sandbox run-code [--language L] [--context ID] [--sandbox NAME] FILE|-
+//                                        run code in the code interpreter
+#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sandbox/sandbox.hpp>
@@ -24,6 +27,10 @@ int usage(std::ostream& os, int code) {
           "       sandbox ls NAME PATH\n"
           "       sandbox destroy NAME\n"
           "       sandbox shell [NAME]          (NAME defaults to \"default\")\n"
+          "       sandbox run-code [--language python|javascript|typescript] [--context ID]\n"
+          "                        [--sandbox NAME] FILE|-\n"
+          "         runs FILE (- = stdin) in the code interpreter: output and text results are\n"
+          "         printed, images written to result-N.png|jpg|svg; exit 1 if the code raised\n"
           "       sandbox --version\n"
           "Backend: SANDBOX_API_URL (+ SANDBOX_API_KEY) for a bridge, SANDBOX_AGENT_URL for one\n"
           "sandbox's control plane, or nothing for a private sandboxd (sandboxes then last only\n"
@@ -56,6 +63,85 @@ std::string shellJoin(const std::vector<std::string>& words) {
     return out;
 }
 
+// sandbox run-code: the code interpreter from the command line.
+int runCode(const std::vector<std::string>& args) {
+    std::string language = "python", context, name = "default", file;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&]() -> const std::string* {
+            return i + 1 < args.size() ? &args[++i] : nullptr;
+        };
+        const std::string* v = nullptr;
+        if (a == "--language" && (v = value()))
+            language = *v;
+        else if (a == "--context" && (v = value()))
+            context = *v;
+        else if (a == "--sandbox" && (v = value()))
+            name = *v;
+        else if (file.empty() && (a == "-" || a.rfind("--", 0) != 0))
+            file = a;
+        else
+            return usage(std::cerr, 2);
+    }
+    if (file.empty()) return usage(std::cerr, 2);
+    std::string code;
+    if (file == "-") {
+        code.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            std::cerr << "sandbox: cannot read " << file << "\n";
+            return 2;
+        }
+        code.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    auto sb = sandbox::getSandbox(sandbox::Client::fromEnv(), name);
+    sandbox::RunCodeOptions options{.language = language};
+    if (!context.empty()) {
+        for (const auto& c : sb.listCodeContexts())
+            if (c.id == context) options.context = c;
+        if (!options.context) {
+            std::cerr << "sandbox: no code context " << context << " in sandbox " << name << "\n";
+            return 1;
+        }
+    }
+    int images = 0;
+    bool raised = false;
+    for (auto& ev : sb.runCodeStream(code, options)) {
+        using T = sandbox::CodeEvent::Type;
+        if (ev.type == T::Stdout) std::cout << ev.text << std::flush;
+        if (ev.type == T::Stderr) std::cerr << ev.text << std::flush;
+        if (ev.type == T::Error) {
+            raised = true;
+            std::cerr << ev.error->name << ": " << ev.error->value << "\n";
+        }
+        if (ev.type != T::Result) continue;
+        const auto& r = *ev.result;
+        auto save = [&](const std::string& bytes, const char* ext) {
+            std::string path = "result-" + std::to_string(++images) + ext;
+            std::ofstream(path, std::ios::binary) << bytes;
+            std::cerr << "[" << path << ": " << bytes.size() << " bytes]\n";
+        };
+        if (auto png = r.pngBytes())
+            save(*png, ".png");
+        else if (auto jpeg = r.jpegBytes())
+            save(*jpeg, ".jpg");
+        else if (r.svg)
+            save(*r.svg, ".svg");
+        else if (r.text)
+            std::cout << *r.text << "\n";
+        else if (r.json)
+            std::cout << r.json->dump(2) << "\n";
+        else if (r.html)
+            std::cout << *r.html << "\n";
+        else if (r.markdown)
+            std::cout << *r.markdown << "\n";
+        else if (r.latex)
+            std::cout << *r.latex << "\n";
+    }
+    return raised ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,6 +153,12 @@ int main(int argc, char** argv) {
     if (args.empty() || args[0] == "-h" || args[0] == "--help")
         return usage(std::cout, args.empty() ? 2 : 0);
     const std::string cmd = args[0];
+    if (cmd == "run-code") try {
+            return runCode(args);
+        } catch (const sandbox::SandboxError& e) {
+            std::cerr << "sandbox: " << e.what() << " (" << e.code() << ")\n";
+            return 1;
+        }
     if (cmd == "shell" && args.size() == 1) args.push_back("default");
     if (args.size() < 2) return usage(std::cerr, 2);
     try {
