@@ -335,6 +335,80 @@ void benchStream(Agent& agent) {
     emit("agent_stream_mb_s", bytes / 1e6 / secs, "MB/s");
 }
 
+// The code interpreter on the agent's API: a warm context's `1 + 1` (request to the end of the
+// stream), a context made from the pool, and how soon the first line of a run that prints once
+// every 200 ms arrives (streaming: the reference delivers everything at the end).
+std::string contextOf(sandbox::client::HttpConnection& http, const std::string& language) {
+    auto r = http.request("POST", "/api/contexts", R"({"language":")" + language + R"("})");
+    auto at = r.body.find("\"contextId\":\"");
+    if (r.status != 200 || at == std::string::npos)
+        throw std::runtime_error("cannot create a " + language + " context: " + r.body);
+    at += 13;
+    return r.body.substr(at, r.body.find('"', at) - at);
+}
+
+void benchRunCode(Agent& agent) {
+    auto http = agent.connect();
+    for (const char* language : {"python", "javascript"}) {
+        std::string name =
+            std::string("runcode_") + (language[0] == 'p' ? "python" : "js") + "_1p1_p50_us";
+        if (!wanted(name)) continue;
+        std::string body =
+            R"({"context_id":")" + contextOf(http, language) + R"(","code":"1 + 1"})";
+        int n = gQuick ? 200 : 1000;
+        std::vector<double> samples;
+        for (int i = 0; i < n + 50; ++i) {
+            std::string all;
+            auto t = Clock::now();
+            auto r = http.stream("POST", "/api/execute/code", body, {}, [&](std::string_view c) {
+                all.append(c);
+                return true;
+            });
+            double us = usSince(t);
+            if (r.status != 200 || all.find("\"text\":\"2\"") == std::string::npos)
+                throw std::runtime_error(name + ": unexpected answer " + all);
+            if (i >= 50) samples.push_back(us);
+        }
+        emit(name, percentile(samples, 0.5), "us");
+    }
+    if (wanted("create_context_python_p50_us")) {
+        contextOf(http, "python");  // the language is in use: its pool fills behind
+        int n = gQuick ? 10 : 30;
+        std::vector<double> samples;
+        for (int i = 0; i < n; ++i) {
+            // Untimed: let the pool refill (an executor starts in ~50 ms), as between a user's
+            // calls; the measure is a creation that finds one ready.
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            auto t = Clock::now();
+            std::string id = contextOf(http, "python");
+            samples.push_back(usSince(t));
+            http.request("DELETE", "/api/contexts/" + id);
+        }
+        emit("create_context_python_p50_us", percentile(samples, 0.5), "us");
+    }
+    if (wanted("runcode_stream_first_event_ms")) {
+        std::string ctx = contextOf(http, "python");
+        std::string body = nlohmann::json{{"context_id", ctx},
+                                          {"code",
+                                           "import time\nfor i in range(5):\n    print(i)\n"
+                                           "    time.sleep(0.2)"}}
+                               .dump();
+        std::vector<double> samples;
+        for (int i = 0; i < (gQuick ? 3 : 5); ++i) {
+            double first = -1;
+            auto t = Clock::now();
+            http.stream("POST", "/api/execute/code", body, {}, [&](std::string_view c) {
+                if (first < 0 && c.find("\"stdout\"") != std::string_view::npos)
+                    first = usSince(t) / 1000;
+                return true;
+            });
+            if (first < 0) throw std::runtime_error("runcode_stream_first_event_ms: no stdout");
+            samples.push_back(first);
+        }
+        emit("runcode_stream_first_event_ms", percentile(samples, 0.5), "ms");
+    }
+}
+
 // Git checkout from a local bare repository (made once, untimed) and file-watch delivery:
 // the latency of one event on a quiet watch, and a 10,000-file burst until its last event.
 void benchGitWatch() {
@@ -541,6 +615,20 @@ void benchSdk() {
         }
         emit("sdk_wait_for_port_ms", best, "ms");
     }
+    if (wanted("sdk_runcode_python_1p1_p50_us")) {
+        auto ctx = sb.createCodeContext({.language = "python"});
+        int n = gQuick ? 200 : 1000;
+        std::vector<double> samples;
+        for (int i = 0; i < n + 50; ++i) {
+            auto t = Clock::now();
+            auto r = sb.runCode("1 + 1", {.context = ctx});
+            double us = usSince(t);
+            if (r.results.empty() || r.results[0].text != "2")
+                throw std::runtime_error("sdk runCode of 1 + 1 failed");
+            if (i >= 50) samples.push_back(us);
+        }
+        emit("sdk_runcode_python_1p1_p50_us", percentile(samples, 0.5), "us");
+    }
     sb.destroy();
 }
 
@@ -608,9 +696,12 @@ int main(int argc, char** argv) {
     try {
         if (wanted("spawn_true_p50_us")) benchSpawn();
         if (wanted("sse_parse_mb_s")) benchSseParse();
+        const bool needInterpreter =
+            wanted("runcode_python_1p1_p50_us") || wanted("runcode_js_1p1_p50_us") ||
+            wanted("create_context_python_p50_us") || wanted("runcode_stream_first_event_ms");
         bool needAgent = wanted("agent_exec_true_p50_us") ||
                          wanted("agent_exec_sessionless_true_p50_us") ||
-                         wanted("agent_stream_mb_s");
+                         wanted("agent_stream_mb_s") || needInterpreter;
         if (needAgent) {
             Agent agent;
             if (wanted("agent_exec_true_p50_us"))
@@ -619,6 +710,7 @@ int main(int argc, char** argv) {
                 benchExec(agent, "agent_exec_sessionless_true_p50_us",
                           R"({"command":"true","sessionId":"__DISABLE_SESSION__"})");
             if (wanted("agent_stream_mb_s")) benchStream(agent);
+            if (needInterpreter) benchRunCode(agent);
         }
         if (wanted("agent_git_clone_local_ms") || wanted("agent_watch_event_latency_p50_us") ||
             wanted("agent_watch_burst_10k_ms"))
@@ -630,7 +722,7 @@ int main(int argc, char** argv) {
         if (wanted("persist_hydrate_32mib_mb_s")) benchPersistHydrate();
         if (wanted("sdk_exec_true_p50_us") || wanted("sdk_stream_mb_s") ||
             wanted("sdk_file_roundtrip_32mib_mb_s") || wanted("sdk_start_process_p50_us") ||
-            wanted("sdk_wait_for_port_ms"))
+            wanted("sdk_wait_for_port_ms") || wanted("sdk_runcode_python_1p1_p50_us"))
             benchSdk();
         if (wanted("pty_echo_roundtrip_p50_us")) benchPty();
     } catch (const std::exception& e) {

@@ -291,6 +291,7 @@ class Executor : public std::enable_shared_from_this<Executor> {
                     co_return;
                 }
             }
+            co_await emit(std::string());  // what is held goes out before the wait
             co_await waitAny(deadline_);
             readNow(events_.native_handle(), evBuf_, 1 << 20, eventsEof_);
         }
@@ -513,6 +514,9 @@ awaitable<std::shared_ptr<CodeContext>> InterpreterService::create(
     if (!findRuntime(language)) notAvailable(language);
     std::string dir = cwd && !cwd->empty() ? *cwd : cfg_.workspace;
     if (dir.front() != '/') dir = cfg_.workspace + "/" + dir;
+    // "/workspace" is the clients' default (the TypeScript client always sends it): an agent
+    // serving another directory as its workspace (--workspace) takes it to mean that one.
+    if (dir == "/workspace" && !isDirectory(dir)) dir = cfg_.workspace;
     if (!isDirectory(dir))
         throw core::validationError("Validation failed: cwd " + dir + " is not a directory", "cwd",
                                     "INVALID_CWD", "not an existing directory");
@@ -526,7 +530,13 @@ awaitable<std::shared_ptr<CodeContext>> InterpreterService::create(
     }
 
     auto e = co_await takeOrStart(language, startTimeout.value_or(cfg_.spawnTimeout));
-    refill(language);
+    // The pool refills behind this request, not in its way: starting an executor costs tens of
+    // milliseconds of CPU that the answer (and the first run) would compete with.
+    auto timer = std::make_shared<net::steady_timer>(ex_, std::chrono::milliseconds(20));
+    timer->async_wait(
+        [this, timer, language, alive = std::weak_ptr<int>(life_)](boost::system::error_code) {
+            if (!alive.expired()) refill(language);
+        });
     co_await e->setup(dir, env);
     auto ctx = std::make_shared<CodeContext>();
     ctx->id = newContextId();

@@ -48,8 +48,10 @@ struct CodeContext {
     bool executorDead() const;
 };
 
-/// What a run reports, event by event (single-line JSON of core::wire::code_event). Returns
-/// false when nobody reads any more (the run is then interrupted, and drained to its end).
+/// What a run reports, event by event (single-line JSON of core::wire::code_event), or, with
+/// an empty string, "send what you hold now" (said before the run waits for its executor, so
+/// events go out as they happen and a quick run's events go out together). Returns false when
+/// nobody reads any more (the run is then interrupted, and drained to its end).
 using CodeEventSink = std::function<awaitable<bool>(std::string&& eventJson)>;
 
 class InterpreterService {

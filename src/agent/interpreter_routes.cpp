@@ -113,8 +113,11 @@ awaitable<void> executeCode(Agent& agent, Request& req, Responder& res, const Ro
     res.enableKeepAlive(std::chrono::seconds(15));
     auto sink = [&res](std::string&& event) -> awaitable<bool> {
         if (res.clientGone()) co_return false;
-        res.queueEvent(event);
-        co_return co_await res.flush();
+        if (!event.empty()) res.queueEvent(event);
+        // Held events go out when the run waits, or once enough is held (a large output).
+        if (event.empty() ? res.queued() > 0 : res.queued() >= 64 * 1024)
+            co_return co_await res.flush();
+        co_return true;
     };
     co_await agent.interpreter().run(ctx, std::move(r.code), timeout, sink);
     co_await res.endSse();

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Compatibility test: the published TypeScript SDK (@cloudflare/sandbox) talks
 // to our C++ sandbox-agent through the SDK's own route clients (SandboxClient
-// -> utils / commands / files / git / watch), its own SSE parser (parseSSEStream) and its
-// own file-stream helpers (streamFile / collectFile). Every request body, every
-// response parse and every error mapping below is the SDK's code, not ours.
+// -> utils / commands / files / git / watch / processes / ports / interpreter), the
+// SDK's CodeInterpreter on top of its interpreter client, its own SSE parser
+// (parseSSEStream) and its own file-stream helpers (streamFile / collectFile). Every
+// request body, every response parse and every error mapping below is the SDK's code, not ours.
 //
 // Usage: node run.mjs /path/to/sandbox-agent
 // Output: one `ok - <name>` / `not ok - <name>: <reason>` line per check, then
@@ -232,7 +233,7 @@ async function main() {
     failed++;
     return finish(1);
   }
-  const { SandboxClient, parseSSEStream, streamFile, collectFile, SessionTerminatedError } = sdk;
+  const { SandboxClient, CodeInterpreter, parseSSEStream, streamFile, collectFile, SessionTerminatedError } = sdk;
   // Only a few error classes are exported from the package root; the base
   // class is reachable through any exported subclass.
   const SandboxError = Object.getPrototypeOf(SessionTerminatedError);
@@ -913,6 +914,181 @@ async function main() {
     assert.equal(events[1].statusCode, 200);
     await processes.killProcess('compat-web');
   });
+
+  // ---- code interpreter (InterpreterClient, and CodeInterpreter on top of it) -----------------
+  const { interpreter } = client;
+  const codeInterpreter = new CodeInterpreter(interpreter);
+  const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const ctxs = {}; // language -> context, as createCodeContext returned it
+
+  /** Runs code through interpreter.runCodeStream; returns the callbacks' calls in order. */
+  async function runStream(ctx, code, language) {
+    const calls = [];
+    await interpreter.runCodeStream(ctx.id, code, language, {
+      onStdout: (o) => calls.push({ type: 'stdout', ...o }),
+      onStderr: (o) => calls.push({ type: 'stderr', ...o }),
+      onResult: (r) => calls.push({ type: 'result', result: r }),
+      onError: (e) => calls.push({ type: 'error', ...e })
+    });
+    return calls;
+  }
+  const ofType = (calls, type) => calls.filter((c) => c.type === type);
+  // Output is streamed as it is written, so one print may arrive as several stdout events.
+  const textOf = (events, type) => ofType(events, type).map((e) => e.text).join('');
+  const kinds = (events) => [...new Set(events.map((e) => e.type))];
+
+  // The client has no health method; BaseHttpClient.get() is the SDK's own request path.
+  await check('interpreter health via the SDK base client -> {success, status: healthy}', async () => {
+    const r = await utils.get('/api/interpreter/health');
+    assert.equal(r.success, true);
+    assert.equal(r.status, 'healthy');
+    assert.equal(typeof r.timestamp, 'string');
+  });
+
+  // The client sends cwd '/workspace' when none is given; ours must exist, so pass the workspace.
+  await check('interpreter.createCodeContext python/javascript/typescript -> id, language, cwd', async () => {
+    for (const language of ['python', 'javascript', 'typescript']) {
+      const c = await interpreter.createCodeContext({ language, cwd: ws });
+      assert.match(c.id, UUID_V4, `${language} context id`);
+      assert.equal(c.language, language);
+      assert.equal(c.cwd, ws);
+      assert.ok(!Number.isNaN(c.createdAt.getTime()), `${language} createdAt from the timestamp`);
+      ctxs[language] = c;
+    }
+    assert.equal(new Set(Object.values(ctxs).map((c) => c.id)).size, 3, 'distinct ids');
+  });
+
+  await check('interpreter.runCodeStream python: `x = 10` then `x * 2` -> result text "20"', async () => {
+    assert.ok(ctxs.python, 'no python context');
+    assert.deepEqual(await runStream(ctxs.python, 'x = 10', 'python'), []);
+    const calls = await runStream(ctxs.python, 'x * 2', 'python');
+    const results = ofType(calls, 'result');
+    assert.equal(results.length, 1, `callbacks ${calls.map((c) => c.type).join(',')}`);
+    assert.equal(results[0].result.text, '20');
+    assert.deepEqual(results[0].result.formats(), ['text']);
+    assert.equal(ofType(calls, 'error').length, 0);
+  });
+
+  await check('interpreter.runCodeStream python: print("hi") -> stdout "hi\\n"', async () => {
+    assert.ok(ctxs.python, 'no python context');
+    const calls = await runStream(ctxs.python, 'print("hi")');
+    assert.deepEqual(kinds(calls), ['stdout']);
+    assert.equal(textOf(calls, 'stdout'), 'hi\n');
+  });
+
+  await check('interpreter.runCodeStream python: 1/0 -> error ZeroDivisionError / division by zero', async () => {
+    assert.ok(ctxs.python, 'no python context');
+    const calls = await runStream(ctxs.python, '1/0');
+    const errors = ofType(calls, 'error');
+    assert.equal(errors.length, 1, `callbacks ${calls.map((c) => c.type).join(',')}`);
+    assert.equal(errors[0].name, 'ZeroDivisionError');
+    assert.equal(errors[0].message, 'division by zero');
+    assert.ok(Array.isArray(errors[0].traceback) && errors[0].traceback.length > 0, 'traceback lines');
+    assert.ok(errors[0].traceback.every((l) => typeof l === 'string'), 'traceback of strings');
+    assert.equal(ofType(calls, 'result').length, 0);
+  });
+
+  await check('interpreter.runCodeStream python: {"a": 1} -> result json {a: 1} (a value)', async () => {
+    assert.ok(ctxs.python, 'no python context');
+    const calls = await runStream(ctxs.python, '{"a": 1}');
+    const results = ofType(calls, 'result');
+    assert.equal(results.length, 1, `callbacks ${calls.map((c) => c.type).join(',')}`);
+    assert.deepEqual(results[0].result.json, { a: 1 });
+    assert.deepEqual(results[0].result.formats(), ['json']);
+  });
+
+  await check('interpreter.runCodeStream javascript `const y = 3; y * 2` -> "6", typescript -> "3"', async () => {
+    assert.ok(ctxs.javascript && ctxs.typescript, 'no javascript/typescript context');
+    const js = await runStream(ctxs.javascript, 'const y = 3; y * 2', 'javascript');
+    assert.deepEqual(js.map((c) => c.type), ['result']);
+    assert.equal(js[0].result.text, '6');
+    const ts = await runStream(ctxs.typescript, 'const n: number = 2; n + 1', 'typescript');
+    assert.deepEqual(ts.map((c) => c.type), ['result']);
+    assert.equal(ts[0].result.text, '3');
+  });
+
+  await check('CodeInterpreter.runCode -> Execution (logs, results, error)', async () => {
+    assert.ok(ctxs.python, 'no python context');
+    const printed = await codeInterpreter.runCode('print("hi")', { context: ctxs.python });
+    assert.equal(printed.logs.stdout.join(''), 'hi\n');
+    assert.deepEqual(printed.logs.stderr, []);
+    assert.deepEqual(printed.results, []);
+    const valued = await codeInterpreter.runCode('x * 2', { context: ctxs.python });
+    assert.deepEqual(valued.results.map((r) => r.text), ['20']);
+    assert.equal(valued.error, undefined);
+    const bad = await codeInterpreter.runCode('1/0', { context: ctxs.python });
+    assert.equal(bad.error?.name, 'ZeroDivisionError');
+    assert.equal(bad.error?.message, 'division by zero');
+  });
+
+  await check('CodeInterpreter.runCodeStream events via parseSSEStream (stdout, result, execution_complete)', async () => {
+    assert.ok(ctxs.python, 'no python context');
+    const stream = await codeInterpreter.runCodeStream('print("hi")\nx', { context: ctxs.python });
+    const events = await collectEvents(parseSSEStream(stream));
+    assert.deepEqual(kinds(events), ['stdout', 'result', 'execution_complete']);
+    // The reference's IPython also prints `Out[n]: 10` there.
+    assert.match(textOf(events, 'stdout'), /^hi\n/);
+    assert.deepEqual(ofType(events, 'result').map((e) => e.text), ['10']);
+    assert.equal(events.at(-1).type, 'execution_complete');
+    assert.equal(typeof events.at(-1).execution_count, 'number');
+  });
+
+  await check('interpreter.listCodeContexts includes the created contexts', async () => {
+    const list = await interpreter.listCodeContexts();
+    for (const c of Object.values(ctxs)) {
+      const listed = list.find((l) => l.id === c.id);
+      assert.ok(listed, `context ${c.id} (${c.language}) listed`);
+      assert.equal(listed.language, c.language);
+      assert.equal(listed.cwd, ws);
+    }
+  });
+
+  await check('interpreter.deleteCodeContext removes it; again -> ContextNotFoundError 404', async () => {
+    assert.ok(ctxs.typescript, 'no typescript context');
+    const id = ctxs.typescript.id;
+    await interpreter.deleteCodeContext(id);
+    assert.ok(!(await interpreter.listCodeContexts()).some((l) => l.id === id), 'still listed');
+    const err = await rejects(() => interpreter.deleteCodeContext(id));
+    assertTyped(err, 'ContextNotFoundError', 'CONTEXT_NOT_FOUND', 404);
+    assert.equal(err.contextId, id);
+  });
+
+  // /api/execute/code refuses with {error, code, details} (not the standard envelope), so the
+  // SDK's error has the right class and code but no message, context or httpStatus.
+  await check('interpreter.runCodeStream on a deleted context -> ContextNotFoundError', async () => {
+    assert.ok(ctxs.typescript, 'no typescript context');
+    const id = ctxs.typescript.id;
+    const err = await rejects(() => runStream(ctxs.typescript, 'n'));
+    assert.ok(err instanceof SandboxError, `expected a SandboxError, got ${err?.name}: ${err?.message}`);
+    assert.equal(err.name, 'ContextNotFoundError');
+    assert.equal(err.code, 'CONTEXT_NOT_FOUND');
+    assert.deepEqual(err.errorResponse, { code: 'CONTEXT_NOT_FOUND', error: `Context ${id} not found`, details: { contextId: id } });
+  });
+
+  await check('interpreter.runCodeStream python code on a javascript context -> CodeExecutionError', async () => {
+    assert.ok(ctxs.javascript, 'no javascript context');
+    const id = ctxs.javascript.id;
+    const err = await rejects(() => runStream(ctxs.javascript, '1', 'python'));
+    assert.ok(err instanceof SandboxError, `expected a SandboxError, got ${err?.name}: ${err?.message}`);
+    assert.equal(err.name, 'CodeExecutionError');
+    assert.equal(err.code, 'CODE_EXECUTION_ERROR');
+    assert.equal(err.errorResponse.error, `Context ${id} was created for javascript, cannot execute python code`);
+  });
+
+  await check('unknown language: CodeInterpreter refuses it client-side; the route client gets python', async () => {
+    const before = (await interpreter.listCodeContexts()).length;
+    const err = await rejects(() => codeInterpreter.createCodeContext({ language: 'cobol', cwd: ws }));
+    assert.equal(err.name, 'SandboxSecurityError');
+    assert.equal(err.code, 'INVALID_LANGUAGE');
+    assert.equal((await interpreter.listCodeContexts()).length, before, 'no context created');
+    // InterpreterClient does not validate; the container maps an unknown language to python.
+    const c = await interpreter.createCodeContext({ language: 'cobol', cwd: ws });
+    assert.equal(c.language, 'python');
+    const calls = await runStream(c, 'import sys; sys.version_info.major');
+    assert.equal(calls.find((x) => x.type === 'result')?.result.text, '3');
+    await interpreter.deleteCodeContext(c.id);
+  });
+
   // ---- the websocket transport (transportMode: 'websocket'): every request of the SDK's
   // route clients travels as JSON frames over one /ws connection (container-api §6) --------
   if (typeof WebSocket === 'undefined') {
@@ -962,6 +1138,25 @@ async function main() {
       assert.equal(r.content, 'over the socket');
       const err = await rejects(() => wsClient.files.readFile(path.join(ws, 'ws-missing.txt'), SID));
       assertTyped(err, 'FileNotFoundError', 'FILE_NOT_FOUND', 404);
+    });
+    await check('websocket transport: interpreter create, runCodeStream, list, delete', async () => {
+      const wsInterp = wsClient.interpreter;
+      const c = await wsInterp.createCodeContext({ language: 'python', cwd: ws });
+      assert.equal(c.language, 'python');
+      const calls = [];
+      await wsInterp.runCodeStream(c.id, 'print("hi")\n6 * 7', undefined, {
+        onStdout: (o) => calls.push({ type: 'stdout', text: o.text }),
+        onResult: (r) => calls.push({ type: 'result', text: r.text })
+      });
+      assert.match(calls.filter((x) => x.type === 'stdout').map((x) => x.text).join(''), /^hi\n/);
+      assert.deepEqual(calls.filter((x) => x.type === 'result').map((x) => x.text), ['42']);
+      assert.ok((await wsInterp.listCodeContexts()).some((l) => l.id === c.id), 'listed');
+      await wsInterp.deleteCodeContext(c.id);
+      // Over the socket the SDK turns any refused stream into a plain Error with the body.
+      const err = await rejects(() => wsInterp.runCodeStream(c.id, '1', undefined, {}));
+      const m = /^Stream error: 404 - (.*)$/s.exec(err.message);
+      assert.ok(m, `message ${err.message}`);
+      assert.deepEqual(JSON.parse(m[1]), { code: 'CONTEXT_NOT_FOUND', error: `Context ${c.id} not found`, details: { contextId: c.id } });
     });
     await check('websocket transport: concurrent requests on one socket', async () => {
       await wsClient.utils.ping(); // connected before the burst (no connect-time fallback)

@@ -217,6 +217,11 @@ function collectNames(pattern, names) {
 // Returns { names, source, isAsync }: the global names to declare, the code to run, and
 // whether it evaluates to a promise (async wrapper) rather than to the value itself.
 function prepare(code) {
+  // Code that cannot declare anything or await (no such word in it at all) runs as it is:
+  // parsing it would change nothing.
+  if (!/\b(?:const|let|var|function|class|await|async)\b/.test(code)) {
+    return { names: [], source: code, isAsync: false };
+  }
   const parser = loadAcorn();
   let program = null;
   if (parser) {

@@ -595,6 +595,13 @@ def _main():
         signal.signal(signal.SIGINT, _on_sigint)
     except (ValueError, OSError):
         pass
+    # Whole lines: print("hi") becomes one write, so it arrives in one piece; the rest of a
+    # line goes out before each event (and so before the run's end), as _flush_std() does.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True, write_through=False)
+        except (AttributeError, ValueError, OSError):
+            pass
     _emit({"type": "ready"})
     for raw in _requests():
         try:
