@@ -357,6 +357,30 @@ TEST_SUITE("daemon.faults") {
         CHECK_FALSE(pathExists(d.stateDir() + "/sandboxes/" + b));
     }
 
+    TEST_CASE("code contexts run inside the sandbox and end with it") {
+        DaemonFixture d;
+        std::string id = newSandbox(d.http);
+        std::vector<std::string> contexts;
+        for (const char* language : {"python", "javascript"}) {
+            auto c = call(d.http, "POST", sandboxPath(id, "/agent/api/contexts"),
+                          json{{"language", language}}.dump());
+            INFO(c.raw);
+            REQUIRE(c.status == 200);
+            contexts.push_back(c.body["contextId"]);
+        }
+        // Each interpreter is a process of the sandbox (under its launcher), not of the host.
+        auto procs = sandboxProcesses(d.pid(), id);
+        int interpreters = 0;
+        for (const auto& p : procs)
+            if (p.comm.rfind("python", 0) == 0 || p.comm == "node") ++interpreters;
+        CHECK(interpreters >= 2);
+        auto r = call(d.http, "POST", sandboxPath(id, "/agent/api/execute/code"),
+                      json{{"context_id", contexts[0]}, {"code", "import os; os.getuid()"}}.dump());
+        CHECK(r.raw.find(R"("type":"result")") != std::string::npos);
+        REQUIRE(call(d.http, "DELETE", sandboxPath(id, "")).status == 204);
+        CHECK(waitFor([&] { return sandboxProcesses(d.pid(), id).empty(); }));
+    }
+
     TEST_CASE("200 create/exec/destroy cycles leak no processes, fds, mounts or cgroups") {
         DaemonFixture d;
         // Warm up (first-use allocations), then take the baseline with the daemon idle: no
