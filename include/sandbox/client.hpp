@@ -191,7 +191,8 @@ class SandboxOperations {
     // ---- code interpreter (needs the container API: the agent transport, the embedded
     // default, or sandboxd's bridge; else UnsupportedOperationError). sandbox/interpreter.hpp
     // has the types, docs/interpreter.md the guide. ----
-    /// A new context: an interpreter of its own whose state persists between runs. Throws
+    /// A new context: an interpreter of its own whose state persists between runs (made on
+    /// an ExecutionSession, it ends when that session is deleted). Throws
     /// SandboxSecurityError for an unknown language, ValidationFailedError for a cwd that is
     /// not a directory, SandboxError PYTHON_NOT_AVAILABLE / JAVASCRIPT_NOT_AVAILABLE (501)
     /// when the sandbox lacks the runtime.

@@ -20,8 +20,9 @@ using nlohmann::json;
 
 // ---- ContainerApi ---------------------------------------------------------------------------
 
-json ContainerApi::post(const std::string& route, const json& body, const std::string& op) {
-    auto r = req_.call(ep_, "POST", route, jsonBody(body, op), {}, op, false);
+json ContainerApi::post(const std::string& route, const json& body, const std::string& op,
+                        const client::HeaderList& headers) {
+    auto r = req_.call(ep_, "POST", route, jsonBody(body, op), headers, op, false);
     json j = core::parseJson(r.body);  // simdjson: file contents can be tens of MB
     if (j.is_discarded())
         throw SandboxError("INVALID_JSON_RESPONSE", "the sandbox sent a response that is not JSON",

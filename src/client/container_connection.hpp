@@ -28,9 +28,10 @@ class ContainerApi {
     /// After the sandbox was destroyed: the next call makes the default session again.
     void forgetDefaultSession() { defaultReady_ = false; }
 
-    /// POSTs a JSON body to `route`; returns the parsed answer. Errors are thrown typed.
+    /// POSTs a JSON body to `route` (with `headers`); returns the parsed answer. Errors are
+    /// thrown typed.
     nlohmann::json post(const std::string& route, const nlohmann::json& body,
-                        const std::string& operation);
+                        const std::string& operation, const client::HeaderList& headers = {});
     /// GET (or DELETE) without a body; returns the parsed answer (GETs are retried on 503).
     nlohmann::json get(const std::string& route, const std::string& operation,
                        std::string_view verb = "GET");

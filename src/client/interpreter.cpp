@@ -201,14 +201,18 @@ CodeContext contextFrom(const wire::ContextInfo& info) {
     return c;
 }
 
-CodeContext createContext(SandboxState& st, const CreateContextOptions& o) {
+// `session`: an ExecutionSession's id; its contexts end with it (X-Session-Id).
+CodeContext createContext(SandboxState& st, const CreateContextOptions& o,
+                          const std::optional<std::string>& session = std::nullopt) {
     wire::CreateContextRequest req;
     req.language = std::string(wire::to_string(languageOf(o.language, "createCodeContext")));
     req.cwd = o.cwd;
     req.envVars = o.envVars;
     if (o.timeout) req.timeoutMs = o.timeout->count();
+    client::HeaderList headers;
+    if (session) headers.emplace_back("X-Session-Id", *session);
     json j = interpreterApi(st, "createCodeContext()")
-                 .post("/api/contexts", req.toJson(), "interpreter.createContext");
+                 .post("/api/contexts", req.toJson(), "interpreter.createContext", headers);
     auto info = wire::ContextInfo::fromJson(j);
     if (info.id.empty())
         throw SandboxError("INVALID_RESPONSE", "createCodeContext: the answer names no context", 0,
@@ -281,7 +285,7 @@ std::int64_t nowMs() {
 }  // namespace
 
 CodeContext SandboxOperations::createCodeContext(const CreateContextOptions& options) const try {
-    return createContext(*state_, options);
+    return createContext(*state_, options, session_);
 } catch (const nlohmann::json::exception& e) {
     detail::rethrowUnexpected(e, "createCodeContext");
 }

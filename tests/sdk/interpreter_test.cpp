@@ -125,3 +125,15 @@ TEST_CASE("runCodeStream: events as they happen; a timeout keeps the context") {
     CHECK_THROWS_AS(sb.createCodeContext({.language = "cobol"}), SandboxSecurityError);
     CHECK_THROWS_AS(sb.createCodeContext({.cwd = "/no/such/dir"}), ValidationFailedError);
 }
+
+TEST_CASE("a session's code contexts end with the session") {
+    if (isNarrow()) return;
+    auto sb = freshSandbox("isession");
+    auto session = sb.createSession({.id = "with-contexts"});
+    auto mine = session.createCodeContext({.language = "python"});
+    auto sandboxWide = sb.createCodeContext({.language = "python"});
+    CHECK(session.runCode("21 * 2", {.context = mine}).results.at(0).text == "42");
+    sb.deleteSession("with-contexts");
+    CHECK_THROWS_AS(sb.runCode("1", {.context = mine}), ContextNotFoundError);
+    CHECK(sb.runCode("1", {.context = sandboxWide}).results.at(0).text == "1");
+}
