@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -217,19 +218,28 @@ class Executor : public std::enable_shared_from_this<Executor> {
             if (!text.empty())
                 co_await emit(wire::code_event::output(which == 0 ? "stdout" : "stderr", text));
         };
-        // Everything the executor wrote to stdout and stderr so far, before the next event.
+        // What the executor wrote to stdout and stderr: up to `limit` bytes of each, or (kNow)
+        // what each pipe holds at this moment: all that was written before an event just read,
+        // and never an endless amount from a program that goes on printing meanwhile.
+        constexpr std::size_t kNow = SIZE_MAX;
         auto drain = [&](std::size_t limit) -> awaitable<void> {
             for (int which = 0; which < 2; ++which) {
                 auto& d = which == 0 ? out_ : err_;
                 bool& eof = which == 0 ? outEof_ : errEof_;
-                while (!eof) {
+                std::size_t left = limit;
+                if (limit == kNow) {
+                    int n = 0;
+                    left = ::ioctl(d.native_handle(), FIONREAD, &n) == 0 && n > 0
+                               ? static_cast<std::size_t>(n)
+                               : 0;
+                }
+                while (!eof && left > 0) {
                     std::string chunk;
-                    if (readNow(d.native_handle(), chunk, std::min<std::size_t>(limit, 65536),
+                    if (readNow(d.native_handle(), chunk, std::min<std::size_t>(left, 65536),
                                 eof) == 0)
                         break;
+                    left -= std::min(left, chunk.size());
                     co_await emitOutput(which, chunk);
-                    if (chunk.size() >= limit) break;
-                    limit -= chunk.size();
                 }
             }
         };
@@ -245,7 +255,7 @@ class Executor : public std::enable_shared_from_this<Executor> {
             std::string line;
             bool done = false;
             while (!done && takeLine(line)) {
-                co_await drain(SIZE_MAX);  // what was printed before this event comes first
+                co_await drain(kNow);  // what was printed before this event comes first
                 json ev = json::parse(line, nullptr, false);
                 if (!ev.is_object()) continue;
                 std::string type = ev.value("type", "");
@@ -270,7 +280,7 @@ class Executor : public std::enable_shared_from_this<Executor> {
             if (done) co_return;
             co_await drain(1 << 20);
             if (eventsEof_ || exited()) {
-                co_await drain(SIZE_MAX);
+                co_await drain(kNow);
                 markDead();
                 co_await emit(diedEvent());
                 co_return;

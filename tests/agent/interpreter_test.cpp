@@ -294,6 +294,35 @@ pd.DataFrame({"city": ["Oslo", "Lima"], "temp": [3, 19]})
         CHECK(r.ofType("error").empty());
     }
 
+    TEST_CASE("a result is not held back by output that keeps coming after it") {
+        AgentFixture a;
+        std::string ctx = createContext(a);
+        const std::string flag = a.workspace() + "/stop";
+        // After its display(), the code starts a writer that fills stdout faster than it can be
+        // read (for at most 20 s), and waits for the file the test makes once it has the result.
+        // The answer says whether the writer was still going then: a result held back until
+        // the output stops would come only after the writer's end.
+        std::string code =
+            "import os, subprocess, time\ndisplay('first')\n"
+            "w = subprocess.Popen(['timeout', '20', 'yes', 'x' * 200])\n"
+            "while not os.path.exists(" +
+            json(flag).dump() +
+            "):\n"
+            "    time.sleep(0.01)\n"
+            "alive = w.poll() is None\nw.kill(); w.wait()\nalive";
+        bool resultSeen = false;
+        auto r = run(a.http, ctx, code, {{"timeout_ms", 60000}}, [&](const json& e) {
+            if (e.value("type", "") == "result" && !resultSeen) {
+                resultSeen = true;
+                writeFile(flag, "");
+            }
+            return true;
+        });
+        CHECK(resultSeen);
+        CHECK(texts(r).back() == "True");
+        CHECK(r.types().back() == "execution_complete");
+    }
+
     TEST_CASE("a timeout interrupts the run and the context stays usable") {
         AgentFixture a;
         std::string py = createContext(a);
