@@ -146,6 +146,20 @@ TEST_SUITE("agent.interpreter") {
         checkValidation(post(a, "/api/contexts", {{"language", 7}}));
     }
 
+    TEST_CASE(
+        "a runtime that is not installed: 501 PYTHON_NOT_AVAILABLE / JAVASCRIPT_NOT_AVAILABLE") {
+        // The agent inherits these: runtimes that do not exist.
+        ::setenv("SANDBOX_INTERPRETER_PYTHON", "/nonexistent/python3", 1);
+        ::setenv("SANDBOX_INTERPRETER_NODE", "/nonexistent/node", 1);
+        AgentFixture a;
+        ::unsetenv("SANDBOX_INTERPRETER_PYTHON");
+        ::unsetenv("SANDBOX_INTERPRETER_NODE");
+        checkError(post(a, "/api/contexts", {{"language", "python"}}), 501, "PYTHON_NOT_AVAILABLE");
+        checkError(post(a, "/api/contexts", {{"language", "typescript"}}), 501,
+                   "JAVASCRIPT_NOT_AVAILABLE");
+        CHECK(get(a, "/api/contexts").body["contexts"].empty());
+    }
+
     TEST_CASE("Python: state, results, stdout, errors and execution_count") {
         AgentFixture a;
         std::string ctx = createContext(a, {{"language", "python"}});
