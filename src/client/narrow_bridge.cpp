@@ -125,9 +125,11 @@ bool sessionMode(const SandboxInfo& info, const BoundSession& s) {
 // without a newline given one (as the container's streaming does).
 class NarrowExecEvents final : public ExecEventReader {
   public:
+    /// `requested`: when the request was sent (the command cannot have started before).
     NarrowExecEvents(std::unique_ptr<EventSource> src, std::string command, bool lines,
-                     std::optional<std::chrono::milliseconds> timeout)
-        : src_(std::move(src)), lines_(lines), timeout_(timeout) {
+                     std::optional<std::chrono::milliseconds> timeout,
+                     std::chrono::steady_clock::time_point requested)
+        : src_(std::move(src)), lines_(lines), timeout_(timeout), started_(requested) {
         ExecEvent start;
         start.type = ExecEvent::Type::Start;
         start.command = std::move(command);
@@ -210,7 +212,7 @@ class NarrowExecEvents final : public ExecEventReader {
     bool lines_;
     bool ended_ = false;
     std::optional<std::chrono::milliseconds> timeout_;
-    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point started_;
     std::string partial_[2];
     std::deque<ExecEvent> pending_;
 };
@@ -339,9 +341,12 @@ std::unique_ptr<ExecEventReader> NarrowBridgeConnection::execStream(std::string_
                                                                     const ExecOptions& o,
                                                                     const BoundSession& s) {
     // The bridge's stream has no start event: its 200 answer is the command's acceptance.
-    return std::make_unique<NarrowExecEvents>(openExec(std::string(command), o, s, std::nullopt),
-                                              std::string(command), sessionMode(*info_, s),
-                                              o.timeout);
+    // Whether an exit 124 is the SDK's timeout is judged from the time the request was sent:
+    // the answer's head may come well after the command started (a slow bridge or client).
+    const auto requested = std::chrono::steady_clock::now();
+    auto src = openExec(std::string(command), o, s, std::nullopt);
+    return std::make_unique<NarrowExecEvents>(std::move(src), std::string(command),
+                                              sessionMode(*info_, s), o.timeout, requested);
 }
 
 ExecResult NarrowBridgeConnection::run(const std::vector<std::string>& argv) {
