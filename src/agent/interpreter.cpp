@@ -13,6 +13,7 @@
 
 #include "agent/interpreter/executors.hpp"
 #include "core/errors.hpp"
+#include "core/shell.hpp"
 #include "core/utf8.hpp"
 
 namespace sandbox::agent {
@@ -530,14 +531,11 @@ awaitable<std::shared_ptr<CodeContext>> InterpreterService::create(
     if (!isDirectory(dir))
         throw core::validationError("Validation failed: cwd " + dir + " is not a directory", "cwd",
                                     "INVALID_CWD", "not an existing directory");
-    for (const auto& [k, v] : env) {
-        bool ok = !k.empty() && !std::isdigit(static_cast<unsigned char>(k[0]));
-        for (unsigned char c : k) ok = ok && (std::isalnum(c) || c == '_');
-        if (!ok)
+    for (const auto& [k, v] : env)
+        if (!core::isValidEnvName(k))
             throw core::validationError("Validation failed: invalid environment variable name " + k,
                                         "env_vars", "INVALID_ENV_NAME",
                                         "invalid environment variable name: " + k);
-    }
 
     auto e = co_await takeOrStart(language, startTimeout.value_or(cfg_.spawnTimeout));
     // The pool refills behind this request, not in its way: starting an executor costs tens of
