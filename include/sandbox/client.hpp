@@ -12,6 +12,7 @@
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
 #include "sandbox/interpreter.hpp"
+#include "sandbox/ports.hpp"
 #include "sandbox/process.hpp"
 #include "sandbox/pty.hpp"
 #include "sandbox/pull_iterator.hpp"
@@ -256,6 +257,28 @@ class Sandbox : public SandboxOperations {
     /// Unmounts what mountBucket() mounted at `mountPath` and removes the mount point when
     /// empty. Throws BucketMountError (`unmount_error`) when nothing is mounted there.
     void unmountBucket(std::string_view mountPath) const;
+
+    // ---- ports and preview URLs (sandboxd and the embedded default; sandbox/ports.hpp,
+    // docs/ports.md). Ports are 1024-65535 except 3000, else SandboxSecurityError. Over
+    // Cloudflare's bridge and the agent transport: UnsupportedOperationError (Cloudflare serves
+    // preview URLs from a Worker's proxyToSandbox, which no HTTP API reaches). ----
+    /// Makes a server listening on `port` inside the sandbox reachable at a preview URL, for
+    /// this launch of the sandbox (after a restart the URL answers 410 until exposed again;
+    /// the token is kept). Throws SandboxSecurityError for a bad port or token (or a token
+    /// another port uses), CustomDomainRequiredError for a .workers.dev hostname.
+    ExposedPort exposePort(int port, const ExposePortOptions& options = {}) const;
+    /// Revokes the port's URL: new requests get 404 and open connections are cut. Idempotent.
+    void unexposePort(int port) const;
+    /// The ports preview traffic reaches now (with URLs written for `hostname` when given).
+    std::vector<ExposedPortInfo> getExposedPorts(
+        const std::optional<std::string>& hostname = std::nullopt) const;
+    /// Whether `port` has a token (active or stale).
+    bool isPortExposed(int port) const;
+    /// Whether `token` is the port's token (compared in constant time); false when the port is
+    /// not exposed or the token is malformed.
+    bool validatePortToken(int port, std::string_view token) const;
+    /// The sandbox's tunnels.
+    Tunnels tunnels() const;
 
     /// Destroys the sandbox: every process dies and its files are removed.
     void destroy() const;

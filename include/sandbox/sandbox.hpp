@@ -12,6 +12,7 @@
 #include "sandbox/errors.hpp"
 #include "sandbox/git_watch.hpp"
 #include "sandbox/interpreter.hpp"
+#include "sandbox/ports.hpp"
 #include "sandbox/process.hpp"
 #include "sandbox/pty.hpp"
 #include "sandbox/sse.hpp"

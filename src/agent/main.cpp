@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agent/agent.hpp"
+#include "agent/relay.hpp"
 #include "agent/routes.hpp"
 #include "sandbox/version.hpp"
 #include "server/http_server.hpp"
@@ -135,8 +136,10 @@ int main(int argc, char** argv) {
     // Orphans of background processes (double forks, setsid) reparent to the agent, so a kill
     // can find them and nothing is left as a zombie.
     sandbox::agent::enableSubreaper(io.get_executor());
-    sandbox::server::Server server(io, sandbox::agent::makeRouter(agent),
-                                   {.serverName = "sandbox-agent"});
+    // CONNECT requests are the port relay (relay.hpp); everything else is the container API.
+    sandbox::server::Server server(
+        io, sandbox::agent::makeRouter(agent),
+        {.serverName = "sandbox-agent", .hijack = sandbox::agent::connectRelay()});
     try {
         server.listen(listen);
     } catch (const std::exception& e) {

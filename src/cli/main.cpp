@@ -9,6 +9,9 @@
 //   sandbox shell [NAME]                 an interactive terminal (exit code = the shell's)
 //   sandbox run-code [--language L] [--context ID] [--sandbox NAME] FILE|-
 //                                        run code in the code interpreter
+//   sandbox expose NAME PORT [--token T] [--hostname H]   print a port's preview URL
+//   sandbox unexpose NAME PORT / sandbox ports NAME       revoke one / list them
+//   sandbox tunnel NAME PORT [--destroy]                  print (or end) a port's tunnel
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -31,10 +34,16 @@ int usage(std::ostream& os, int code) {
           "                        [--sandbox NAME] FILE|-\n"
           "         runs FILE (- = stdin) in the code interpreter: output and text results are\n"
           "         printed, images written to result-N.png|jpg|svg; exit 1 if the code raised\n"
+          "       sandbox expose NAME PORT [--token T] [--hostname H]\n"
+          "         exposes PORT of the sandbox and prints its preview URL\n"
+          "       sandbox unexpose NAME PORT\n"
+          "       sandbox ports NAME            (the exposed ports: PORT URL per line)\n"
+          "       sandbox tunnel NAME PORT [--destroy]\n"
+          "         prints the URL of a tunnel to PORT (made if needed), or ends it\n"
           "       sandbox --version\n"
           "Backend: SANDBOX_API_URL (+ SANDBOX_API_KEY) for a bridge, SANDBOX_AGENT_URL for one\n"
           "sandbox's control plane, or nothing for a private sandboxd (sandboxes then last only\n"
-          "as long as this command).\n";
+          "as long as this command: expose and tunnel need a lasting sandboxd).\n";
     return code;
 }
 
@@ -201,6 +210,45 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (cmd == "shell" && args.size() == 2) return sandbox::cli::runShell(sb);
+        if ((cmd == "expose" || cmd == "unexpose" || cmd == "tunnel") && args.size() >= 3) {
+            std::size_t used = 0;
+            int port = 0;
+            try {
+                port = std::stoi(args[2], &used);
+            } catch (const std::exception&) {
+            }
+            if (used == 0 || used != args[2].size()) return usage(std::cerr, 2);
+            if (cmd == "unexpose" && args.size() == 3) {
+                sb.unexposePort(port);
+                return 0;
+            }
+            if (cmd == "tunnel") {
+                if (args.size() == 4 && args[3] == "--destroy") {
+                    sb.tunnels().destroy(port);
+                    return 0;
+                }
+                if (args.size() != 3) return usage(std::cerr, 2);
+                std::cout << sb.tunnels().get(port).url << "\n";
+                return 0;
+            }
+            if (cmd != "expose") return usage(std::cerr, 2);
+            sandbox::ExposePortOptions o;
+            for (std::size_t i = 3; i < args.size(); i += 2) {
+                if (i + 1 >= args.size()) return usage(std::cerr, 2);
+                if (args[i] == "--token")
+                    o.token = args[i + 1];
+                else if (args[i] == "--hostname")
+                    o.hostname = args[i + 1];
+                else
+                    return usage(std::cerr, 2);
+            }
+            std::cout << sb.exposePort(port, o).url << "\n";
+            return 0;
+        }
+        if (cmd == "ports" && args.size() == 2) {
+            for (const auto& p : sb.getExposedPorts()) std::cout << p.port << " " << p.url << "\n";
+            return 0;
+        }
         if (cmd == "destroy" && args.size() == 2) {
             sb.destroy();
             return 0;

@@ -81,6 +81,30 @@ void bridgeMount(Requester& req, const client::Endpoint& root, const std::string
 void bridgeUnmount(Requester& req, const client::Endpoint& root, const std::string& bridgeId,
                    std::string_view mountPath);
 
+/// sandboxd's port routes and the bridge's tunnel routes (ports.cpp). `sandboxd`: the bridge
+/// is sandboxd (exposures and the tunnel list exist), not Cloudflare's.
+class BridgePorts {
+  public:
+    BridgePorts(Requester& req, client::Endpoint root, std::string bridgeId, bool sandboxd)
+        : req_(req), root_(std::move(root)), id_(std::move(bridgeId)), sandboxd_(sandboxd) {}
+    bool sandboxd() const { return sandboxd_; }
+    ExposedPort expose(int port, const ExposePortOptions& o);
+    void unexpose(int port);
+    std::vector<ExposedPortInfo> exposed(const std::optional<std::string>& hostname);
+    bool isExposed(int port);
+    bool validate(int port, std::string_view token);
+    Tunnel tunnel(int port, const TunnelOptions& o);
+    std::vector<Tunnel> tunnels();
+    void destroyTunnel(int port);
+
+  private:
+    std::string base() const { return "/v1/sandbox/" + id_; }
+    Requester& req_;
+    client::Endpoint root_;
+    std::string id_;
+    bool sandboxd_;
+};
+
 /// The session a call runs in: an ExecutionSession's id, or nullopt for the sandbox's
 /// default (or no session at all when enableDefaultSession is false).
 using BoundSession = std::optional<std::string>;
@@ -147,6 +171,10 @@ class Connection {
     /// The container API (processes, port watches, file watches, git), or
     /// UnsupportedOperationError saying that `method` needs it and this transport lacks it.
     virtual ContainerApi& containerApi(const char* method);
+    /// The port and tunnel routes for `method`, or UnsupportedOperationError saying why this
+    /// transport lacks them: `exposures` (exposePort and friends, the tunnel list) need
+    /// sandboxd; tunnels need a bridge.
+    virtual BridgePorts& ports(const char* method, bool exposures);
 
   protected:
     /// Throws UnsupportedOperationError: "<method> needs <what>; <describe()> ...".

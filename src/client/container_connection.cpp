@@ -229,7 +229,13 @@ ContainerConnection::ContainerConnection(Requester& requester, client::Endpoint 
            route == ContainerRoute::Direct
                ? root_
                : root_.withBase("/v1/sandbox/" + info->bridgeId + "/agent"),
-           info) {}
+           info),
+      ports_(requester, root_, info->bridgeId, true) {}
+
+BridgePorts& ContainerConnection::ports(const char* method, bool exposures) {
+    if (route_ == ContainerRoute::Direct) return Connection::ports(method, exposures);
+    return ports_;
+}
 
 std::string ContainerConnection::describe() const {
     return route_ == ContainerRoute::Direct ? "the agent transport (a sandbox's container API)"

@@ -100,6 +100,7 @@ class ContainerConnection final : public Connection {
     void unmountBucket(std::string_view mountPath) override;
     TerminalTarget terminal(const std::string& session, const std::string& query) override;
     ContainerApi& containerApi(const char*) override { return api_; }
+    BridgePorts& ports(const char* method, bool exposures) override;
 
   private:
     /// /api/execute's body for `command` (also /api/execute/stream's).
@@ -111,6 +112,7 @@ class ContainerConnection final : public Connection {
     ContainerRoute route_;
     std::shared_ptr<SandboxInfo> info_;
     ContainerApi api_;
+    BridgePorts ports_;  ///< sandboxd's (Passthrough only)
 };
 
 /// The SSE events of /api/execute/stream in the SDK's terms.

@@ -106,8 +106,10 @@ std::shared_ptr<EmbeddedDaemon> EmbeddedDaemon::shared(const std::string& explic
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
         throw ConnectionError("CONNECTION_FAILED", "cannot create pipes for sandboxd", 0);
     int logFd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    std::vector<std::string> args = {binary,        "--listen",      "unix:" + d->socket_,
-                                     "--state-dir", tmpl + "/state", "--exit-with-stdin"};
+    std::vector<std::string> args = {binary, "--listen", "unix:" + d->socket_, "--state-dir",
+                                     tmpl + "/state", "--exit-with-stdin",
+                                     // Preview URLs (exposePort) for this host's browsers.
+                                     "--preview-listen", "127.0.0.1:0"};
     if (unisolated) args.insert(args.end(), {"--isolation", "none"});
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());

@@ -558,6 +558,11 @@ void NarrowBridgeConnection::unmountBucket(std::string_view mountPath) {
     bridgeUnmount(req_, root_, info_->bridgeId, mountPath);
 }
 
+BridgePorts& NarrowBridgeConnection::ports(const char* method, bool exposures) {
+    if (exposures) return Connection::ports(method, exposures);  // sandboxd's alone
+    return ports_;
+}
+
 TerminalTarget NarrowBridgeConnection::terminal(const std::string& session,
                                                 const std::string& query) {
     return {root_,

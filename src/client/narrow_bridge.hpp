@@ -44,6 +44,7 @@ class NarrowBridgeConnection final : public Connection {
                      const MountBucketOptions& o) override;
     void unmountBucket(std::string_view mountPath) override;
     TerminalTarget terminal(const std::string& session, const std::string& query) override;
+    BridgePorts& ports(const char* method, bool exposures) override;
 
   private:
     std::unique_ptr<EventSource> openExec(const std::string& command, const ExecOptions& o,
@@ -59,6 +60,7 @@ class NarrowBridgeConnection final : public Connection {
     Requester& req_;
     client::Endpoint root_;
     std::shared_ptr<SandboxInfo> info_;
+    BridgePorts ports_{req_, root_, info_->bridgeId, false};
 };
 
 // ---- the pure parts (unit-tested in tests/client) -------------------------------------------

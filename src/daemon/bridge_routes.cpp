@@ -88,9 +88,56 @@ std::optional<HeadRefusal> refuseFromHead(const SandboxManager& mgr, const Reque
     return std::nullopt;
 }
 
+std::optional<server::CannedResponse> previewRefusal(const SandboxManager& mgr,
+                                                     const Request& head) {
+    auto host = head.header("host");
+    if (!host) return std::nullopt;
+    auto check = mgr.ports().check(*host);
+    server::CannedResponse r;
+    switch (check.access) {
+        case PortRegistry::Access::NotPreview:
+        case PortRegistry::Access::Active:
+            return std::nullopt;
+        case PortRegistry::Access::InvalidToken:
+            r.status = 404;
+            r.body =
+                errorBody("Invalid token: port " + std::to_string(check.host.port) +
+                              " of sandbox " + check.host.id + " is not exposed with this token",
+                          "INVALID_TOKEN");
+            break;
+        case PortRegistry::Access::Stale:
+            r.status = 410;
+            r.body = errorBody("This preview URL is from before sandbox " + check.host.id +
+                                   " restarted: expose port " + std::to_string(check.host.port) +
+                                   " again (the URL stays the same)",
+                               "STALE_PREVIEW_URL");
+            break;
+    }
+    return r;
+}
+
+std::function<server::RawHandler(const Request&)> previewHijack(SandboxManager& mgr) {
+    return [&mgr](const Request& head) -> server::RawHandler {
+        auto host = head.header("host");
+        if (!host) return nullptr;
+        auto check = mgr.ports().check(*host);
+        if (check.access != PortRegistry::Access::Active) return nullptr;
+        return [&mgr, check](std::unique_ptr<server::RawStream> client, std::string rawHead,
+                             std::string early) -> awaitable<void> {
+            co_await mgr.ports().forward(check.host.id, check.host.port, false, std::move(client),
+                                         std::move(rawHead), std::move(early));
+        };
+    };
+}
+
+server::Handler makePreviewOnlyRouter() {
+    return [](Request&, Responder& res) -> awaitable<void> { co_await sendNotFound(res); };
+}
+
 std::function<std::optional<server::CannedResponse>(const Request&)> bridgeHeadCheck(
     const SandboxManager& mgr) {
     return [&mgr](const Request& head) -> std::optional<server::CannedResponse> {
+        if (auto preview = previewRefusal(mgr, head)) return preview;
         auto refusal = refuseFromHead(mgr, head);
         if (!refusal) return std::nullopt;
         server::CannedResponse r;
@@ -208,6 +255,13 @@ void BridgeApi::declareRoutes() {
     sandbox_.add("POST", "/mount", mount_routes::mount);
     sandbox_.add("POST", "/unmount", mount_routes::unmount);
     sandbox_.add("POST,DELETE", "/tunnel/{port}", tunnel_routes::tunnel);
+    sandbox_.add("GET", "/tunnel", tunnel_routes::list);  // sandboxd's own
+    // Exposed ports (port_routes.cpp; sandboxd's own: the reference keeps them off the bridge).
+    sandbox_.add("GET", "/port", port_routes::list);
+    sandbox_.add("POST", "/port/{port}", port_routes::expose);
+    sandbox_.add("DELETE", "/port/{port}", port_routes::unexpose);
+    sandbox_.add("GET", "/port/{port}", port_routes::status);
+    sandbox_.add("POST", "/port/{port}/validate", port_routes::validate);
 }
 
 awaitable<void> BridgeApi::dispatch(Request& req, Responder& res) {

@@ -37,6 +37,18 @@ std::optional<HeadRefusal> refuseFromHead(const SandboxManager& mgr, const serve
 /// so that an unauthenticated upload is refused without its body being read.
 std::function<std::optional<server::CannedResponse>(const server::Request&)> bridgeHeadCheck(
     const SandboxManager& mgr);
+/// ServerOptions::hijack for sandboxd: a request whose Host is an active preview URL's
+/// (ports.hpp) is taken over and forwarded, connection and all, to the port in the sandbox.
+std::function<server::RawHandler(const server::Request&)> previewHijack(SandboxManager& mgr);
+/// The preview answers that are not forwards: 404 INVALID_TOKEN (unknown sandbox, port or token,
+/// or a revoked one), 410 STALE_PREVIEW_URL (exposed in an earlier launch of the sandbox).
+/// nullopt when the Host is no preview URL's. bridgeHeadCheck gives these first.
+std::optional<server::CannedResponse> previewRefusal(const SandboxManager& mgr,
+                                                     const server::Request& head);
+/// The handler of a preview-only listener (--preview-listen): every request that is no preview
+/// URL's is the plain 404.
+server::Handler makePreviewOnlyRouter();
+
 /// ServerOptions::refusalBody for sandboxd: the server's own refusals in the bridge's error
 /// style: payload_too_large for a 413, capacity_exceeded for a 503, invalid_request for the
 /// other 4xx.

@@ -52,10 +52,20 @@ awaitable<void> mount(SandboxManager&, Request&, Responder&, const RouteParams&)
 awaitable<void> unmount(SandboxManager&, Request&, Responder&, const RouteParams&);
 }  // namespace mount_routes
 
-/// tunnel_routes.cpp: public tunnels to a port (`port`), which sandboxd cannot offer.
+/// tunnel_routes.cpp: tunnels to a port (`port`): made, destroyed, listed.
 namespace tunnel_routes {
 awaitable<void> tunnel(SandboxManager&, Request&, Responder&, const RouteParams&);
+awaitable<void> list(SandboxManager&, Request&, Responder&, const RouteParams&);
 }  // namespace tunnel_routes
+
+/// port_routes.cpp: exposed ports (`port`) and their preview URLs.
+namespace port_routes {
+awaitable<void> expose(SandboxManager&, Request&, Responder&, const RouteParams&);
+awaitable<void> unexpose(SandboxManager&, Request&, Responder&, const RouteParams&);
+awaitable<void> status(SandboxManager&, Request&, Responder&, const RouteParams&);
+awaitable<void> validate(SandboxManager&, Request&, Responder&, const RouteParams&);
+awaitable<void> list(SandboxManager&, Request&, Responder&, const RouteParams&);
+}  // namespace port_routes
 
 /// agent_routes.cpp: the passthrough to the sandbox's agent (`path`: the container route
 /// without its leading '/'), HTTP and WebSocket.

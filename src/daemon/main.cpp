@@ -29,7 +29,8 @@ void usage(std::ostream& os) {
           "                [--memory-mb N] [--max-processes N] [--cpus N] [--disk-mb N]\n"
           "                [--tmp-mb N] [--max-open-files N] [--max-file-mb N]\n"
           "                [--max-connections N] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
-          "                [--idle-timeout-ms MS]\n"
+          "                [--idle-timeout-ms MS] [--preview-listen HOST:PORT]\n"
+          "                [--public-url URL] [--tunnel-host ADDR] [--cloudflared PATH|auto]\n"
           "       sandboxd --version\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
@@ -64,6 +65,13 @@ void usage(std::ostream& os) {
           "file;\n"
           "                   used by the SDK's embedded default so sandboxd never outlives its "
           "program\n"
+          "  --preview-listen HOST:PORT  a listener for preview URLs only (exposePort), e.g.\n"
+          "                   127.0.0.1:8080; without it previews use --listen when it is TCP\n"
+          "  --public-url URL the base of preview URLs (http(s)://HOST[:PORT]) when users reach\n"
+          "                   sandboxd by another name; default http://localhost:PORT\n"
+          "  --tunnel-host ADDR  where tunnels listen (default 127.0.0.1: this host only)\n"
+          "  --cloudflared PATH|auto  publish tunnels as cloudflared quick tunnels (auto: find\n"
+          "                   cloudflared on PATH); without it a tunnel is the host listener\n"
           "  --warm-pool-target N            sandboxes kept started ahead of demand (also\n"
           "                                  WARM_POOL_TARGET; default 0)\n"
           "  --warm-pool-refresh-interval MS how often the pool is checked and topped up (also\n"
@@ -85,7 +93,7 @@ std::string selfDir() {
 
 int main(int argc, char** argv) {
     using namespace sandbox::daemon;
-    std::string listen, isolation;
+    std::string listen, isolation, previewListen, publicUrl, tunnelHost = "127.0.0.1", cloudflared;
     bool exitWithStdin = false;
     DaemonConfig cfg;
     sandbox::server::ServerOptions serverOpts;
@@ -182,6 +190,30 @@ int main(int argc, char** argv) {
             cfg.pool.refreshInterval = number();
         else if (a == "--exit-with-stdin")
             exitWithStdin = true;
+        else if (a == "--preview-listen")
+            previewListen = value();
+        else if (a == "--public-url") {
+            publicUrl = value();
+            while (!publicUrl.empty() && publicUrl.back() == '/') publicUrl.pop_back();
+            auto scheme = publicUrl.find("://");
+            if ((publicUrl.rfind("http://", 0) != 0 && publicUrl.rfind("https://", 0) != 0) ||
+                publicUrl.size() <= scheme + 3 ||
+                publicUrl.find('/', scheme + 3) != std::string::npos) {
+                std::cerr << "sandboxd: --public-url needs http(s)://HOST[:PORT], got '"
+                          << publicUrl << "'\n";
+                return 2;
+            }
+        } else if (a == "--tunnel-host") {
+            tunnelHost = value();
+            boost::system::error_code ec;
+            boost::asio::ip::make_address(tunnelHost, ec);
+            if (ec) {
+                std::cerr << "sandboxd: --tunnel-host needs an IP address, got '" << tunnelHost
+                          << "'\n";
+                return 2;
+            }
+        } else if (a == "--cloudflared")
+            cloudflared = value();
         else if (a == "-h" || a == "--help") {
             usage(std::cout);
             return 0;
@@ -294,6 +326,12 @@ int main(int argc, char** argv) {
     // refusals in the bridge's error style.
     serverOpts.checkHead = bridgeHeadCheck(manager);
     serverOpts.refusalBody = bridgeRefusalBody;
+    // Requests to a preview URL's Host are forwarded into the sandbox (ports.hpp).
+    serverOpts.hijack = previewHijack(manager);
+    sandbox::server::ServerOptions previewOpts = serverOpts;
+    previewOpts.checkHead = [&manager](const sandbox::server::Request& head) {
+        return previewRefusal(manager, head);
+    };
     sandbox::server::Server server(io, makeBridgeRouter(manager), std::move(serverOpts));
     try {
         server.listen(listen);
@@ -301,11 +339,37 @@ int main(int argc, char** argv) {
         std::cerr << "sandboxd: cannot listen on " << listen << ": " << e.what() << "\n";
         return 1;
     }
+    // Preview traffic only, on a TCP listener of its own (a unix-socket sandboxd's browsers).
+    std::optional<sandbox::server::Server> previewServer;
+    if (!previewListen.empty()) {
+        previewServer.emplace(io, makePreviewOnlyRouter(), std::move(previewOpts));
+        try {
+            previewServer->listen(previewListen);
+        } catch (const std::exception& e) {
+            std::cerr << "sandboxd: cannot listen on " << previewListen << ": " << e.what() << "\n";
+            return 1;
+        }
+        if (previewServer->port() == 0) {
+            std::cerr << "sandboxd: --preview-listen needs HOST:PORT (browsers reach TCP)\n";
+            return 2;
+        }
+    }
+    PortsConfig& ports = manager.ports().config();
+    ports.tunnelHost = tunnelHost;
+    ports.cloudflared = cloudflared;
+    if (!publicUrl.empty())
+        ports.previewBase = publicUrl;
+    else if (previewServer)
+        ports.previewBase = "http://localhost:" + std::to_string(previewServer->port());
+    else if (server.port() != 0)
+        ports.previewBase = "http://localhost:" + std::to_string(server.port());
     // One line (the SDK's embedded default waits for it): where, and what isolates sandboxes.
     std::string where =
         listen.rfind("unix:", 0) == 0 ? listen : "port " + std::to_string(server.port());
     std::cout << "sandboxd listening on " << where << " (isolation: " << manager.isolation().line()
               << ")" << std::endl;
+    if (!ports.previewBase.empty())
+        std::cerr << "sandboxd: preview URLs under " << ports.previewBase << std::endl;
 
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int) {

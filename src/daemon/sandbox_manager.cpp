@@ -283,6 +283,7 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     os::Fd listener = listenAt(sb->connectPath());
     sb->ready = sb->dead = false;
     ++sb->generation;
+    sb->runtime = ++launchSeq_;
     sb->startError.clear();
     sb->started = std::make_shared<server::Event>(ex_);
 
@@ -488,6 +489,7 @@ void SandboxManager::destroy(const std::string& id) {
     if (it == sandboxes_.end()) return;
     auto sb = it->second;
     sandboxes_.erase(it);
+    ports_.launchEnded(sb->id, true);  // its forwarded connections and tunnels end with it
     teardown(*sb);
     if (sb->startError.empty())
         sb->startError = "the sandbox was destroyed";  // for ensure() waiters

@@ -13,6 +13,7 @@
 #include "core/wire_bridge.hpp"
 #include "daemon/isolation.hpp"
 #include "daemon/mounts.hpp"
+#include "daemon/ports.hpp"
 #include "daemon/seccomp_policy.hpp"
 #include "daemon/workspace_fs.hpp"
 #include "os/cgroup.hpp"
@@ -99,6 +100,9 @@ class Sandbox {
     std::optional<HostIdentity> identity;
     bool workspaceMounted = false;  ///< its workspace is a tmpfs of its own
     unsigned generation = 0;        ///< bumped at every (re)launch
+    /// Names the launch across the daemon (unlike generation, never reused by a sandbox made
+    /// again with the same id): what an exposed port is active for (ports.hpp).
+    std::uint64_t runtime = 0;
     bool ready = false;
     bool dead = false;
     bool primed = false;  ///< a warm-pool sandbox whose agent has run its first command
@@ -115,6 +119,9 @@ class SandboxManager {
     ~SandboxManager();
 
     const DaemonConfig& config() const { return cfg_; }
+    /// Exposed ports, preview URLs and tunnels (ports.hpp).
+    PortRegistry& ports() { return ports_; }
+    const PortRegistry& ports() const { return ports_; }
     /// The running sandbox for `id`, starting (or restarting) its agent when needed. Throws
     /// SandboxStartError.
     awaitable<std::shared_ptr<Sandbox>> ensure(const std::string& id);
@@ -196,6 +203,8 @@ class SandboxManager {
     bool poolLoopRunning_ = false;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     std::unique_ptr<net::steady_timer> poolTimer_;
+    std::uint64_t launchSeq_ = 0;
+    PortRegistry ports_{*this};
 };
 
 /// A new sandbox id: 16 random bytes as unpadded lower-case base32 (26 characters).

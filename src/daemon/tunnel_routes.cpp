@@ -1,6 +1,7 @@
-// Tunnels (docs/sandboxd.md): POST and DELETE /v1/sandbox/{id}/tunnel/{port}. The request is
-// checked as the reference checks it (a port in 1024-65535 other than 3000, a DNS-label name);
-// sandboxd then answers that it has no public tunnels (no cloudflared, no network).
+// Tunnels (docs/ports.md): POST and DELETE /v1/sandbox/{id}/tunnel/{port}, checked as the
+// reference checks them (a port in 1024-65535 other than 3000, a DNS-label name), and sandboxd's
+// own GET /v1/sandbox/{id}/tunnel (the list). A tunnel is a listener on the host (ports.hpp),
+// published through cloudflared when sandboxd was given one.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -67,6 +68,17 @@ bool dnsLabel(const std::string& n) {
     return true;
 }
 
+// The reference's TunnelInfo, key for key.
+json tunnelJson(const TunnelInfo& t) {
+    json out = {{"id", t.id},
+                {"port", t.port},
+                {"url", t.url},
+                {"hostname", t.hostname},
+                {"createdAt", t.createdAt}};
+    if (t.name) out["name"] = *t.name;
+    return out;
+}
+
 }  // namespace
 
 awaitable<void> tunnel(SandboxManager& mgr, Request& req, Responder& res,
@@ -101,13 +113,37 @@ awaitable<void> tunnel(SandboxManager& mgr, Request& req, Responder& res,
             }
         }
     }
+    const auto port = static_cast<unsigned>(*jsNumber(portSeg));
+    if (req.method == "DELETE") {  // idempotent: no tunnel is no error
+        mgr.ports().destroyTunnel(id, port);
+        co_return co_await res.send(204, "", "");
+    }
+    std::optional<std::string> name;
+    if (json body = json::parse(req.body, nullptr, false);
+        body.is_object() && body.contains("name") && body["name"].is_string())
+        name = body["name"].get<std::string>();
     std::shared_ptr<Sandbox> sb = co_await ensureOrReply(mgr, id, res);
     if (!sb) co_return;
-    if (req.method == "DELETE")  // no tunnel can exist, so there is none to stop
-        co_return co_await res.send(204, "", "");
-    co_await sendError(res, 502, "tunnel_error",
-                       "tunnel failed: public tunnels need cloudflared and network access, which "
-                       "sandboxd sandboxes do not have");
+    std::optional<TunnelInfo> info;
+    std::string failure;
+    try {
+        info = co_await mgr.ports().tunnel(id, port, name);
+    } catch (const PortError& e) {
+        failure = e.message;
+    }
+    if (!info) {
+        const std::string message = "tunnel failed: " + failure;
+        co_return co_await sendError(res, 502, "tunnel_error", message);
+    }
+    json reply = tunnelJson(*info);
+    co_await res.sendJson(200, reply);
+}
+
+awaitable<void> list(SandboxManager& mgr, Request&, Responder& res, const RouteParams& params) {
+    json out = json::array();
+    for (const TunnelInfo& t : mgr.ports().tunnels(params["id"])) out.push_back(tunnelJson(t));
+    json reply = {{"tunnels", std::move(out)}};
+    co_await res.sendJson(200, reply);
 }
 
 }  // namespace sandbox::daemon::tunnel_routes

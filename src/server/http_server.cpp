@@ -13,6 +13,7 @@
 #include <boost/beast/websocket.hpp>
 #include <deque>
 #include <iostream>
+#include <sstream>
 
 #include "core/errors.hpp"
 #include "server/http_request.hpp"
@@ -261,6 +262,26 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             resetState(head.keep_alive(), head.version());
             Request req = requestHead(head);
             const bool bodyPending = !parser.is_done();
+
+            // Taken over whole (a proxy), before any other check.
+            if (opts_->hijack) {
+                RawHandler raw;
+                try {
+                    raw = opts_->hijack(req);
+                } catch (const std::exception&) {
+                    raw = nullptr;
+                }
+                if (raw) {
+                    std::ostringstream os;
+                    os << head.base();
+                    auto rest = buffer_.data();
+                    std::string pending(static_cast<const char*>(rest.data()), rest.size());
+                    buffer_.consume(buffer_.size());
+                    upgraded_ = true;
+                    co_await raw(makeRawStream(std::move(socket_)), os.str(), std::move(pending));
+                    co_return;
+                }
+            }
 
             // Refused from the head alone, before a byte of the body is read.
             std::optional<CannedResponse> early;

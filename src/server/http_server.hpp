@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "server/raw_stream.hpp"
+
 namespace sandbox::server {
 
 namespace net = boost::asio;
@@ -151,6 +153,13 @@ std::string refusedPath(std::string_view path);
 /// The largest request head (request line and headers) a server reads by default.
 inline constexpr std::size_t kMaxRequestHeaderBytes = 64 * 1024;
 
+/// Takes a connection over whole (ServerOptions::hijack): the stream, the request head as it
+/// is forwarded (request line, header fields, the blank line; re-serialised from the parse),
+/// and the bytes that arrived after the head (the body's start, a pipelined request). The
+/// server is done with the connection once this is called.
+using RawHandler = std::function<net::awaitable<void>(std::unique_ptr<RawStream> stream,
+                                                      std::string head, std::string early)>;
+
 struct ServerOptions {
     std::size_t maxBodyBytes = 128ull * 1024 * 1024;
     /// Largest request head (request line and headers); a larger one is answered 431.
@@ -176,6 +185,9 @@ struct ServerOptions {
     /// it is sent as is and the handler does not run; the connection is then closed when a
     /// body was announced (it is not read), kept alive otherwise. nullopt: go on.
     std::function<std::optional<CannedResponse>(const Request& head)> checkHead;
+    /// Called with each request's head before anything else (checkHead included); a non-empty
+    /// handler takes the connection over as a byte stream (a proxy). Empty: go on.
+    std::function<RawHandler(const Request& head)> hijack;
     /// The JSON body of a Refusal; the default is the container API's error envelope
     /// ({code, message, context, httpStatus, timestamp, ...}).
     std::function<std::string(const Refusal&)> refusalBody;
