@@ -671,6 +671,138 @@ void benchPty() {
     sb.destroy();
 }
 
+// Preview URLs and tunnels: the same small GET, by the same client (Python's http.client on a
+// kept-alive connection, the median of N requests), from inside the sandbox (direct) and from
+// this host through the preview URL and through a tunnel; then a 256 MiB download through the
+// preview URL (best of 3).
+const char* kBenchServer = R"PY(
+import http.server, os, shutil, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path == '/big':
+            self.send_response(200)
+            self.send_header('Content-Length', str(os.path.getsize('/workspace/big')))
+            self.end_headers()
+            with open('/workspace/big', 'rb') as f: shutil.copyfileobj(f, self.wfile, 1 << 20)
+            return
+        self.send_response(200)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+)PY";
+
+const char* kBenchClient = R"PY(
+import http.client, sys, time
+host, port, hostHeader, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+c = http.client.HTTPConnection(host, port)
+samples = []
+for i in range(n + 50):
+    t = time.perf_counter_ns()
+    c.request('GET', '/small', headers={'Host': hostHeader})
+    r = c.getresponse(); body = r.read()
+    if r.status != 200 or body != b'ok': sys.exit('bad answer %d' % r.status)
+    if i >= 50: samples.append((time.perf_counter_ns() - t) / 1000)
+samples.sort()
+print(samples[len(samples) // 2])
+)PY";
+
+double pythonClientOnHost(int port, const std::string& hostHeader, int n) {
+    char tmpl[] = "/tmp/sandbox-bench-client-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    if (fd < 0) throw std::runtime_error("mkstemp");
+    std::string script = kBenchClient;
+    if (::write(fd, script.data(), script.size()) != static_cast<ssize_t>(script.size()))
+        throw std::runtime_error("cannot write the bench client");
+    ::close(fd);
+    std::string cmd = std::string("python3 ") + tmpl + " 127.0.0.1 " + std::to_string(port) + " " +
+                      hostHeader + " " + std::to_string(n);
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (!f) throw std::runtime_error("cannot run python3");
+    char buf[128] = {0};
+    std::string out;
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    int status = ::pclose(f);
+    ::unlink(tmpl);
+    if (status != 0 || out.empty()) throw std::runtime_error("the bench client failed");
+    return std::atof(out.c_str());
+}
+
+void benchPorts() {
+    Daemon d;
+    auto http = d.connect();
+    std::string id = newSandbox(http);
+    auto put = [&](const std::string& path, const std::string& body) {
+        if (http.request("PUT", "/v1/sandbox/" + id + "/file/workspace/" + path, body).status !=
+            200)
+            throw std::runtime_error("cannot write " + path);
+    };
+    put("srv.py", kBenchServer);
+    put("client.py", kBenchClient);
+    if (bridgeExec(
+            http, id,
+            R"(["sh","-c","head -c 268435456 /dev/zero > /workspace/big && cd /workspace && setsid python3 srv.py 8000 >/dev/null 2>&1 </dev/null &"])") !=
+        0)
+        throw std::runtime_error("cannot start the server");
+    bool ready = false;
+    http.stream("POST", "/v1/sandbox/" + id + "/agent/api/port-watch",
+                R"({"port":8000,"mode":"tcp","interval":20})", {}, [&](std::string_view chunk) {
+                    ready = chunk.find("\"ready\"") != std::string_view::npos;
+                    return !ready && chunk.find("\"error\"") == std::string_view::npos;
+                });
+    if (!ready) throw std::runtime_error("the server in the sandbox did not start");
+    auto r = http.request("POST", "/v1/sandbox/" + id + "/port/8000", "{}");
+    auto at = r.body.find("://");
+    if (r.status != 200 || at == std::string::npos)
+        throw std::runtime_error("exposePort failed: " + r.body);
+    std::string host = r.body.substr(at + 3, r.body.find('/', at + 3) - at - 3);
+    const int n = gQuick ? 300 : 2000;
+    if (wanted("direct_request_p50_us")) {
+        std::string out;
+        sandbox::SseParser parser;
+        http.stream("POST", "/v1/sandbox/" + id + "/exec",
+                    "{\"argv\":[\"python3\",\"/workspace/client.py\",\"127.0.0.1\",\"8000\","
+                    "\"127.0.0.1:8000\",\"" +
+                        std::to_string(n) + "\"]}",
+                    {}, [&](std::string_view chunk) {
+                        parser.feed(chunk, [&](sandbox::SseEvent&& ev) {
+                            if (ev.event == "stdout")
+                                out += sandbox::core::base64Decode(ev.data).value_or("");
+                        });
+                        return true;
+                    });
+        if (out.empty()) throw std::runtime_error("the direct client printed nothing");
+        emit("direct_request_p50_us", std::atof(out.c_str()), "us");
+    }
+    if (wanted("preview_request_p50_us"))
+        emit("preview_request_p50_us", pythonClientOnHost(d.port, host, n), "us");
+    if (wanted("tunnel_request_p50_us")) {
+        auto t = http.request("POST", "/v1/sandbox/" + id + "/tunnel/8000", "");
+        auto hp = t.body.find("\"hostname\":\"127.0.0.1:");
+        if (t.status != 200 || hp == std::string::npos)
+            throw std::runtime_error("tunnel failed: " + t.body);
+        int port = std::atoi(t.body.c_str() + hp + 22);
+        emit("tunnel_request_p50_us", pythonClientOnHost(port, "127.0.0.1", n), "us");
+    }
+    if (wanted("preview_download_mb_s")) {
+        sandbox::client::HttpConnection c(
+            sandbox::client::Endpoint::parse("http://127.0.0.1:" + std::to_string(d.port)));
+        double best = 0;
+        for (int rep = 0; rep < 3; ++rep) {
+            auto t = Clock::now();
+            auto big = c.request("GET", "/big", {}, {{"Host", host}});
+            double secs = std::chrono::duration<double>(Clock::now() - t).count();
+            if (big.status != 200 || big.body.size() != (256u << 20))
+                throw std::runtime_error("the 256 MiB download failed");
+            best = std::max(best, big.body.size() / 1e6 / secs);
+        }
+        emit("preview_download_mb_s", best, "MB/s");
+    }
+    http.request("DELETE", "/v1/sandbox/" + id);
+}
+
 int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
@@ -725,6 +857,9 @@ int main(int argc, char** argv) {
             wanted("sdk_wait_for_port_ms") || wanted("sdk_runcode_python_1p1_p50_us"))
             benchSdk();
         if (wanted("pty_echo_roundtrip_p50_us")) benchPty();
+        if (wanted("preview_request_p50_us") || wanted("direct_request_p50_us") ||
+            wanted("preview_download_mb_s") || wanted("tunnel_request_p50_us"))
+            benchPorts();
     } catch (const std::exception& e) {
         std::cerr << "sandbox-bench: " << e.what() << "\n";
         return 1;

@@ -251,6 +251,10 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
             }
             http::request_parser<http::string_body> parser;
             configureRequestParser(parser, opts_->maxBodyBytes, opts_->maxHeaderBytes);
+            // A request the hijack hook takes is not ours to limit: the body limit is applied
+            // after its head instead (Beast checks a Content-Length against it while parsing
+            // the head).
+            if (opts_->hijack) parser.body_limit(boost::none);
             co_await http::async_read_header(socket_, buffer_, parser,
                                              net::redirect_error(use_awaitable, ec));
             clearDeadline();
@@ -281,6 +285,15 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
                     co_await raw(makeRawStream(std::move(socket_)), os.str(), std::move(pending));
                     co_return;
                 }
+            }
+
+            if (opts_->hijack) {
+                auto length = parser.content_length();
+                if (length && *length > opts_->maxBodyBytes) {
+                    refusal = readFailure(http::error::body_limit, false);
+                    break;
+                }
+                parser.body_limit(opts_->maxBodyBytes);  // a chunked body, counted as it comes
             }
 
             // Refused from the head alone, before a byte of the body is read.

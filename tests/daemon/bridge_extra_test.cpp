@@ -284,6 +284,12 @@ TEST_SUITE("daemon.bridge_extra") {
             {"DELETE", sandboxPath(id, "/session/s")},
             {"POST", sandboxPath(id, "/tunnel/8080")},
             {"DELETE", sandboxPath(id, "/tunnel/8080")},
+            {"GET", sandboxPath(id, "/tunnel")},
+            {"GET", sandboxPath(id, "/port")},
+            {"POST", sandboxPath(id, "/port/8080")},
+            {"DELETE", sandboxPath(id, "/port/8080")},
+            {"GET", sandboxPath(id, "/port/8080")},
+            {"POST", sandboxPath(id, "/port/8080/validate")},
             {"GET", sandboxPath(id, "/pty")},
             {"POST", sandboxPath(id, "/agent/api/execute")},
         };

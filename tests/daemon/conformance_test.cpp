@@ -440,29 +440,38 @@ TEST_SUITE("daemon.conformance") {
         CHECK(post(d, "/session", "null").status == 500);
     }
 
-    TEST_CASE("13.13 tunnel: validation exactly; sandboxd has no public tunnels") {
+    TEST_CASE("13.13 tunnel: validation exactly; a tunnel is a host listener") {
         DaemonFixture d;
-        // T1, T2, T6: no cloudflared, no network in a sandbox: 502 tunnel_error.
-        for (const char* body : {"", R"({"name":"app"})"}) {
-            auto r = post(d, "/tunnel/8080", body);
-            CHECK(r.status == 502);
-            CHECK(r.body.size() == 2);
-            CHECK(r.body["code"] == "tunnel_error");
-            CHECK(r.body["error"].get<std::string>().rfind("tunnel failed: ", 0) == 0);
-        }
+        // T1, T2, T6: the reference's TunnelInfo, idempotent per port; other options for the
+        // same port are the reference's error, as 502 tunnel_error.
+        auto r = post(d, "/tunnel/8080", "");
+        REQUIRE(r.status == 200);
+        for (const char* key : {"id", "port", "url", "hostname", "createdAt"})
+            CHECK(r.body.contains(key));
+        CHECK(r.body["port"] == 8080);
+        CHECK(post(d, "/tunnel/8080", "").raw == r.raw);
+        auto named = post(d, "/tunnel/8080", R"({"name":"app"})");
+        CHECK(named.status == 502);
+        CHECK(named.body.size() == 2);
+        CHECK(named.body["code"] == "tunnel_error");
+        CHECK(named.body["error"].get<std::string>().rfind("tunnel failed: ", 0) == 0);
         checkBridgeError(post(d, "/tunnel/8080", R"({"name":123})"), 400, "invalid_request",
-                         "name must be a string when provided");     // T3
-        auto r = post(d, "/tunnel/8080", R"({"name":"Bad.Name"})");  // T4
-        CHECK(r.status == 400);
-        CHECK(r.body["error"].get<std::string>().find("valid DNS label") != std::string::npos);
+                         "name must be a string when provided");       // T3
+        auto bad = post(d, "/tunnel/8080", R"({"name":"Bad.Name"})");  // T4
+        CHECK(bad.status == 400);
+        CHECK(bad.body["error"].get<std::string>().find("valid DNS label") != std::string::npos);
         checkBridgeError(post(d, "/tunnel/3000", ""), 400, "invalid_request",
                          "Invalid port");                                               // T5
         CHECK(call(d.http, "DELETE", sandboxPath(kId, "/tunnel/8080")).status == 204);  // T7
+        CHECK(call(d.http, "DELETE", sandboxPath(kId, "/tunnel/8080")).status == 204);
         checkBridgeError(call(d.http, "DELETE", sandboxPath(kId, "/tunnel/3000")), 400,
                          "invalid_request", "Invalid port");  // T8
-        // §4.6: JavaScript Number() forms of the port.
-        for (const char* p : {"0x1F90", "1e4", "8080.0"})
-            CHECK(post(d, std::string("/tunnel/") + p, "").status == 502);
+        // §4.6: JavaScript Number() forms of the port ("0x1F90" is 8080, "1e4" 10000).
+        for (const char* p : {"0x1F90", "1e4", "8080.0"}) {
+            auto t = post(d, std::string("/tunnel/") + p, "");
+            CHECK(t.status == 200);
+        }
+        CHECK(post(d, "/tunnel/1e4", "").body["port"] == 10000);
         for (const char* p : {"80", "abc", "8080.5", "70000"})
             CHECK(post(d, std::string("/tunnel/") + p, "").status == 400);
     }
