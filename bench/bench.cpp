@@ -679,6 +679,7 @@ const char* kBenchServer = R"PY(
 import http.server, os, shutil, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
+    disable_nagle_algorithm = True  # the head and the body are two writes
     def log_message(self, *a): pass
     def do_GET(self):
         if self.path == '/big':

@@ -43,7 +43,7 @@ awaitable<void> answer(server::RawStream& stream, int status, std::string_view r
     stream.close();
 }
 
-awaitable<void> relayTo(unsigned port, std::unique_ptr<server::RawStream> client) {
+awaitable<void> relayTo(unsigned port, bool passSocket, std::unique_ptr<server::RawStream> client) {
     auto ex = co_await net::this_coro::executor;
     tcp::socket upstream(ex);
     boost::system::error_code ec;
@@ -60,6 +60,14 @@ awaitable<void> relayTo(unsigned port, std::unique_ptr<server::RawStream> client
                                     " in the sandbox (" + ec.message() + ")";
         co_return co_await answer(*client, 502, "Bad Gateway", "PORT_NOT_LISTENING", message);
     }
+    // Asked for, and over a unix socket: the connected socket itself goes to the caller
+    // (sandboxd), which then copies bytes without this process in between.
+    static const std::string kPassed =
+        "HTTP/1.1 200 Connection Established\r\nSandbox-Relay: socket\r\n\r\n";
+    if (passSocket && client->sendWithDescriptor(kPassed, upstream.native_handle())) {
+        client->close();
+        co_return;  // our copy of the socket closes with `upstream`
+    }
     static const std::string kEstablished = "HTTP/1.1 200 Connection Established\r\n\r\n";
     co_await client->writeAll(net::buffer(kEstablished), ec);
     if (ec) co_return;
@@ -73,8 +81,10 @@ std::function<server::RawHandler(const server::Request&)> connectRelay() {
     return [](const server::Request& head) -> server::RawHandler {
         if (head.method != "CONNECT") return nullptr;
         const unsigned port = loopbackPort(head.target);
-        return [port](std::unique_ptr<server::RawStream> client, std::string,
-                      std::string early) -> awaitable<void> {
+        auto mode = head.header("sandbox-relay");
+        const bool passSocket = mode && *mode == "socket";
+        return [port, passSocket](std::unique_ptr<server::RawStream> client, std::string,
+                                  std::string early) -> awaitable<void> {
             if (port == 0)
                 co_return co_await answer(
                     *client, 400, "Bad Request", "INVALID_PORT",
@@ -82,7 +92,7 @@ std::function<server::RawHandler(const server::Request&)> connectRelay() {
             if (!early.empty())  // the client must wait for the 200 before sending
                 co_return co_await answer(*client, 400, "Bad Request", "VALIDATION_FAILED",
                                           "bytes were sent before the relay was established");
-            co_await relayTo(port, std::move(client));
+            co_await relayTo(port, passSocket, std::move(client));
         };
     };
 }

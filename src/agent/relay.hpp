@@ -4,6 +4,9 @@
 // bytes both ways for as long as both ends keep the connection. This is how sandboxd reaches a
 // server inside a sandbox (preview URLs, tunnels) without entering its network namespace: the
 // agent is already in it. Only loopback targets are taken: the relay is no general proxy.
+// With `Sandbox-Relay: socket` on a unix socket, the 200 carries the connected TCP socket itself
+// (SCM_RIGHTS, answered `Sandbox-Relay: socket`) and the agent steps out: the caller copies the
+// bytes. Otherwise (a TCP client, or the descriptor could not be sent) the agent copies them.
 #include "server/http_server.hpp"
 
 namespace sandbox::agent {

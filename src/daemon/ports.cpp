@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -89,6 +93,20 @@ std::optional<PreviewHost> parsePreviewHost(std::string_view host) {
     out.token = label.substr(last + 1);
     if (out.id.empty() || !isValidPortToken(out.token)) return std::nullopt;
     return out;
+}
+
+int acceptablePassedSocket(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return 0;
+    int domain = 0, type = 0, listening = 1;
+    socklen_t len = sizeof domain;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return 0;
+    len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return 0;
+    len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) return 0;
+    if ((domain != AF_INET && domain != AF_INET6) || type != SOCK_STREAM || listening) return 0;
+    return domain;
 }
 
 bool isExposablePort(long long port) {
@@ -243,17 +261,43 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
         co_return co_await answerAndClose(
             *client, rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_NOT_RUNNING"));
     }
-    auto up = server::makeRawStream(std::move(agent));
     const std::string connect = "CONNECT 127.0.0.1:" + std::to_string(port) +
-                                " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n\r\n";
-    co_await up->writeAll(net::buffer(connect), ec);
-    // The agent's answer: a head (bounded), then whatever the server sent first.
+                                " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                                "\r\nSandbox-Relay: socket\r\n\r\n";
+    co_await net::async_write(agent, net::buffer(connect), net::redirect_error(use_awaitable, ec));
+    // The agent's answer: a head (bounded), with the server's socket attached (recvmsg), or,
+    // when the agent relays itself, followed by whatever the server sent first.
     std::string reply;
-    char buf[4096];
+    os::Fd passed;
     std::size_t end = std::string::npos;
     while (!ec && (end = reply.find("\r\n\r\n")) == std::string::npos && reply.size() < 16384) {
-        std::size_t n = co_await up->readSome(net::buffer(buf), ec);
-        reply.append(buf, n);
+        co_await agent.async_wait(net::socket_base::wait_read,
+                                  net::redirect_error(use_awaitable, ec));
+        if (ec) break;
+        char buf[4096];
+        iovec iov{buf, sizeof buf};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(agent.native_handle(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        // Descriptors beyond the one asked for never reach us: the kernel drops what does not
+        // fit the control buffer (MSG_CTRUNC).
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n >= 0 && c; c = CMSG_NXTHDR(&msg, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                int fd = -1;
+                std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+                if (passed)
+                    ::close(fd);
+                else
+                    passed = os::Fd(fd);
+            }
+        if (n <= 0) break;
+        reply.append(buf, static_cast<std::size_t>(n));
     }
     if (end == std::string::npos || reply.compare(0, 13, "HTTP/1.1 200 ") != 0) {
         std::string message =
@@ -262,9 +306,28 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
         co_return co_await answerAndClose(
             *client, rawJsonAnswer(502, "Bad Gateway", message, "PORT_NOT_LISTENING"));
     }
+    std::unique_ptr<server::RawStream> up;
+    if (passed) {
+        // The server's socket itself: bytes go between it and the client with no hop through
+        // the agent. Checked first: it came from inside the sandbox.
+        const int family = acceptablePassedSocket(passed.get());
+        tcp::socket s(ex);
+        if (family != 0) s.assign(family == AF_INET ? tcp::v4() : tcp::v6(), passed.get(), ec);
+        if (family == 0 || ec) {
+            const std::string message =
+                "the agent of sandbox " + id + " answered with something other than a socket";
+            co_return co_await answerAndClose(
+                *client, rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_AGENT_ERROR"));
+        }
+        passed.release();  // owned by `s` now
+        up = server::makeRawStream(std::move(s));
+        agent.close(ec);
+    } else {
+        up = server::makeRawStream(std::move(agent));
+    }
     std::string first = head + early;
     if (!first.empty()) co_await up->writeAll(net::buffer(first), ec);
-    std::string fromServer = reply.substr(end + 4);
+    std::string fromServer = reply.substr(end + 4);  // empty when the socket was passed
     if (!ec && !fromServer.empty()) co_await client->writeAll(net::buffer(fromServer), ec);
     if (ec) co_return;
     // Registered for the time it runs: an unexpose or a destroy closes it.

@@ -35,6 +35,12 @@ struct PreviewHost {
 };
 std::optional<PreviewHost> parsePreviewHost(std::string_view host);
 
+/// Whether a descriptor an agent passed is what sandboxd asked for: a connected TCP socket (IPv4
+/// or IPv6, stream, not listening). Anything else (a file, a pipe, a unix socket, a listener)
+/// is refused: the agent runs inside the sandbox and is not trusted with sandboxd's
+/// descriptors. Returns the socket's address family, or 0 when refused.
+int acceptablePassedSocket(int fd);
+
 /// An exposable port: 1024-65535, except 3000 (the control plane's in the reference).
 bool isExposablePort(long long port);
 /// A port token: 1-16 characters of [a-z0-9_].

@@ -1,7 +1,12 @@
 #include "server/raw_stream.hpp"
 
+#include <sys/socket.h>
+
+#include <cstring>
+
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <type_traits>
 #include <vector>
 
 namespace sandbox::server {
@@ -30,6 +35,27 @@ class SocketStream final : public RawStream {
         boost::system::error_code ignored;
         socket_.shutdown(Socket::shutdown_both, ignored);
         socket_.close(ignored);
+    }
+    bool sendWithDescriptor(std::string_view bytes, int fd) override {
+        if constexpr (!std::is_same_v<Socket, net::local::stream_protocol::socket>) {
+            return false;
+        } else {
+            iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+            msghdr msg{};
+            msg.msg_iov = &iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            cmsghdr* c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+            ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            // A unix stream socket takes a small message whole or not at all.
+            return n == static_cast<ssize_t>(bytes.size());
+        }
     }
 
   private:

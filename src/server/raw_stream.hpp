@@ -11,6 +11,7 @@
 #include <boost/system/error_code.hpp>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 namespace sandbox::server {
 
@@ -29,6 +30,14 @@ class RawStream {
     virtual void shutdownSend() = 0;
     /// Closes both directions; pending reads and writes complete with an error.
     virtual void close() = 0;
+    /// Unix sockets only: writes all of `bytes` (small: it is sent at once or not at all) with
+    /// a duplicate of descriptor `fd` attached (SCM_RIGHTS). False, with nothing sent, where
+    /// the stream cannot carry descriptors or the write would block.
+    virtual bool sendWithDescriptor(std::string_view bytes, int fd) {
+        (void)bytes;
+        (void)fd;
+        return false;
+    }
 };
 
 std::unique_ptr<RawStream> makeRawStream(net::ip::tcp::socket socket);
