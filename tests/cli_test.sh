@@ -31,4 +31,15 @@ code=$?
 set -e
 [ "$code" = 1 ] && grep -q 'ZeroDivisionError: division by zero' "$work/err" ||
   { echo "a raising run: exit $code, stderr $(cat "$work/err")"; exit 1; }
+# expose / tunnel print URLs of the right shape; bad ports are refused (the private sandboxd
+# ends with each command, so the URLs are not fetched here: see tests/sdk/ports_test.cpp).
+url=$("$cli" expose demo 8000 --token cli_token)
+[[ "$url" =~ ^http://8000-[a-z2-7]+-cli_token\.localhost:[0-9]+/$ ]] || { echo "expose printed '$url'"; exit 1; }
+url=$("$cli" tunnel demo 8000)
+[[ "$url" =~ ^http://127\.0\.0\.1:[0-9]+/$ ]] || { echo "tunnel printed '$url'"; exit 1; }
+set +e
+"$cli" expose demo 3000 2>"$work/err"
+code=$?
+set -e
+[ "$code" = 1 ] && grep -q INVALID_PORT "$work/err" || { echo "expose 3000: exit $code"; exit 1; }
 echo "cli ok"

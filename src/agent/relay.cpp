@@ -28,9 +28,10 @@ unsigned loopbackPort(std::string_view target) {
     return value;
 }
 
+// (Views: callers pass literals and locals that outlive the call; no temporaries in co_await.)
 awaitable<void> answer(server::RawStream& stream, int status, std::string_view reason,
-                       const std::string& code, const std::string& message) {
-    core::ApiError err(code, message);
+                       std::string_view code, std::string_view message) {
+    core::ApiError err{std::string(code), std::string(message)};
     err.withStatus(status);
     std::string body =
         err.envelope().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

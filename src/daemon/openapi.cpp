@@ -62,6 +62,61 @@ ojson buildDocument() {
          "`?token=` like /v1/openapi.json."},
         {"responses", {{"200", {{"description", "A self-contained HTML page."}}}}},
         {"x-sandboxd", {{"addedToDocument", true}}}};
+    // Exposed ports and the tunnel list (docs/ports.md): the reference keeps them in its
+    // Durable Object; sandboxd serves them.
+    const ojson portParam = {
+        {"name", "port"},
+        {"in", "path"},
+        {"required", true},
+        {"schema", {{"type", "integer"}, {"minimum", 1024}, {"maximum", 65535}}},
+        {"description", "A port inside the sandbox; 3000 is reserved."}};
+    const ojson errorContent = {
+        {"application/json", {{"schema", {{"$ref", "#/components/schemas/ErrorResponse"}}}}}};
+    auto portOp = [&](const char* id, const char* summary, const char* description, bool withPort,
+                      const char* ok) {
+        ojson params = ojson::array({idParam});
+        if (withPort) params.push_back(portParam);
+        return ojson{
+            {"operationId", id},
+            {"summary", summary},
+            {"description", description},
+            {"parameters", params},
+            {"responses",
+             {{"200", {{"description", ok}}},
+              {"400", {{"description", "A bad port, token or body."}, {"content", errorContent}}},
+              {"401", {{"$ref", "#/components/responses/Unauthorized"}}}}},
+            {"x-sandboxd", {{"extension", true}}}};
+    };
+    doc["paths"]["/v1/sandbox/{id}/port/{port}"] = {
+        {"post",
+         portOp("exposePort", "Expose a port at a preview URL",
+                "Body `{name?, token?, hostname?}` (token: 1-16 of [a-z0-9_]). Returns `{url, "
+                "port, name?}`; the URL `{scheme}://{port}-{id}-{token}.{host}/` forwards to the "
+                "port for this launch of the sandbox (410 STALE_PREVIEW_URL after a restart until "
+                "exposed again; 404 INVALID_TOKEN once unexposed).",
+                true, "The preview URL.")},
+        {"delete", portOp("unexposePort", "Revoke a port's preview URL",
+                          "Idempotent: 204 whether or not the port was exposed. Open "
+                          "connections through the URL are closed.",
+                          true, "Unused: the answer is 204.")},
+        {"get", portOp("portStatus", "Whether a port is exposed", "Returns `{port, exposed}`.",
+                       true, "The port's state.")},
+        {"x-sandboxd", {{"extension", true}}}};
+    doc["paths"]["/v1/sandbox/{id}/port/{port}/validate"] = {
+        {"post", portOp("validatePortToken", "Check a port's token",
+                        "Body `{token}`; returns `{valid}` (compared in constant time).", true,
+                        "Whether the token is the port's.")},
+        {"x-sandboxd", {{"extension", true}}}};
+    doc["paths"]["/v1/sandbox/{id}/port"] = {
+        {"get", portOp("getExposedPorts", "The exposed ports active now",
+                       "Returns `{ports: [{url, port, name?, status: \"active\"}]}`; "
+                       "`?hostname=` writes the URLs for that host.",
+                       false, "The active exposures.")},
+        {"x-sandboxd", {{"extension", true}}}};
+    doc["paths"]["/v1/sandbox/{id}/tunnel"] = {
+        {"get", portOp("listTunnels", "The sandbox's tunnels", "Returns `{tunnels: [Tunnel]}`.",
+                       false, "The tunnels.")},
+        {"x-sandboxd", {{"extension", true}}}};
     doc["paths"]["/v1/openapi"] = {{"get", htmlOp}};
     doc["paths"]["/v1/openapi.html"] = {{"get", htmlOp}};
     // The reference's error-code list misses the 413 of PUT /file (payload_too_large).
@@ -80,6 +135,8 @@ ojson buildDocument() {
         {"additions",
          ojson::array({"/v1/sandbox/{id}/agent/{route}: the container-API passthrough",
                        "/v1/openapi and /v1/openapi.html: served by the reference, now listed",
+                       "/v1/sandbox/{id}/port...: exposed ports and preview URLs",
+                       "/v1/sandbox/{id}/tunnel (GET): the tunnel list",
                        "ErrorResponse.code: payload_too_large (413 of PUT /file)"})}};
     return doc;
 }

@@ -249,8 +249,11 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
     auto sb = mgr_.find(id);
     if (!sb || sb->dead || !sb->ready) {
         const std::string message = "sandbox " + id + " is not running";
-        co_return co_await answerAndClose(
-            *client, rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_NOT_RUNNING"));
+        {
+            const std::string answer =
+                rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_NOT_RUNNING");
+            co_return co_await answerAndClose(*client, answer);
+        }
     }
     unix_sock::socket agent(ex);
     boost::system::error_code ec;
@@ -258,8 +261,11 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
                                  net::redirect_error(use_awaitable, ec));
     if (ec) {
         const std::string message = "the agent of sandbox " + id + " cannot be reached";
-        co_return co_await answerAndClose(
-            *client, rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_NOT_RUNNING"));
+        {
+            const std::string answer =
+                rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_NOT_RUNNING");
+            co_return co_await answerAndClose(*client, answer);
+        }
     }
     const std::string connect = "CONNECT 127.0.0.1:" + std::to_string(port) +
                                 " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
@@ -303,8 +309,11 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
         std::string message =
             "nothing is listening on port " + std::to_string(port) + " in sandbox " + id;
         if (end == std::string::npos) message = "the agent of sandbox " + id + " did not answer";
-        co_return co_await answerAndClose(
-            *client, rawJsonAnswer(502, "Bad Gateway", message, "PORT_NOT_LISTENING"));
+        {
+            const std::string answer =
+                rawJsonAnswer(502, "Bad Gateway", message, "PORT_NOT_LISTENING");
+            co_return co_await answerAndClose(*client, answer);
+        }
     }
     std::unique_ptr<server::RawStream> up;
     if (passed) {
@@ -316,8 +325,11 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
         if (family == 0 || ec) {
             const std::string message =
                 "the agent of sandbox " + id + " answered with something other than a socket";
-            co_return co_await answerAndClose(
-                *client, rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_AGENT_ERROR"));
+            {
+                const std::string answer =
+                    rawJsonAnswer(502, "Bad Gateway", message, "SANDBOX_AGENT_ERROR");
+                co_return co_await answerAndClose(*client, answer);
+            }
         }
         passed.release();  // owned by `s` now
         up = server::makeRawStream(std::move(s));
