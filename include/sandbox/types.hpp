@@ -187,11 +187,29 @@ struct SessionDeleteResult {
 };
 
 /// Options of getSandbox().
+/// A sandbox's network (docs/network.md). Without one, a sandbox reaches nothing but its own
+/// loopback interface (sandboxd's default, which `sandboxd --network` may change).
+struct NetworkOptions {
+    /// Outbound TCP connections to what `allow` lists, and nothing else; false: none at all.
+    bool outbound = false;
+    /// What may be reached: "A.B.C.D[/N][:PORT[-PORT]]" (IPv4 only, no names),
+    /// "host-loopback:PORT[-PORT]" (a service on the host's loopback, reached from inside at
+    /// host.sandbox.internal / 10.0.2.2) and "dns" (name resolution). The host's loopback, the
+    /// private, link-local and multicast ranges stay unreachable unless a rule names them.
+    std::vector<std::string> allow;
+};
+
 struct SandboxOptions {
     /// When false, calls without a session run sessionless (a fresh shell per command).
     bool enableDefaultSession = true;
     /// Lower-case the name before use (names are otherwise case-sensitive).
     bool normalizeId = false;
+    /// The sandbox's network, applied when the sandbox is first used (a running sandbox with
+    /// another network is restarted under this one; its files stay). Needs sandboxd as root
+    /// (the embedded default run as root, or SANDBOX_API_URL); elsewhere the first call throws
+    /// UnsupportedOperationError, and a sandboxd that cannot offer it says why. Invalid rules:
+    /// ValidationFailedError.
+    std::optional<NetworkOptions> network;
 };
 
 }  // namespace sandbox

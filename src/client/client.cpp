@@ -104,6 +104,13 @@ std::unique_ptr<Connection> ClientImpl::connect(std::shared_ptr<SandboxInfo> inf
     throw SandboxError("INTERNAL_ERROR", "unknown transport", 0);
 }
 
+std::unique_ptr<Connection> ClientImpl::connectApplying(std::shared_ptr<SandboxInfo> info) {
+    const auto network = info->options.network;
+    auto conn = connect(std::move(info));
+    if (network) conn->applyNetwork(*network);  // before the sandbox's first use
+    return conn;
+}
+
 // ---- CallbackThreads ------------------------------------------------------------------------
 
 void CallbackThreads::start(std::function<void(const std::atomic<bool>&)> body,

@@ -64,6 +64,8 @@ class ClientImpl {
     BridgeFlavour bridgeFlavour();
     /// The connection for a new Sandbox.
     std::unique_ptr<Connection> connect(std::shared_ptr<SandboxInfo> info);
+    /// connect(), then SandboxOptions::network applied (a throw leaves nothing connected).
+    std::unique_ptr<Connection> connectApplying(std::shared_ptr<SandboxInfo> info);
 
   private:
     std::once_flag flavourOnce_;
@@ -110,7 +112,7 @@ struct SandboxState {
     /// asks its bridge once what it serves), then the same for the Sandbox's life. Throws what
     /// making it threw; the next call tries again.
     Connection& conn() {
-        std::call_once(connOnce_, [&] { conn_ = client->connect(info); });
+        std::call_once(connOnce_, [&] { conn_ = client->connectApplying(info); });
         return *conn_;
     }
 

@@ -175,6 +175,9 @@ class Connection {
     /// transport lacks them: `exposures` (exposePort and friends, the tunnel list) need
     /// sandboxd; tunnels need a bridge.
     virtual BridgePorts& ports(const char* method, bool exposures);
+    /// Applies SandboxOptions::network (sandboxd's PUT /v1/sandbox/ID/network), or
+    /// UnsupportedOperationError where the transport has no way to.
+    virtual void applyNetwork(const NetworkOptions& o);
 
   protected:
     /// Throws UnsupportedOperationError: "<method> needs <what>; <describe()> ...".

@@ -101,6 +101,7 @@ class ContainerConnection final : public Connection {
     TerminalTarget terminal(const std::string& session, const std::string& query) override;
     ContainerApi& containerApi(const char*) override { return api_; }
     BridgePorts& ports(const char* method, bool exposures) override;
+    void applyNetwork(const NetworkOptions& o) override;
 
   private:
     /// /api/execute's body for `command` (also /api/execute/stream's).

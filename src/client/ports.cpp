@@ -5,9 +5,11 @@
 
 #include "client/client_impl.hpp"
 #include "client/connection.hpp"
+#include "client/container_connection.hpp"
 #include "client/error_mapping.hpp"
 #include "client/narrow_bridge.hpp"
 #include "client/requester.hpp"
+#include "core/wire_network.hpp"
 #include "sandbox/client.hpp"
 
 namespace sandbox {
@@ -71,6 +73,31 @@ BridgePorts& Connection::ports(const char* method, bool exposures) {
     unsupported(method,
                 "a bridge (SANDBOX_API_URL, or the embedded default): the tunnel routes are the "
                 "bridge's");
+}
+
+void Connection::applyNetwork(const NetworkOptions&) {
+    unsupported("SandboxOptions::network",
+                "sandboxd (the embedded default, or SANDBOX_API_URL pointing at sandboxd): only "
+                "sandboxd gives a sandbox a network");
+}
+
+void ContainerConnection::applyNetwork(const NetworkOptions& o) {
+    if (route_ == ContainerRoute::Direct) return Connection::applyNetwork(o);
+    core::wire::NetworkPolicy policy;
+    policy.outbound = o.outbound;
+    for (const auto& text : o.allow) {
+        std::string why;
+        auto rule = core::wire::parseNetworkRule(text, why);
+        if (!rule)
+            throw ValidationFailedError("VALIDATION_FAILED", "SandboxOptions::network: " + why,
+                                        400);
+        policy.allow.push_back(*rule);
+    }
+    if (!o.outbound && !o.allow.empty())
+        throw ValidationFailedError(
+            "VALIDATION_FAILED", "SandboxOptions::network: allow rules need outbound = true", 400);
+    req_.call(root_, "PUT", "/v1/sandbox/" + info_->bridgeId + "/network",
+              jsonBody(core::wire::toJson(policy), "network.set"), {}, "network.set", true);
 }
 
 ExposedPort BridgePorts::expose(int port, const ExposePortOptions& o) {

@@ -58,6 +58,12 @@ awaitable<void> tunnel(SandboxManager&, Request&, Responder&, const RouteParams&
 awaitable<void> list(SandboxManager&, Request&, Responder&, const RouteParams&);
 }  // namespace tunnel_routes
 
+/// network_routes.cpp: a sandbox's network policy.
+namespace network_routes {
+awaitable<void> put(SandboxManager&, Request&, Responder&, const RouteParams&);
+awaitable<void> get(SandboxManager&, Request&, Responder&, const RouteParams&);
+}  // namespace network_routes
+
 /// port_routes.cpp: exposed ports (`port`) and their preview URLs.
 namespace port_routes {
 awaitable<void> expose(SandboxManager&, Request&, Responder&, const RouteParams&);

@@ -111,6 +111,8 @@ std::vector<std::string> bwrapArgv(const BwrapSpec& spec, const std::vector<std:
                                      "sandbox"};
     for (const char* dir : {"/usr", "/etc", "/opt", "/srv"})
         if (os::isDirectory(dir)) argv.insert(argv.end(), {"--ro-bind", dir, dir});
+    for (const auto& [host, inside] : spec.etcFiles)
+        argv.insert(argv.end(), {"--ro-bind", host, inside});
     for (const char* link : {"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"}) {
         struct stat st {};
         if (::lstat(link, &st) != 0) continue;

@@ -60,6 +60,9 @@ struct BwrapSpec {
     std::uint64_t tmpBytes = 0;   ///< size of /tmp (0: unbounded)
     std::uint64_t shmBytes = 0;   ///< size of /dev/shm (0: unbounded)
     std::vector<int> seccompFds;  ///< BPF programs, read by bwrap (--add-seccomp-fd)
+    /// Host files bound read-only over files of the host's /etc (host path, sandbox path): a
+    /// sandbox's own resolv.conf and hosts when it has outbound networking.
+    std::vector<std::pair<std::string, std::string>> etcFiles;
 };
 
 /// bwrap's argv (from "/usr/bin/bwrap") running `command` inside the sandbox.

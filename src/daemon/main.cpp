@@ -17,6 +17,7 @@
 #include <string>
 
 #include "daemon/bridge_routes.hpp"
+#include "daemon/network.hpp"
 #include "daemon/sandbox_manager.hpp"
 #include "sandbox/version.hpp"
 #include "server/http_server.hpp"
@@ -31,6 +32,7 @@ void usage(std::ostream& os) {
           "                [--max-connections N] [--header-timeout-ms MS] [--body-timeout-ms MS]\n"
           "                [--idle-timeout-ms MS] [--preview-listen HOST:PORT]\n"
           "                [--public-url URL] [--tunnel-host ADDR] [--cloudflared PATH|auto]\n"
+          "                [--network none|outbound] [--network-allow RULE]...\n"
           "       sandboxd --version\n"
           "\n"
           "Serves the sandbox bridge API (/v1) and runs one isolated sandbox-agent per sandbox.\n"
@@ -72,6 +74,10 @@ void usage(std::ostream& os) {
           "  --tunnel-host ADDR  where tunnels listen (default 127.0.0.1: this host only)\n"
           "  --cloudflared PATH|auto  publish tunnels as cloudflared quick tunnels (auto: find\n"
           "                   cloudflared on PATH); without it a tunnel is the host listener\n"
+          "  --network none|outbound  the network of sandboxes not given one of their own\n"
+          "                   (default none: their own loopback only; see docs/network.md)\n"
+          "  --network-allow RULE  with outbound: what they may reach (repeatable):\n"
+          "                   A.B.C.D[/N][:PORT[-PORT]], host-loopback:PORT[-PORT], dns\n"
           "  --warm-pool-target N            sandboxes kept started ahead of demand (also\n"
           "                                  WARM_POOL_TARGET; default 0)\n"
           "  --warm-pool-refresh-interval MS how often the pool is checked and topped up (also\n"
@@ -214,7 +220,22 @@ int main(int argc, char** argv) {
             }
         } else if (a == "--cloudflared")
             cloudflared = value();
-        else if (a == "-h" || a == "--help") {
+        else if (a == "--network") {
+            std::string v = value();
+            if (v != "none" && v != "outbound") {
+                std::cerr << "sandboxd: --network takes none or outbound, got '" << v << "'\n";
+                return 2;
+            }
+            cfg.network.outbound = v == "outbound";
+        } else if (a == "--network-allow") {
+            std::string why;
+            auto rule = sandbox::core::wire::parseNetworkRule(value(), why);
+            if (!rule) {
+                std::cerr << "sandboxd: --network-allow: " << why << "\n";
+                return 2;
+            }
+            cfg.network.allow.push_back(*rule);
+        } else if (a == "-h" || a == "--help") {
             usage(std::cout);
             return 0;
         } else if (a == "--version") {
@@ -224,6 +245,18 @@ int main(int argc, char** argv) {
             std::cerr << "sandboxd: unknown argument '" << a << "'\n";
             usage(std::cerr);
             return 2;
+        }
+    }
+    if (!cfg.network.outbound && !cfg.network.allow.empty()) {
+        std::cerr << "sandboxd: --network-allow needs --network outbound\n";
+        return 2;
+    }
+    if (cfg.network.outbound) {
+        if (std::string why =
+                outboundUnavailable(::geteuid() == 0, isolation.empty() || isolation == "bwrap");
+            !why.empty()) {
+            std::cerr << "sandboxd: --network outbound: " << why << "\n";
+            return 1;
         }
     }
     if (listen.empty()) {

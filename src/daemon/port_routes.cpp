@@ -49,6 +49,31 @@ bool optionalString(const json& body, const char* key, std::optional<std::string
     return true;
 }
 
+// A host name as exposePort takes it: DNS characters with an optional :port, or [::1]:port.
+bool validHostname(const std::string& h) {
+    if (h.empty() || h.size() > 253) return false;
+    std::string_view host = h;
+    if (host.rfind("[::1]", 0) == 0) {
+        host.remove_prefix(5);
+        return host.empty() || (host[0] == ':' && host.size() > 1 &&
+                                host.find_first_not_of("0123456789", 1) == std::string::npos);
+    }
+    auto colon = host.find(':');
+    if (colon != std::string_view::npos) {
+        auto port = host.substr(colon + 1);
+        if (port.empty() || port.size() > 5 ||
+            port.find_first_not_of("0123456789") != std::string_view::npos)
+            return false;
+        host = host.substr(0, colon);
+    }
+    if (host.empty() || host.front() == '.' || host.front() == '-') return false;
+    for (char c : host)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-'))
+            return false;
+    return true;
+}
+
 }  // namespace
 
 awaitable<void> expose(SandboxManager& mgr, Request& req, Responder& res,
@@ -65,6 +90,10 @@ awaitable<void> expose(SandboxManager& mgr, Request& req, Responder& res,
         !optionalString(body, "hostname", hostname))
         co_return co_await sendError(res, 400, "VALIDATION_FAILED",
                                      "name, token and hostname must be strings when given");
+    if (hostname && !validHostname(*hostname))
+        co_return co_await sendError(res, 400, "VALIDATION_FAILED",
+                                     "hostname must be a host name with an optional :port (no "
+                                     "scheme, no path), e.g. sandbox.example.com");
     if (hostname && hostname->ends_with(".workers.dev"))
         co_return co_await sendError(res, 400, "CUSTOM_DOMAIN_REQUIRED",
                                      "preview URLs need a custom domain, not .workers.dev");

@@ -276,6 +276,14 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
     std::string reply;
     os::Fd passed;
     std::size_t end = std::string::npos;
+    // The agent answers at once (a loopback connect); one that does not is given up on.
+    net::steady_timer patience(ex);
+    patience.expires_after(std::chrono::seconds(30));
+    patience.async_wait([&agent](const boost::system::error_code& e) {
+        if (e) return;  // cancelled: the answer came (the socket may be gone by now)
+        boost::system::error_code ignored;
+        agent.cancel(ignored);
+    });
     while (!ec && (end = reply.find("\r\n\r\n")) == std::string::npos && reply.size() < 16384) {
         co_await agent.async_wait(net::socket_base::wait_read,
                                   net::redirect_error(use_awaitable, ec));
@@ -305,6 +313,7 @@ awaitable<void> PortRegistry::forward(std::string id, unsigned port, bool tunnel
         if (n <= 0) break;
         reply.append(buf, static_cast<std::size_t>(n));
     }
+    patience.cancel();
     if (end == std::string::npos || reply.compare(0, 13, "HTTP/1.1 200 ") != 0) {
         std::string message =
             "nothing is listening on port " + std::to_string(port) + " in sandbox " + id;

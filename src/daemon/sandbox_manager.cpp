@@ -255,8 +255,25 @@ SandboxManager::Launch SandboxManager::launchOf(const Sandbox& sb,
         l.seccomp[0] = programPipe(seccomp_.allowList);
         l.seccomp[1] = programPipe(seccomp_.ioctlDenials);
         const Limits& lim = cfg_.limits;
-        l.spawn.argv =
-            bwrapArgv({sb.workspace, agentStaged_, lim.tmpBytes, lim.shmBytes, {4, 5}}, command);
+        BwrapSpec spec{sb.workspace, agentStaged_, lim.tmpBytes, lim.shmBytes, {4, 5}, {}};
+        // With outbound networking: its resolver (dns) and the host's loopback by name.
+        if (sb.network.outbound) {
+            auto write = [&](const std::string& name, const std::string& text, const char* inside) {
+                std::string path = sb.root + "/" + name;
+                std::ofstream(path, std::ios::trunc) << text;
+                ::chmod(path.c_str(), 0644);
+                spec.etcFiles.emplace_back(path, inside);
+            };
+            if (sb.network.has(core::wire::NetworkRule::Kind::Dns))
+                write("resolv.conf", kOutboundResolvConf, "/etc/resolv.conf");
+            write("hosts",
+                  std::string("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n") +
+                      (sb.network.has(core::wire::NetworkRule::Kind::HostLoopback)
+                           ? std::string("10.0.2.2 ") + kHostLoopbackName + "\n"
+                           : std::string()),
+                  "/etc/hosts");
+        }
+        l.spawn.argv = bwrapArgv(spec, command);
         l.spawn.env = {"PATH=/usr/bin:/bin"};
         l.spawn.fds = {{4, l.seccomp[0].get()}, {5, l.seccomp[1].get()}};
         // Who the launcher becomes before bubblewrap runs (bubblewrap itself runs
@@ -284,6 +301,7 @@ void SandboxManager::launch(const std::shared_ptr<Sandbox>& sb) {
     sb->ready = sb->dead = false;
     ++sb->generation;
     sb->runtime = ++launchSeq_;
+    sb->network = networkOf(sb->id);
     sb->startError.clear();
     sb->started = std::make_shared<server::Event>(ex_);
 
@@ -356,6 +374,24 @@ awaitable<void> SandboxManager::watchStartup(std::shared_ptr<Sandbox> sb, int st
         if (line.find('\n') != std::string::npos) break;
         if (ec || line.size() > 4096) break;
     }
+    if (line.find("listening") != std::string::npos && !sb->dead && sb->network.outbound) {
+        // The network comes before the sandbox is ready: no code of it has run yet.
+        const unsigned generation = sb->generation;
+        std::string failure;
+        try {
+            Outbound o = co_await startOutbound(sandboxNamespacePid(sb->pid), sb->network);
+            if (sb->generation == generation && !sb->dead)
+                sb->outbound = std::move(o);
+            else
+                stopOutbound(o);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        if (!failure.empty() && sb->generation == generation) {
+            killSandbox(*sb);
+            sb->startError = "cannot give the sandbox its network: " + failure;
+        }
+    }
     if (line.find("listening") != std::string::npos && !sb->dead) {
         sb->ready = true;
     } else if (sb->startError.empty()) {
@@ -420,7 +456,7 @@ awaitable<std::shared_ptr<Sandbox>> SandboxManager::ensure(const std::string& id
             killSandbox(*sb);
             launchOrMarkDead(sb);  // the workspace survives
         }
-    } else if ((sb = takeWarm(id))) {
+    } else if (!networkOf(id).outbound && (sb = takeWarm(id))) {  // warm ones have no network
         sandboxes_[id] = sb;
         // Refill behind it, off the path of the request that took it: starting a sandbox
         // costs a few milliseconds of CPU that this request's first command would compete with.
@@ -464,6 +500,7 @@ void SandboxManager::killSandbox(Sandbox& sb) {
     // mount is undone here.
     for (auto& m : sb.mounts) releaseHostSide(m);
     sb.mounts.clear();
+    stopOutbound(sb.outbound);
     if (sb.pid > 0) {
         // bwrap's pid namespace dies with its init; --isolation none needs the whole tree.
         os::signalTree(sb.pid, SIGKILL, true);
@@ -494,6 +531,24 @@ void SandboxManager::destroy(const std::string& id) {
     if (sb->startError.empty())
         sb->startError = "the sandbox was destroyed";  // for ensure() waiters
     if (sb->started) sb->started->set();
+}
+
+const core::wire::NetworkPolicy& SandboxManager::networkOf(const std::string& id) const {
+    auto it = networks_.find(id);
+    return it == networks_.end() ? cfg_.network : it->second;
+}
+
+std::string SandboxManager::setNetwork(const std::string& id,
+                                       const core::wire::NetworkPolicy& policy) {
+    if (policy.outbound)
+        if (std::string why = outboundUnavailable(privileged_, cfg_.isolation == Isolation::Bwrap);
+            !why.empty())
+            return why;
+    networks_[id] = policy;
+    auto it = sandboxes_.find(id);
+    if (it != sandboxes_.end() && !it->second->dead && it->second->network != policy)
+        markBroken(id, it->second->generation);  // the next request relaunches it, workspace kept
+    return "";
 }
 
 void SandboxManager::destroyAll() {

@@ -13,6 +13,7 @@
 #include "core/wire_bridge.hpp"
 #include "daemon/isolation.hpp"
 #include "daemon/mounts.hpp"
+#include "daemon/network.hpp"
 #include "daemon/ports.hpp"
 #include "daemon/seccomp_policy.hpp"
 #include "daemon/workspace_fs.hpp"
@@ -56,6 +57,8 @@ struct DaemonConfig {
     uid_t uidFirst = IdentityRange::kDefaultFirst;
     std::uint32_t uidCount = IdentityRange::kDefaultCount;
     std::string cgroupRoot = "/sys/fs/cgroup";  ///< where the cgroup hierarchies are mounted
+    /// The network of sandboxes that were given none of their own (--network, --network-allow).
+    core::wire::NetworkPolicy network;
 };
 
 /// What protects sandboxes on this host, as /health and the start-up line report it.
@@ -109,8 +112,10 @@ class Sandbox {
     std::string startError;
     std::shared_ptr<server::Event> started;
     std::unique_ptr<net::posix::stream_descriptor> pidfd;
-    std::vector<BucketMount> mounts;  ///< buckets mounted into this launch (mounts.hpp)
-    unsigned mountSeq = 0;            ///< names the host directories of its mounts
+    std::vector<BucketMount> mounts;    ///< buckets mounted into this launch (mounts.hpp)
+    core::wire::NetworkPolicy network;  ///< this launch's network (network.hpp)
+    Outbound outbound;                  ///< its slirp4netns, when outbound
+    unsigned mountSeq = 0;              ///< names the host directories of its mounts
 };
 
 class SandboxManager {
@@ -119,6 +124,12 @@ class SandboxManager {
     ~SandboxManager();
 
     const DaemonConfig& config() const { return cfg_; }
+    /// The network policy of sandbox `id`: its own (setNetwork), else the daemon's default.
+    const core::wire::NetworkPolicy& networkOf(const std::string& id) const;
+    /// Sets sandbox `id`'s network policy. A running sandbox with another policy is stopped
+    /// (its workspace kept) and the next request starts it under the new one. Returns "" or why
+    /// the policy cannot be had here (outbound networking unavailable).
+    std::string setNetwork(const std::string& id, const core::wire::NetworkPolicy& policy);
     /// Exposed ports, preview URLs and tunnels (ports.hpp).
     PortRegistry& ports() { return ports_; }
     const PortRegistry& ports() const { return ports_; }
@@ -204,6 +215,7 @@ class SandboxManager {
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     std::unique_ptr<net::steady_timer> poolTimer_;
     std::uint64_t launchSeq_ = 0;
+    std::map<std::string, core::wire::NetworkPolicy> networks_;  ///< setNetwork()'s
     PortRegistry ports_{*this};
 };
 

@@ -185,6 +185,14 @@ TEST_CASE("ports: the routes check ports, tokens and bodies") {
     }
     CHECK(call(d.http, "POST", sandboxPath(id, "/port/8080"), R"({"token":5})").status == 400);
     CHECK(call(d.http, "POST", sandboxPath(id, "/port/8080"), "[]").status == 400);
+    for (const char* bad :
+         {R"({"hostname":"https://x.com"})", R"({"hostname":"x.com/path"})",
+          R"({"hostname":"x.com:abc"})", R"({"hostname":""})", R"({"hostname":"a b"})"}) {
+        CAPTURE(bad);
+        auto r = call(d.http, "POST", sandboxPath(id, "/port/8080"), bad);
+        CHECK(r.status == 400);
+        CHECK(r.body["code"] == "VALIDATION_FAILED");
+    }
     auto dom =
         call(d.http, "POST", sandboxPath(id, "/port/8080"), R"({"hostname":"x.workers.dev"})");
     CHECK(dom.status == 400);

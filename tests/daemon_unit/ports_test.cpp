@@ -72,3 +72,48 @@ TEST_CASE("acceptablePassedSocket: a connected TCP socket, nothing else") {
 }
 
 }  // namespace sandbox::daemon
+
+#include "daemon/network.hpp"
+
+namespace sandbox::daemon {
+
+// The order is the policy: what is allowed inside the private ranges comes before their
+// refusal, broad allowances after it, a refusal last.
+TEST_CASE("nftRuleset: private ranges refused unless named, everything else refused last") {
+    std::string why;
+    core::wire::NetworkPolicy p;
+    p.outbound = true;
+    for (const char* r : {"0.0.0.0/0:443", "dns", "10.1.0.0/16:5432", "host-loopback:8080"})
+        p.allow.push_back(*core::wire::parseNetworkRule(r, why));
+    const std::string rules = nftRuleset(p);
+    auto at = [&](const std::string& needle) {
+        auto pos = rules.find(needle);
+        CAPTURE(needle);
+        REQUIRE(pos != std::string::npos);
+        return pos;
+    };
+    CHECK(rules.find("policy drop") != std::string::npos);
+    const auto ipv6 = at("meta nfproto ipv6 meta l4proto tcp reject with tcp reset");
+    const auto dns = at("ip daddr 10.0.2.3 udp dport 53 accept");
+    const auto loopback = at("ip daddr 10.0.2.2 tcp dport 8080 accept");
+    const auto slirpNet = at("ip daddr 10.0.2.0/24 meta l4proto tcp reject");
+    const auto privateAllowed = at("ip daddr 10.1.0.0/16 tcp dport 5432 accept");
+    const auto privateRefused = at("ip daddr { 0.0.0.0/8, 10.0.0.0/8");
+    const auto broad = at("ip daddr 0.0.0.0/0 tcp dport 443 accept");
+    const auto last = rules.rfind("\n    meta l4proto tcp reject with tcp reset\n");
+    CHECK(ipv6 < dns);
+    CHECK(dns < loopback);
+    CHECK(loopback < slirpNet);
+    CHECK(slirpNet < privateAllowed);
+    CHECK(privateAllowed < privateRefused);
+    CHECK(privateRefused < broad);
+    CHECK(broad < last);
+    // No rule: only loopback and established traffic pass.
+    core::wire::NetworkPolicy none;
+    none.outbound = true;
+    const std::string closed = nftRuleset(none);
+    CHECK(closed.find(" accept\n    ip daddr 10.0.2.3") == std::string::npos);
+    CHECK(closed.find("tcp dport") == std::string::npos);
+}
+
+}  // namespace sandbox::daemon

@@ -131,3 +131,30 @@ TEST_CASE("ports: a server in the sandbox by its preview URL, then revoked") {
 }
 
 }  // namespace sandbox::testing::sdk
+
+namespace sandbox::testing::sdk {
+
+TEST_CASE("SandboxOptions::network: applied on first use, or a typed refusal") {
+    SandboxOptions bad;
+    bad.network = NetworkOptions{.outbound = true, .allow = {"pypi.org:443"}};
+    SandboxOptions outbound;
+    outbound.network = NetworkOptions{.outbound = true, .allow = {}};
+    auto badSb = getSandbox(client(), uniqueName("netbad"), bad);
+    auto sb = getSandbox(client(), uniqueName("net"), outbound);
+    if (isAgent() || isNarrow()) {
+        CHECK_THROWS_AS(badSb.exec("true"), UnsupportedOperationError);
+        CHECK_THROWS_AS(sb.exec("true"), UnsupportedOperationError);
+        return;
+    }
+    CHECK_THROWS_AS(badSb.exec("true"), ValidationFailedError);
+    try {
+        auto r = sb.exec("cat /proc/net/dev");
+        CHECK(r.stdoutText.find("tap0") != std::string::npos);
+        sb.destroy();
+    } catch (const SandboxError& e) {
+        CHECK(e.code() == "OUTBOUND_UNAVAILABLE");
+        MESSAGE("outbound networking is not available here: " << e.what());
+    }
+}
+
+}  // namespace sandbox::testing::sdk
