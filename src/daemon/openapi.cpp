@@ -117,6 +117,16 @@ ojson buildDocument() {
         {"get", portOp("listTunnels", "The sandbox's tunnels", "Returns `{tunnels: [Tunnel]}`.",
                        false, "The tunnels.")},
         {"x-sandboxd", {{"extension", true}}}};
+    doc["paths"]["/v1/sandbox/{id}/network"] = {
+        {"put", portOp("setNetwork", "Set the sandbox's network policy",
+                       "Body `{mode: \"none\" | \"outbound\", allow: [rule]}` (rules: "
+                       "`A.B.C.D[/N][:PORT[-PORT]]`, `host-loopback:PORT[-PORT]`, `dns`; see "
+                       "docs/network.md). A running sandbox under another policy is restarted. "
+                       "501 OUTBOUND_UNAVAILABLE where sandboxd cannot offer outbound access.",
+                       false, "The policy now in force.")},
+        {"get", portOp("getNetwork", "The sandbox's network policy", "`{mode, allow}`.", false,
+                       "The policy in force.")},
+        {"x-sandboxd", {{"extension", true}}}};
     doc["paths"]["/v1/openapi"] = {{"get", htmlOp}};
     doc["paths"]["/v1/openapi.html"] = {{"get", htmlOp}};
     // The reference's error-code list misses the 413 of PUT /file (payload_too_large).
@@ -137,6 +147,7 @@ ojson buildDocument() {
                        "/v1/openapi and /v1/openapi.html: served by the reference, now listed",
                        "/v1/sandbox/{id}/port...: exposed ports and preview URLs",
                        "/v1/sandbox/{id}/tunnel (GET): the tunnel list",
+                       "/v1/sandbox/{id}/network: a sandbox's network policy",
                        "ErrorResponse.code: payload_too_large (413 of PUT /file)"})}};
     return doc;
 }
