@@ -42,6 +42,16 @@ bool parseIpv4(std::string_view s, std::uint32_t& out) {
     return true;
 }
 
+// 'text' for messages (built by appending: GCC 12 misreports "lit" + string at -O2).
+std::string quoted(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    out.push_back('\'');
+    out.append(s);
+    out.push_back('\'');
+    return out;
+}
+
 std::string ipv4Text(std::uint32_t v) {
     return std::to_string(v >> 24) + "." + std::to_string((v >> 16) & 255) + "." +
            std::to_string((v >> 8) & 255) + "." + std::to_string(v & 255);
@@ -85,7 +95,7 @@ std::optional<NetworkRule> parseNetworkRule(std::string_view s, std::string& why
         addr = s.substr(0, colon);
         ports = s.substr(colon + 1);
         if (!parsePorts(ports, r)) {
-            why = "'" + std::string(s) + "': a port is 1-65535, a range FIRST-LAST";
+            why = quoted(s) + ": a port is 1-65535, a range FIRST-LAST";
             return std::nullopt;
         }
     }
@@ -94,14 +104,14 @@ std::optional<NetworkRule> parseNetworkRule(std::string_view s, std::string& why
         ip = addr.substr(0, slash);
         unsigned prefix = 0;
         if (!parseNumber(addr.substr(slash + 1), 32, prefix)) {
-            why = "'" + std::string(s) + "': a prefix length is 0-32";
+            why = quoted(s) + ": a prefix length is 0-32";
             return std::nullopt;
         }
         r.prefix = static_cast<int>(prefix);
     }
     if (!parseIpv4(ip, r.address)) {
-        why = "'" + std::string(s) +
-              "' is not a rule: use A.B.C.D[/N][:PORT[-PORT]], host-loopback:PORT[-PORT] or dns "
+        why = quoted(s) +
+              " is not a rule: use A.B.C.D[/N][:PORT[-PORT]], host-loopback:PORT[-PORT] or dns "
               "(IPv4 addresses only; names are not resolved)";
         return std::nullopt;
     }
