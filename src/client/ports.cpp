@@ -9,6 +9,7 @@
 #include "client/error_mapping.hpp"
 #include "client/narrow_bridge.hpp"
 #include "client/requester.hpp"
+#include "core/wire_bridge.hpp"
 #include "core/wire_network.hpp"
 #include "sandbox/client.hpp"
 
@@ -18,25 +19,15 @@ using nlohmann::json;
 namespace {
 
 void checkPort(int port) {
-    if (port < 1024 || port > 65535 || port == 3000)
+    if (!core::wire::isExposablePort(port))
         throw SandboxSecurityError("INVALID_PORT",
                                    "Port " + std::to_string(port) +
                                        " cannot be used: use 1024-65535, except 3000 (reserved)",
                                    400);
 }
 
-bool validToken(std::string_view token) {
-    if (token.empty() || token.size() > 16) return false;
-    for (char c : token)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-    return true;
-}
-
 void checkTunnelName(const std::string& name) {
-    bool ok = !name.empty() && name.size() <= 63 && name.front() != '-' && name.back() != '-';
-    for (char c : name)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) ok = false;
-    if (!ok)
+    if (!core::wire::isValidTunnelName(name))
         throw SandboxSecurityError("INVALID_TUNNEL_NAME",
                                    "Tunnel name '" + name +
                                        "' is not a DNS label: 1-63 of a-z, 0-9 and '-', no "
@@ -176,7 +167,7 @@ void BridgePorts::destroyTunnel(int port) {
 
 ExposedPort Sandbox::exposePort(int port, const ExposePortOptions& options) const try {
     checkPort(port);
-    if (options.token && !validToken(*options.token))
+    if (options.token && !core::wire::isValidPortToken(*options.token))
         throw SandboxSecurityError(
             "INVALID_TOKEN",
             "A port token is 1-16 characters of a-z, 0-9 and _ (got '" + *options.token + "')",
@@ -205,14 +196,14 @@ std::vector<ExposedPortInfo> Sandbox::getExposedPorts(
 }
 
 bool Sandbox::isPortExposed(int port) const try {
-    if (port < 1024 || port > 65535 || port == 3000) return false;
+    if (!core::wire::isExposablePort(port)) return false;
     return state_->conn().ports("isPortExposed()", true).isExposed(port);
 } catch (const nlohmann::json::exception& e) {
     detail::rethrowUnexpected(e, "isPortExposed");
 }
 
 bool Sandbox::validatePortToken(int port, std::string_view token) const try {
-    if (port < 1024 || port > 65535 || port == 3000 || !validToken(token)) return false;
+    if (!core::wire::isExposablePort(port) || !core::wire::isValidPortToken(token)) return false;
     return state_->conn().ports("validatePortToken()", true).validate(port, token);
 } catch (const nlohmann::json::exception& e) {
     detail::rethrowUnexpected(e, "validatePortToken");

@@ -275,4 +275,22 @@ std::string sessionDeletedJson(std::string_view sessionId, std::string_view time
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+bool isExposablePort(long long port) {
+    return port >= 1024 && port <= 65535 && port != 3000;
+}
+
+bool isValidPortToken(std::string_view token) {
+    if (token.empty() || token.size() > 16) return false;
+    for (char c : token)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    return true;
+}
+
+bool isValidTunnelName(std::string_view name) {
+    if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    return true;
+}
+
 }  // namespace sandbox::core::wire

@@ -86,6 +86,13 @@ std::optional<std::string> firstQueryParam(std::string_view query, std::string_v
 bool parseExcludes(const std::optional<std::string>& value, std::vector<std::string>& out);
 
 /// DELETE /v1/sandbox/:id/session/:sid success body: {"success":true,"sessionId":..,"timestamp":..}
+/// Ports and tokens as the reference checks them (preview URLs, tunnels): a port 1024-65535 other
+/// than 3000; a preview token 1-16 of [a-z0-9_]; a tunnel name one DNS label (1-63 of
+/// [a-z0-9-], no leading or trailing '-'). Shared by the SDK's checks and sandboxd's.
+bool isExposablePort(long long port);
+bool isValidPortToken(std::string_view token);
+bool isValidTunnelName(std::string_view name);
+
 std::string sessionDeletedJson(std::string_view sessionId, std::string_view timestamp);
 
 }  // namespace sandbox::core::wire

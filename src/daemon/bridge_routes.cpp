@@ -256,9 +256,10 @@ void BridgeApi::declareRoutes() {
     sandbox_.add("POST", "/unmount", mount_routes::unmount);
     sandbox_.add("POST,DELETE", "/tunnel/{port}", tunnel_routes::tunnel);
     sandbox_.add("GET", "/tunnel", tunnel_routes::list);  // sandboxd's own
-    // Exposed ports (port_routes.cpp; sandboxd's own: the reference keeps them off the bridge).
-    sandbox_.add("PUT", "/network", network_routes::put);  // sandboxd's own (network_routes.cpp)
+    // The network policy (network_routes.cpp; sandboxd's own).
+    sandbox_.add("PUT", "/network", network_routes::put);
     sandbox_.add("GET", "/network", network_routes::get);
+    // Exposed ports (port_routes.cpp; sandboxd's own: the reference keeps them off the bridge).
     sandbox_.add("GET", "/port", port_routes::list);
     sandbox_.add("POST", "/port/{port}", port_routes::expose);
     sandbox_.add("DELETE", "/port/{port}", port_routes::unexpose);

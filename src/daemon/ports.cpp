@@ -109,17 +109,6 @@ int acceptablePassedSocket(int fd) {
     return domain;
 }
 
-bool isExposablePort(long long port) {
-    return port >= 1024 && port <= 65535 && port != 3000;
-}
-
-bool isValidPortToken(std::string_view token) {
-    if (token.empty() || token.size() > 16) return false;
-    for (char c : token)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-    return true;
-}
-
 // ---- live relays ----
 
 std::shared_ptr<LiveRelays::Entry> LiveRelays::add(unsigned port, bool tunnel, server::RawStream* a,

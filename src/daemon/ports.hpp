@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/wire_bridge.hpp"
 #include "server/raw_stream.hpp"
 
 namespace sandbox::daemon {
@@ -41,10 +42,8 @@ std::optional<PreviewHost> parsePreviewHost(std::string_view host);
 /// descriptors. Returns the socket's address family, or 0 when refused.
 int acceptablePassedSocket(int fd);
 
-/// An exposable port: 1024-65535, except 3000 (the control plane's in the reference).
-bool isExposablePort(long long port);
-/// A port token: 1-16 characters of [a-z0-9_].
-bool isValidPortToken(std::string_view token);
+using core::wire::isExposablePort;   // 1024-65535, except 3000
+using core::wire::isValidPortToken;  // 1-16 of [a-z0-9_]
 
 /// Why a port call is refused: an HTTP status, a container API code and a message.
 struct PortError {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/text.hpp"
+#include "core/wire_bridge.hpp"
 #include "daemon/handlers.hpp"
 
 namespace sandbox::daemon::tunnel_routes {
@@ -48,7 +49,9 @@ std::optional<double> jsNumber(std::string_view s) {
 
 bool validTunnelPort(std::string_view seg) {
     auto v = jsNumber(seg);
-    return v && std::floor(*v) == *v && *v >= 1024 && *v <= 65535 && *v != 3000;
+    // (In range as a double first: Infinity has no integer value.)
+    return v && std::floor(*v) == *v && *v >= 0 && *v <= 65535 &&
+           core::wire::isExposablePort(static_cast<long long>(*v));
 }
 
 // JavaScript's String.length of UTF-8 text: code units of UTF-16.
@@ -59,13 +62,6 @@ std::size_t utf16Length(std::string_view s) {
         if (c >= 0xF0) ++n;  // a surrogate pair
     }
     return n;
-}
-
-bool dnsLabel(const std::string& n) {
-    if (n.empty() || n.front() == '-' || n.back() == '-') return false;
-    for (char c : n)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-    return true;
 }
 
 // The reference's TunnelInfo, key for key.
@@ -104,7 +100,7 @@ awaitable<void> tunnel(SandboxManager& mgr, Request& req, Responder& res,
                                             "63 characters long.";
                 co_return co_await sendError(res, 400, "invalid_request", message);
             }
-            if (!dnsLabel(name)) {
+            if (!core::wire::isValidTunnelName(name)) {
                 const std::string message =
                     "Tunnel name '" + name +
                     "' is not a valid DNS label. Use lowercase letters, digits, and internal "

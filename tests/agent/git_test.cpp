@@ -12,6 +12,7 @@
 #include <set>
 
 #include "agent/agent_test_util.hpp"
+#include "support/loopback.hpp"
 #include "support/server_process.hpp"
 
 using nlohmann::json;
@@ -61,22 +62,7 @@ std::string gitOut(const std::string& dir, const std::string& args) {
 }
 
 // A TCP port that accepts connections (kernel backlog) and never answers: a clone from it hangs.
-struct SilentServer {
-    int fd = -1;
-    int port = 0;
-    SilentServer() {
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        REQUIRE(::listen(fd, 16) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-    }
-    ~SilentServer() { ::close(fd); }
-};
+using SilentServer = sandbox::testing::LoopbackListener;
 
 void checkGitError(const Reply& r, int status, const std::string& code) {
     checkError(r, status, code);

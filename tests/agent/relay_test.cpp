@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "agent_test_util.hpp"
+#include "support/loopback.hpp"
 
 namespace sandbox::testing::agent {
 namespace {
@@ -53,15 +54,9 @@ int agentPort(AgentFixture& a) {
 TEST_CASE("relay: CONNECT to a loopback port streams both ways") {
     AgentFixture a;
     // An echo server of the test's own, on an ephemeral loopback port.
-    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(lfd, 4) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-    const int port = ntohs(addr.sin_port);
+    LoopbackListener listener;
+    const int port = listener.port;
+    const int lfd = listener.fd;
     std::thread echo([lfd] {
         int c = ::accept(lfd, nullptr, nullptr);
         if (c < 0) return;
@@ -84,7 +79,6 @@ TEST_CASE("relay: CONNECT to a loopback port streams both ways") {
     CHECK(readUntil(fd, "never").empty());
     ::close(fd);
     echo.join();
-    ::close(lfd);
     // The agent still serves the container API.
     CHECK(get(a, "/api/ping").status == 200);
 }
@@ -105,16 +99,9 @@ TEST_CASE("relay: only loopback targets; a closed port is a 502") {
         CHECK(r.rfind("HTTP/1.1 400 ", 0) == 0);
         CHECK(r.find("INVALID_PORT") != std::string::npos);
     }
-    // A port nothing listens on (bound, then closed: free for a moment).
-    int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(probe);
-    auto closed = ask("127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
+    // A port nothing listens on (listened on, then closed: free for a moment).
+    int freed = LoopbackListener().port;
+    auto closed = ask("127.0.0.1:" + std::to_string(freed));
     CHECK(closed.rfind("HTTP/1.1 502 ", 0) == 0);
     CHECK(closed.find("PORT_NOT_LISTENING") != std::string::npos);
 }

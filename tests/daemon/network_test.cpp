@@ -4,42 +4,10 @@
 // "outside" is two TCP services of this test on the host's loopback (one allowed, one not) and
 // sandboxd's own port; no other address is ever contacted.
 #include "daemon_test_util.hpp"
+#include "support/loopback.hpp"
 
 namespace sandbox::testing::daemon {
 namespace {
-
-// A TCP service on the host's loopback that greets every connection with `greeting`.
-struct HostService {
-    int fd = -1;
-    int port = 0;
-    std::atomic<int> accepted{0};
-    std::thread thread;
-    explicit HostService(std::string greeting) {
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        REQUIRE(::listen(fd, 16) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-        port = ntohs(a.sin_port);
-        thread = std::thread([this, greeting] {
-            for (;;) {
-                int c = ::accept(fd, nullptr, nullptr);
-                if (c < 0) return;  // shut down
-                ++accepted;
-                ::send(c, greeting.data(), greeting.size(), MSG_NOSIGNAL);
-                ::close(c);
-            }
-        });
-    }
-    ~HostService() {
-        ::shutdown(fd, SHUT_RDWR);
-        thread.join();
-        ::close(fd);
-    }
-};
 
 // From inside: connects to HOST:PORT (5 s at most) and prints what it read, or the error.
 std::string probe(client::HttpConnection& c, const std::string& id, const std::string& host,
@@ -93,12 +61,12 @@ TEST_CASE("network: the policy routes check what they are given") {
 TEST_CASE("network: outbound reaches what is allowed and nothing else") {
     DaemonFixture d;
     const std::string id = newSandbox(d.http);
-    HostService allowed("allowed-service"), denied("denied-service");
+    GreetingService allowed("allowed-service"), denied("denied-service");
     const int daemonPort = std::stoi(d.server.url().substr(d.server.url().rfind(':') + 1));
     int status = 0;
     auto body = putNetwork(
         d, id,
-        json{{"mode", "outbound"}, {"allow", {"host-loopback:" + std::to_string(allowed.port)}}}
+        json{{"mode", "outbound"}, {"allow", {"host-loopback:" + std::to_string(allowed.port())}}}
             .dump(),
         status);
     if (status == 501) {
@@ -107,13 +75,13 @@ TEST_CASE("network: outbound reaches what is allowed and nothing else") {
         return;
     }
     REQUIRE_MESSAGE(status == 200, body.dump());
-    CHECK(body["allow"][0] == "host-loopback:" + std::to_string(allowed.port));
+    CHECK(body["allow"][0] == "host-loopback:" + std::to_string(allowed.port()));
 
     // Before: a sandbox without network has only lo, and the host is out of reach.
     // (The policy applies from the next launch: the sandbox was not running yet.)
-    CHECK(probe(d.http, id, "10.0.2.2", allowed.port) == "read:allowed-service\n");
-    CHECK(probe(d.http, id, "host.sandbox.internal", allowed.port) == "read:allowed-service\n");
-    CHECK(probe(d.http, id, "10.0.2.2", denied.port) == "error:ConnectionRefusedError\n");
+    CHECK(probe(d.http, id, "10.0.2.2", allowed.port()) == "read:allowed-service\n");
+    CHECK(probe(d.http, id, "host.sandbox.internal", allowed.port()) == "read:allowed-service\n");
+    CHECK(probe(d.http, id, "10.0.2.2", denied.port()) == "error:ConnectionRefusedError\n");
     CHECK(probe(d.http, id, "10.0.2.2", daemonPort) == "error:ConnectionRefusedError\n");
     CHECK(probe(d.http, id, "10.0.2.3", 53).rfind("error:", 0) == 0);  // no dns rule
     CHECK(denied.accepted == 0);
@@ -121,7 +89,7 @@ TEST_CASE("network: outbound reaches what is allowed and nothing else") {
     // The rules cannot be changed from inside (no capability, in any user namespace).
     auto nft = run(d.http, id, {"sh", "-c", "nft flush ruleset 2>&1; echo rc=$?"});
     CHECK(nft.out.find("rc=0") == std::string::npos);
-    CHECK(probe(d.http, id, "10.0.2.2", denied.port) == "error:ConnectionRefusedError\n");
+    CHECK(probe(d.http, id, "10.0.2.2", denied.port()) == "error:ConnectionRefusedError\n");
 
     // Back to none: the sandbox restarts without network; its files stay.
     sh(d.http, id, "echo kept > /workspace/f");
@@ -129,7 +97,7 @@ TEST_CASE("network: outbound reaches what is allowed and nothing else") {
     CHECK(status == 200);
     CHECK(sh(d.http, id, "cat /workspace/f") == "kept\n");
     CHECK(sh(d.http, id, "cat /proc/net/dev").find("tap0") == std::string::npos);
-    CHECK(probe(d.http, id, "10.0.2.2", allowed.port).rfind("error:", 0) == 0);
+    CHECK(probe(d.http, id, "10.0.2.2", allowed.port()).rfind("error:", 0) == 0);
     CHECK(denied.accepted == 0);
 
     // Destroyed with its sandbox: no slirp4netns is left.

@@ -12,6 +12,7 @@
 
 #include "client/ws_client.hpp"
 #include "daemon_test_util.hpp"
+#include "support/loopback.hpp"
 
 namespace sandbox::testing::daemon {
 namespace {
@@ -520,25 +521,8 @@ namespace sandbox::testing::daemon {
 // host, the sandbox's URL would reach the host's service. It connects inside the sandbox's
 // network namespace (the agent's CONNECT relay), so the answer is 502.
 TEST_CASE("escape: preview URLs and tunnels never reach the host's loopback") {
-    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(lfd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(lfd, 16) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-    const int hostPort = ntohs(addr.sin_port);  // ephemeral: above 1024, never 3000
-    std::atomic<bool> reached{false};
-    std::thread host([&] {
-        int c = ::accept(lfd, nullptr, nullptr);  // woken by shutdown() at the end
-        if (c >= 0) {
-            reached = true;
-            ::close(c);
-        }
-    });
-
+    GreetingService host("host-service");
+    const int hostPort = host.port();
     DaemonFixture d;
     Preview p{d};
     const std::string id = newSandbox(d.http);
@@ -552,11 +536,7 @@ TEST_CASE("escape: preview URLs and tunnels never reach the host's loopback") {
     auto viaTunnel = rawHttp(std::stoi(tunnelHost.substr(tunnelHost.rfind(':') + 1)),
                              "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     CHECK(rawStatus(viaTunnel) == 502);
-    CHECK_FALSE(reached.load());
-    ::shutdown(lfd, SHUT_RDWR);
-    host.join();
-    ::close(lfd);
-    CHECK_FALSE(reached.load());
+    CHECK(host.accepted == 0);
 }
 
 }  // namespace sandbox::testing::daemon

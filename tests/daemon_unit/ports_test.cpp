@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/network.hpp"
 #include "daemon/ports.hpp"
+#include "support/loopback.hpp"
 
 namespace sandbox::daemon {
 
@@ -54,26 +56,20 @@ TEST_CASE("acceptablePassedSocket: a connected TCP socket, nothing else") {
     CHECK(acceptablePassedSocket(pair[0]) == 0);
     int udp = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     CHECK(acceptablePassedSocket(udp) == 0);
-    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    testing::LoopbackListener listener;
+    CHECK(acceptablePassedSocket(listener.fd) == 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listener, 1) == 0);
-    CHECK(acceptablePassedSocket(listener) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    addr.sin_port = htons(static_cast<uint16_t>(listener.port));
     int conn = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(::connect(conn, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     CHECK(acceptablePassedSocket(conn) == AF_INET);
     CHECK(acceptablePassedSocket(-1) == 0);
-    for (int fd : {pipeFds[0], pipeFds[1], file, pair[0], pair[1], udp, listener, conn})
-        ::close(fd);
+    for (int fd : {pipeFds[0], pipeFds[1], file, pair[0], pair[1], udp, conn}) ::close(fd);
 }
 
 }  // namespace sandbox::daemon
-
-#include "daemon/network.hpp"
 
 namespace sandbox::daemon {
 
