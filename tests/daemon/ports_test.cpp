@@ -490,7 +490,9 @@ TEST_CASE("tunnels: cloudflared when configured, CLOUDFLARED_NOT_FOUND without i
     // A stand-in cloudflared: prints a quick tunnel's URL as cloudflared does, then waits.
     TempDir dir;
     const std::string fake = dir.path() + "/cloudflared";
-    writeFile(fake, "#!/bin/sh\necho \"$@\" > " + dir.path() +
+    // It records its pid first: the URL is printed before the exec, so sandboxd may answer
+    // while the process is still the shell; the pid is the same before and after the exec.
+    writeFile(fake, "#!/bin/sh\necho $$ > " + dir.path() + "/pid\necho \"$@\" > " + dir.path() +
                         "/args\necho 'INF |  https://brave-quiet-fox.trycloudflare.com  |' >&2\n"
                         "exec sleep 600\n");
     ::chmod(fake.c_str(), 0755);
@@ -502,14 +504,16 @@ TEST_CASE("tunnels: cloudflared when configured, CLOUDFLARED_NOT_FOUND without i
     CHECK(r.body["hostname"] == "brave-quiet-fox.trycloudflare.com");
     auto args = readFile(dir.path() + "/args");
     CHECK(args.find("tunnel --no-autoupdate --url http://127.0.0.1:") != std::string::npos);
-    auto sleeping = [&] {
+    const pid_t tunnelPid = std::stoi(readFile(dir.path() + "/pid"));
+    auto running = [&] {
         for (const auto& c : childrenOf(d.pid()))
-            if (c.comm == "sleep" && c.state != 'Z') return true;
+            if (c.pid == tunnelPid && c.state != 'Z') return true;
         return false;
     };
-    CHECK(sleeping());
+    CHECK(running());
     CHECK(call(d.http, "DELETE", sandboxPath(id, "/tunnel/8000")).status == 204);
-    CHECK_FALSE(sleeping());
+    // Killed and reaped before the answer: no child with that pid, not even a zombie.
+    for (const auto& c : childrenOf(d.pid())) CHECK(c.pid != tunnelPid);
 }
 
 }  // namespace sandbox::testing::daemon
