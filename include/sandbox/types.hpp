@@ -192,8 +192,10 @@ struct SessionDeleteResult {
 struct NetworkOptions {
     /// Outbound TCP connections to what `allow` lists, and nothing else; false: none at all.
     bool outbound = false;
-    /// What may be reached: "A.B.C.D[/N][:PORT[-PORT]]" (IPv4 only, no names),
-    /// "host-loopback:PORT[-PORT]" (a service on the host's loopback, reached from inside at
+    /// What may be reached: "A.B.C.D[/N][:PORT[-PORT]]" (IPv4), "NAME[:PORT[-PORT]]" (a host
+    /// by name, "pypi.org:443": resolved by sandboxd when the sandbox is made and pinned in its
+    /// /etc/hosts; public addresses only), "host-loopback:PORT[-PORT]" (a service on the
+    /// host's loopback, reached from inside at
     /// host.sandbox.internal / 10.0.2.2) and "dns" (name resolution). The host's loopback, the
     /// private, link-local and multicast ranges stay unreachable unless a rule names them.
     std::vector<std::string> allow;

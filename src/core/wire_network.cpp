@@ -52,12 +52,42 @@ std::string quoted(std::string_view s) {
     return out;
 }
 
+// A DNS name as a rule names a host: labels of [a-z0-9-] (1-63, no hyphen at either end), two
+// at least (a single label would go through the resolver's search domains), 253 at most in all,
+// the last not all digits (that is an address, mistyped).
+bool parseHostName(std::string_view s, std::string& out) {
+    if (s.empty() || s.size() > 253) return false;
+    std::string name;
+    int labels = 0;
+    bool lastNumeric = false;
+    for (std::size_t start = 0; start <= s.size();) {
+        std::size_t dot = s.find('.', start);
+        if (dot == std::string_view::npos) dot = s.size();
+        std::string_view label = s.substr(start, dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+            return false;
+        lastNumeric = true;
+        for (char c : label) {
+            const char lower = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+            const bool digit = lower >= '0' && lower <= '9';
+            if (!digit && !(lower >= 'a' && lower <= 'z') && lower != '-') return false;
+            lastNumeric = lastNumeric && digit;
+        }
+        ++labels;
+        start = dot + 1;
+    }
+    if (labels < 2 || lastNumeric) return false;
+    out.reserve(s.size());
+    for (char c : s) out.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c);
+    return true;
+}
+
+}  // namespace
+
 std::string ipv4Text(std::uint32_t v) {
     return std::to_string(v >> 24) + "." + std::to_string((v >> 16) & 255) + "." +
            std::to_string((v >> 8) & 255) + "." + std::to_string(v & 255);
 }
-
-}  // namespace
 
 std::string NetworkRule::text() const {
     std::string ports = portFirst == portLast
@@ -69,9 +99,10 @@ std::string NetworkRule::text() const {
         case Kind::HostLoopback:
             return "host-loopback:" + ports;
         case Kind::Cidr:
+        case Kind::Host:
             break;
     }
-    std::string out = ipv4Text(address) + "/" + std::to_string(prefix);
+    std::string out = kind == Kind::Host ? host : ipv4Text(address) + "/" + std::to_string(prefix);
     if (portFirst != 1 || portLast != 65535) out += ":" + ports;
     return out;
 }
@@ -99,6 +130,20 @@ std::optional<NetworkRule> parseNetworkRule(std::string_view s, std::string& why
             return std::nullopt;
         }
     }
+    // A name: neither a range nor a last label of digits only (that is an address).
+    const std::string_view lastLabel = addr.substr(addr.rfind('.') + 1);
+    if (addr.find('/') == std::string_view::npos &&
+        lastLabel.find_first_not_of("0123456789") != std::string_view::npos) {
+        if (!parseHostName(addr, r.host)) {
+            why = quoted(s) +
+                  " is not a rule: a host name has two labels at least, each of letters, digits "
+                  "and inner hyphens (pypi.org:443); other rules are A.B.C.D[/N][:PORT[-PORT]], "
+                  "host-loopback:PORT[-PORT] or dns";
+            return std::nullopt;
+        }
+        r.kind = NetworkRule::Kind::Host;
+        return r;
+    }
     std::string_view ip = addr;
     if (auto slash = addr.find('/'); slash != std::string_view::npos) {
         ip = addr.substr(0, slash);
@@ -111,8 +156,8 @@ std::optional<NetworkRule> parseNetworkRule(std::string_view s, std::string& why
     }
     if (!parseIpv4(ip, r.address)) {
         why = quoted(s) +
-              " is not a rule: use A.B.C.D[/N][:PORT[-PORT]], host-loopback:PORT[-PORT] or dns "
-              "(IPv4 addresses only; names are not resolved)";
+              " is not a rule: use A.B.C.D[/N][:PORT[-PORT]], NAME[:PORT[-PORT]], "
+              "host-loopback:PORT[-PORT] or dns (IPv4 addresses only)";
         return std::nullopt;
     }
     const std::uint32_t mask = r.prefix == 0 ? 0 : ~std::uint32_t(0) << (32 - r.prefix);
@@ -128,8 +173,18 @@ bool NetworkPolicy::has(NetworkRule::Kind k) const {
 
 nlohmann::json toJson(const NetworkPolicy& p) {
     nlohmann::json allow = nlohmann::json::array();
-    for (const auto& r : p.allow) allow.push_back(r.text());
-    return {{"mode", p.outbound ? "outbound" : "none"}, {"allow", allow}};
+    nlohmann::json resolved = nlohmann::json::object();
+    for (const auto& r : p.allow) {
+        allow.push_back(r.text());
+        if (r.kind != NetworkRule::Kind::Host || r.addresses.empty()) continue;
+        nlohmann::json& list = resolved[r.host];
+        for (std::uint32_t a : r.addresses)
+            if (std::find(list.begin(), list.end(), ipv4Text(a)) == list.end())
+                list.push_back(ipv4Text(a));
+    }
+    nlohmann::json out = {{"mode", p.outbound ? "outbound" : "none"}, {"allow", allow}};
+    if (!resolved.empty()) out["resolved"] = resolved;
+    return out;
 }
 
 std::optional<NetworkPolicy> parseNetworkPolicy(const nlohmann::json& j, std::string& why) {

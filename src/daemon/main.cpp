@@ -77,7 +77,8 @@ void usage(std::ostream& os) {
           "  --network none|outbound  the network of sandboxes not given one of their own\n"
           "                   (default none: their own loopback only; see docs/network.md)\n"
           "  --network-allow RULE  with outbound: what they may reach (repeatable):\n"
-          "                   A.B.C.D[/N][:PORT[-PORT]], host-loopback:PORT[-PORT], dns\n"
+          "                   A.B.C.D[/N][:PORT[-PORT]], NAME[:PORT[-PORT]] (resolved at\n"
+          "                   start-up), host-loopback:PORT[-PORT], dns\n"
           "  --warm-pool-target N            sandboxes kept started ahead of demand (also\n"
           "                                  WARM_POOL_TARGET; default 0)\n"
           "  --warm-pool-refresh-interval MS how often the pool is checked and topped up (also\n"
@@ -308,6 +309,20 @@ int main(int argc, char** argv) {
     if (!std::setlocale(LC_CTYPE, "C.UTF-8")) std::setlocale(LC_CTYPE, "");
 
     boost::asio::io_context io(1);
+    // The default policy's host names, resolved once here and pinned.
+    if (cfg.network.has(sandbox::core::wire::NetworkRule::Kind::Host)) {
+        std::optional<NameProblem> problem;
+        boost::asio::co_spawn(
+            io,
+            [&]() -> boost::asio::awaitable<void> { problem = co_await resolveNames(cfg.network); },
+            boost::asio::detached);
+        io.run();
+        io.restart();
+        if (problem) {
+            std::cerr << "sandboxd: --network-allow: " << problem->message << "\n";
+            return 1;
+        }
+    }
     std::optional<SandboxManager> managerStore;
     try {
         managerStore.emplace(io.get_executor(), cfg);

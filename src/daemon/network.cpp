@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <stdexcept>
@@ -133,8 +134,85 @@ std::string nftRuleset(const NetworkPolicy& policy) {
     r += reject(ranges + " } ");
     for (const auto& rule : policy.allow)
         if (rule.kind == NetworkRule::Kind::Cidr && !insidePrivate(rule)) allowRule(rule);
+    // Named hosts: their addresses, public by construction (resolveNames), and after the
+    // refusal of the private ranges whatever they are.
+    for (const auto& rule : policy.allow)
+        if (rule.kind == NetworkRule::Kind::Host)
+            for (std::uint32_t a : rule.addresses)
+                r += "    ip daddr " + cidr(a, 32) + " tcp dport " + ports(rule) + " accept\n";
     r += reject("") + "  }\n}\n";
     return r;
+}
+
+std::string hostsFile(const NetworkPolicy& policy) {
+    std::string out = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n";
+    if (policy.has(NetworkRule::Kind::HostLoopback))
+        out += std::string("10.0.2.2 ") + kHostLoopbackName + "\n";
+    for (const auto& rule : policy.allow)
+        if (rule.kind == NetworkRule::Kind::Host)
+            for (std::uint32_t a : rule.addresses)
+                out += core::wire::ipv4Text(a) + " " + rule.host + "\n";
+    return out;
+}
+
+bool isPublicAddress(std::uint32_t address) {
+    NetworkRule one;
+    one.address = address;
+    one.prefix = 32;
+    return !insidePrivate(one);
+}
+
+namespace {
+
+// Takes the IPv4 addresses of a resolution into `rule`, or says why the name cannot be used.
+std::optional<NameProblem> checkResolved(NetworkRule& rule,
+                                         const net::ip::tcp::resolver::results_type& results,
+                                         const boost::system::error_code& ec) {
+    rule.addresses.clear();
+    if (!ec)
+        for (const auto& entry : results) {
+            const auto address = entry.endpoint().address();
+            if (!address.is_v4()) continue;
+            const std::uint32_t a = address.to_v4().to_uint();
+            if (!isPublicAddress(a)) {
+                const std::string text = core::wire::ipv4Text(a);
+                return NameProblem{"NETWORK_HOST_NOT_PUBLIC",
+                                   rule.host + " resolves to " + text +
+                                       ", which is not a public address: a name opens public "
+                                       "addresses only; allow the address itself (" +
+                                       text + ":PORT) if it is meant"};
+            }
+            if (std::find(rule.addresses.begin(), rule.addresses.end(), a) == rule.addresses.end())
+                rule.addresses.push_back(a);
+        }
+    if (rule.addresses.empty())
+        return NameProblem{"NETWORK_HOST_UNRESOLVED",
+                           rule.host + " does not resolve to an IPv4 address" +
+                               (ec ? ": " + ec.message() : std::string())};
+    return std::nullopt;
+}
+
+}  // namespace
+
+awaitable<std::optional<NameProblem>> resolveNames(NetworkPolicy& policy) {
+    auto ex = co_await net::this_coro::executor;
+    NetworkPolicy resolved = policy;
+    for (auto& rule : resolved.allow) {
+        if (rule.kind != NetworkRule::Kind::Host) continue;
+        // getaddrinfo on asio's resolver thread: a slow resolver holds up this request only.
+        net::ip::tcp::resolver resolver(ex);
+        boost::system::error_code ec;
+        // (No temporaries in the co_await expression: GCC 12 miscompiles them.)
+        const std::string host = rule.host;
+        const std::string service;
+        const auto v4 = net::ip::tcp::v4();
+        auto token = net::redirect_error(use_awaitable, ec);
+        auto results = co_await resolver.async_resolve(v4, host, service, token);
+        std::optional<NameProblem> problem = checkResolved(rule, results, ec);
+        if (problem) co_return problem;
+    }
+    policy = std::move(resolved);
+    co_return std::nullopt;
 }
 
 std::string outboundUnavailable(bool privileged, bool bwrapIsolation) {

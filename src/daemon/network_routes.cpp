@@ -1,5 +1,6 @@
 // A sandbox's network (docs/network.md), sandboxd's own routes:
-//   PUT /v1/sandbox/{id}/network  {"mode": "none" | "outbound", "allow": [RULE, ...]}
+//   PUT /v1/sandbox/{id}/network  {"mode": "none" | "outbound", "allow": [RULE, ...]}; named
+//                                 hosts resolved and pinned (422 when one cannot be used)
 //   GET /v1/sandbox/{id}/network  the policy in force for the id (its own, or the default)
 // A running sandbox given another policy is restarted under it (its workspace kept).
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 #include "core/json_util.hpp"
 #include "core/wire_network.hpp"
 #include "daemon/handlers.hpp"
+#include "daemon/network.hpp"
 
 namespace sandbox::daemon::network_routes {
 using nlohmann::json;
@@ -16,6 +18,13 @@ awaitable<void> put(SandboxManager& mgr, Request& req, Responder& res, const Rou
     std::string why;
     auto policy = core::wire::parseNetworkPolicy(body, why);
     if (!policy) co_return co_await sendError(res, 400, "VALIDATION_FAILED", why);
+    if (policy->outbound) {
+        why = mgr.outboundUnavailable();
+        if (!why.empty()) co_return co_await sendError(res, 501, "OUTBOUND_UNAVAILABLE", why);
+    }
+    // Names are resolved here, by sandboxd, and pinned with the policy.
+    std::optional<NameProblem> problem = co_await resolveNames(*policy);
+    if (problem) co_return co_await sendError(res, 422, problem->code, problem->message);
     why = mgr.setNetwork(params["id"], *policy);
     if (!why.empty()) co_return co_await sendError(res, 501, "OUTBOUND_UNAVAILABLE", why);
     json reply = core::wire::toJson(*policy);

@@ -120,12 +120,15 @@ ojson buildDocument() {
     doc["paths"]["/v1/sandbox/{id}/network"] = {
         {"put", portOp("setNetwork", "Set the sandbox's network policy",
                        "Body `{mode: \"none\" | \"outbound\", allow: [rule]}` (rules: "
-                       "`A.B.C.D[/N][:PORT[-PORT]]`, `host-loopback:PORT[-PORT]`, `dns`; see "
-                       "docs/network.md). A running sandbox under another policy is restarted. "
-                       "501 OUTBOUND_UNAVAILABLE where sandboxd cannot offer outbound access.",
+                       "`A.B.C.D[/N][:PORT[-PORT]]`, `NAME[:PORT[-PORT]]`, "
+                       "`host-loopback:PORT[-PORT]`, `dns`; see docs/network.md). Names are "
+                       "resolved by sandboxd and pinned (`resolved` in the answer). A running "
+                       "sandbox under other rules is restarted. 501 OUTBOUND_UNAVAILABLE where "
+                       "sandboxd cannot offer outbound access; 422 NETWORK_HOST_UNRESOLVED or "
+                       "NETWORK_HOST_NOT_PUBLIC for a name that cannot be used.",
                        false, "The policy now in force.")},
-        {"get", portOp("getNetwork", "The sandbox's network policy", "`{mode, allow}`.", false,
-                       "The policy in force.")},
+        {"get", portOp("getNetwork", "The sandbox's network policy", "`{mode, allow, resolved?}`.",
+                       false, "The policy in force.")},
         {"x-sandboxd", {{"extension", true}}}};
     doc["paths"]["/v1/openapi"] = {{"get", htmlOp}};
     doc["paths"]["/v1/openapi.html"] = {{"get", htmlOp}};

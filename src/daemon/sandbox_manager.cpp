@@ -256,7 +256,8 @@ SandboxManager::Launch SandboxManager::launchOf(const Sandbox& sb,
         l.seccomp[1] = programPipe(seccomp_.ioctlDenials);
         const Limits& lim = cfg_.limits;
         BwrapSpec spec{sb.workspace, agentStaged_, lim.tmpBytes, lim.shmBytes, {4, 5}, {}};
-        // With outbound networking: its resolver (dns) and the host's loopback by name.
+        // With outbound networking: its resolver (dns), the host's loopback and the allowed
+        // hosts by name.
         if (sb.network.outbound) {
             auto write = [&](const std::string& name, const std::string& text, const char* inside) {
                 std::string path = sb.root + "/" + name;
@@ -266,12 +267,7 @@ SandboxManager::Launch SandboxManager::launchOf(const Sandbox& sb,
             };
             if (sb.network.has(core::wire::NetworkRule::Kind::Dns))
                 write("resolv.conf", kOutboundResolvConf, "/etc/resolv.conf");
-            write("hosts",
-                  std::string("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n") +
-                      (sb.network.has(core::wire::NetworkRule::Kind::HostLoopback)
-                           ? std::string("10.0.2.2 ") + kHostLoopbackName + "\n"
-                           : std::string()),
-                  "/etc/hosts");
+            write("hosts", hostsFile(sb.network), "/etc/hosts");
         }
         l.spawn.argv = bwrapArgv(spec, command);
         l.spawn.env = {"PATH=/usr/bin:/bin"};
@@ -538,12 +534,14 @@ const core::wire::NetworkPolicy& SandboxManager::networkOf(const std::string& id
     return it == networks_.end() ? cfg_.network : it->second;
 }
 
+std::string SandboxManager::outboundUnavailable() const {
+    return daemon::outboundUnavailable(privileged_, cfg_.isolation == Isolation::Bwrap);
+}
+
 std::string SandboxManager::setNetwork(const std::string& id,
                                        const core::wire::NetworkPolicy& policy) {
     if (policy.outbound)
-        if (std::string why = outboundUnavailable(privileged_, cfg_.isolation == Isolation::Bwrap);
-            !why.empty())
-            return why;
+        if (std::string why = outboundUnavailable(); !why.empty()) return why;
     networks_[id] = policy;
     auto it = sandboxes_.find(id);
     if (it != sandboxes_.end() && !it->second->dead && it->second->network != policy)

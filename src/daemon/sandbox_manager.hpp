@@ -124,6 +124,9 @@ class SandboxManager {
     ~SandboxManager();
 
     const DaemonConfig& config() const { return cfg_; }
+    /// Why outbound networking cannot be given here ("" when it can): see
+    /// daemon::outboundUnavailable.
+    std::string outboundUnavailable() const;
     /// The network policy of sandbox `id`: its own (setNetwork), else the daemon's default.
     const core::wire::NetworkPolicy& networkOf(const std::string& id) const;
     /// Sets sandbox `id`'s network policy. A running sandbox with another policy is stopped

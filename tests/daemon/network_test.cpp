@@ -3,6 +3,10 @@
 // bootstrap installs the tools), the allow-list enforced from inside a real sandbox. The
 // "outside" is two TCP services of this test on the host's loopback (one allowed, one not) and
 // sandboxd's own port; no other address is ever contacted.
+#include <sched.h>
+
+#include <exception>
+
 #include "daemon_test_util.hpp"
 #include "support/loopback.hpp"
 
@@ -39,7 +43,8 @@ TEST_CASE("network: the policy routes check what they are given") {
     CHECK(got.raw == R"({"allow":[],"mode":"none"})");
     int status = 0;
     for (const char* bad : {"", "{}", R"({"mode":"all"})", R"({"mode":"none","allow":["dns"]})",
-                            R"({"mode":"outbound","allow":["pypi.org:443"]})",
+                            R"({"mode":"outbound","allow":["pypi:443"]})",
+                            R"({"mode":"outbound","allow":["py_pi.org:443"]})",
                             R"({"mode":"outbound","allow":["10.0.0.0/33"]})"}) {
         CAPTURE(bad);
         auto body = putNetwork(d, id, bad, status);
@@ -112,6 +117,97 @@ TEST_CASE("network: outbound reaches what is allowed and nothing else") {
     CHECK(slirps() == 1);
     CHECK(call(d.http, "DELETE", sandboxPath(id)).status == 204);
     CHECK(slirps() == 0);
+}
+
+}  // namespace sandbox::testing::daemon
+
+namespace sandbox::testing::daemon {
+
+// A host allowed by name. sandboxd runs in network and mount namespaces this test makes: their
+// /etc/hosts names a "mirror" at a documentation address (198.51.100.7) given to that
+// namespace's loopback, next to a second one (198.51.100.8); the test's services listen there;
+// the resolver is a loopback port where nothing answers. No address outside is contacted.
+TEST_CASE("network: a host allowed by name is reached where it resolved, and only there") {
+    const char* ip = ::access("/usr/sbin/ip", X_OK) == 0 ? "/usr/sbin/ip" : "/sbin/ip";
+    if (::geteuid() != 0 || ::access(ip, X_OK) != 0) {
+        MESSAGE("skipped: needs root and ip (iproute2) to make a network namespace");
+        return;
+    }
+    TempDir dir;
+    const std::string hosts = dir.path() + "/hosts", resolv = dir.path() + "/resolv.conf";
+    std::ofstream(hosts) << "127.0.0.1 localhost\n127.0.0.9 loop.sandbox-test.example\n"
+                            "198.51.100.7 mirror.sandbox-test.example\n";
+    std::ofstream(resolv) << "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+    const std::string ipPath = ip;
+    const std::string setup = ipPath + " link set lo up && " + ipPath +
+                              " addr add 198.51.100.7/32 dev lo && " + ipPath +
+                              " addr add 198.51.100.8/32 dev lo && mount --bind \"$1\" /etc/hosts "
+                              "&& mount --bind \"$2\" /etc/resolv.conf && shift 2 && exec \"$@\"";
+    const std::string sock = dir.path() + "/sandboxd.sock";
+    ServerProcess daemon("/usr/bin/unshare",
+                         {"--net", "--mount", "--propagation", "private", "/bin/sh", "-c", setup,
+                          "sh", hosts, resolv, binPath("sandboxd"), "--state-dir",
+                          dir.path() + "/state", "--listen", "unix:" + sock},
+                         {"SANDBOX_API_KEY="}, dir.path() + "/sandboxd.log");
+    client::HttpConnection http(client::Endpoint::parse("unix:" + sock));
+
+    // The services, made by a thread that enters sandboxd's network namespace.
+    std::optional<GreetingService> mirror, otherPort, otherAddress;
+    std::exception_ptr failed;
+    std::thread([&] {
+        try {
+            const std::string ns = "/proc/" + std::to_string(daemon.pid()) + "/ns/net";
+            int fd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0)
+                throw std::runtime_error("cannot enter " + ns);
+            ::close(fd);
+            mirror.emplace("mirror-service", 0xC6336407, 443);
+            otherPort.emplace("other-port", 0xC6336407, 8443);
+            otherAddress.emplace("other-address", 0xC6336408, 443);
+        } catch (...) {
+            failed = std::current_exception();
+        }
+    }).join();
+    if (failed) std::rethrow_exception(failed);
+
+    const std::string id = newSandbox(http);
+    auto put = [&](const std::string& rule) {
+        return call(http, "PUT", sandboxPath(id, "/network"),
+                    json{{"mode", "outbound"}, {"allow", {rule}}}.dump());
+    };
+    auto r = put("Mirror.Sandbox-Test.example:443");
+    if (r.status == 501) {
+        MESSAGE("outbound networking is not available here: " << r.body["error"]);
+        return;
+    }
+    REQUIRE_MESSAGE(r.status == 200, r.raw);
+    CHECK(r.body["allow"] == json{"mirror.sandbox-test.example:443"});
+    CHECK(r.body["resolved"] == json{{"mirror.sandbox-test.example", {"198.51.100.7"}}});
+    CHECK(call(http, "GET", sandboxPath(id, "/network")).body == r.body);
+
+    // Inside: the name is found without dns (pinned in /etc/hosts), its address and port are
+    // reached; the same address on another port and another address on the port are not.
+    CHECK(sh(http, id, "getent hosts mirror.sandbox-test.example") ==
+          "198.51.100.7    mirror.sandbox-test.example\n");
+    CHECK(probe(http, id, "mirror.sandbox-test.example", 443) == "read:mirror-service\n");
+    CHECK(probe(http, id, "198.51.100.7", 8443) == "error:ConnectionRefusedError\n");
+    CHECK(probe(http, id, "198.51.100.8", 443) == "error:ConnectionRefusedError\n");
+    CHECK(mirror->accepted == 1);
+    CHECK(otherPort->accepted == 0);
+    CHECK(otherAddress->accepted == 0);
+
+    // Names that cannot be used: one of a loopback address, one that does not resolve. The
+    // policy in force stays as it was.
+    r = put("loop.sandbox-test.example:80");
+    CHECK(r.status == 422);
+    CHECK(r.body["code"] == "NETWORK_HOST_NOT_PUBLIC");
+    CHECK(r.body["error"].get<std::string>().find("127.0.0.9") != std::string::npos);
+    r = put("nothing.sandbox-test.example:443");
+    CHECK(r.status == 422);
+    CHECK(r.body["code"] == "NETWORK_HOST_UNRESOLVED");
+    CHECK(call(http, "GET", sandboxPath(id, "/network")).body["allow"] ==
+          json{"mirror.sandbox-test.example:443"});
+    CHECK(call(http, "DELETE", sandboxPath(id)).status == 204);
 }
 
 }  // namespace sandbox::testing::daemon

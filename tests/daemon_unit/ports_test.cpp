@@ -113,3 +113,38 @@ TEST_CASE("nftRuleset: private ranges refused unless named, everything else refu
 }
 
 }  // namespace sandbox::daemon
+
+namespace sandbox::daemon {
+
+// A named host: its resolved addresses allowed after the private ranges' refusal, and pinned
+// in the sandbox's /etc/hosts; an unresolved name opens nothing.
+TEST_CASE("named hosts: their addresses in the rules and in /etc/hosts") {
+    std::string why;
+    core::wire::NetworkPolicy p;
+    p.outbound = true;
+    for (const char* r : {"pypi.org:443", "host-loopback:8080", "mirror.example:8000-8099"})
+        p.allow.push_back(*core::wire::parseNetworkRule(r, why));
+    p.allow[0].addresses = {0x97650001, 0x97650002};  // 151.101.0.1, .2
+    const std::string rules = nftRuleset(p);
+    const auto privateRefused = rules.find("ip daddr { 0.0.0.0/8, 10.0.0.0/8");
+    const auto first = rules.find("ip daddr 151.101.0.1/32 tcp dport 443 accept");
+    const auto second = rules.find("ip daddr 151.101.0.2/32 tcp dport 443 accept");
+    REQUIRE(privateRefused != std::string::npos);
+    REQUIRE(first != std::string::npos);
+    REQUIRE(second != std::string::npos);
+    CHECK(privateRefused < first);
+    CHECK(rules.find("8000-8099") == std::string::npos);  // not resolved: nothing allowed
+    CHECK(hostsFile(p) ==
+          "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+          "10.0.2.2 host.sandbox.internal\n151.101.0.1 pypi.org\n151.101.0.2 pypi.org\n");
+}
+
+TEST_CASE("named hosts: only public addresses") {
+    for (std::uint32_t a : {0x7F000001u, 0x0A000001u, 0xAC100001u, 0xC0A80001u, 0xA9FEA9FEu,
+                            0x64400001u, 0x00000000u, 0xE0000001u, 0xFFFFFFFFu, 0x0A000202u})
+        CHECK_FALSE(isPublicAddress(a));
+    for (std::uint32_t a : {0x97650001u, 0x08080808u, 0xC0000201u, 0xAC200001u, 0x64000001u})
+        CHECK(isPublicAddress(a));
+}
+
+}  // namespace sandbox::daemon

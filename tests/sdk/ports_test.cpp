@@ -136,7 +136,7 @@ namespace sandbox::testing::sdk {
 
 TEST_CASE("SandboxOptions::network: applied on first use, or a typed refusal") {
     SandboxOptions bad;
-    bad.network = NetworkOptions{.outbound = true, .allow = {"pypi.org:443"}};
+    bad.network = NetworkOptions{.outbound = true, .allow = {"pypi:443"}};
     SandboxOptions outbound;
     outbound.network = NetworkOptions{.outbound = true, .allow = {}};
     auto badSb = getSandbox(client(), uniqueName("netbad"), bad);

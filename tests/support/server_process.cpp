@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -79,8 +80,11 @@ ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string>
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     args.insert(args.begin(), binary);
-    args.push_back("--listen");
-    args.push_back("127.0.0.1:0");
+    const bool ownListen = std::find(args.begin(), args.end(), "--listen") != args.end();
+    if (!ownListen) {
+        args.push_back("--listen");
+        args.push_back("127.0.0.1:0");
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -115,6 +119,7 @@ ServerProcess::ServerProcess(const std::string& binary, std::vector<std::string>
     while (::read(fds[0], &c, 1) == 1 && c != '\n') line.push_back(c);
     ::close(fds[0]);
     auto pos = line.rfind("port ");
+    if (ownListen && pos == std::string::npos && line.find(" unix:") != std::string::npos) return;
     if (pos == std::string::npos) {
         kill();
         throw std::runtime_error(binary + " did not report its port: '" + line + "'");

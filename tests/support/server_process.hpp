@@ -24,7 +24,8 @@ class TempDir {
 };
 
 /// A server process started with `args` plus `--listen 127.0.0.1:0`; the port is read from its
-/// first stdout line ("... listening on port N").
+/// first stdout line ("... listening on port N"). When `args` has a `--listen` of its own (a
+/// unix socket: "... listening on unix:PATH"), port() is 0.
 class ServerProcess {
   public:
     /// `extraEnv` entries ("NAME=value") replace inherited ones of the same name; a non-empty
