@@ -88,16 +88,44 @@ std::optional<HeadRefusal> refuseFromHead(const SandboxManager& mgr, const Reque
     return std::nullopt;
 }
 
+namespace {
+
+// Which preview URL a request is for: its Host's label, else its path's (the path form);
+// `target` is then what the sandbox's server is asked for ("" for the Host form).
+struct PreviewRequest {
+    PortRegistry::Check check;
+    std::optional<PreviewPath> path;
+};
+
+PreviewRequest previewRequestOf(const SandboxManager& mgr, const Request& head) {
+    PreviewRequest out;
+    if (auto host = head.header("host")) out.check = mgr.ports().check(*host);
+    if (out.check.access != PortRegistry::Access::NotPreview) return out;
+    out.path = parsePreviewPath(head.target);
+    if (out.path) out.check = mgr.ports().check(out.path->host);
+    return out;
+}
+
+}  // namespace
+
 std::optional<server::CannedResponse> previewRefusal(const SandboxManager& mgr,
                                                      const Request& head) {
-    auto host = head.header("host");
-    if (!host) return std::nullopt;
-    auto check = mgr.ports().check(*host);
+    const PreviewRequest preview = previewRequestOf(mgr, head);
+    const auto& check = preview.check;
     server::CannedResponse r;
     switch (check.access) {
         case PortRegistry::Access::NotPreview:
-        case PortRegistry::Access::Active:
             return std::nullopt;
+        case PortRegistry::Access::Active:
+            // The path form's label must be followed by a slash, or the page's relative links
+            // would leave the prefix: sent to the same URL with it.
+            if (!preview.path || (!preview.path->rest.empty() && preview.path->rest[0] == '/'))
+                return std::nullopt;
+            r.status = 308;
+            r.contentType = "text/plain";
+            r.headers.emplace_back("Location", std::string(kPreviewPathPrefix) +
+                                                   preview.path->label + "/" + preview.path->rest);
+            break;
         case PortRegistry::Access::InvalidToken:
             r.status = 404;
             r.body =
@@ -118,14 +146,20 @@ std::optional<server::CannedResponse> previewRefusal(const SandboxManager& mgr,
 
 std::function<server::RawHandler(const Request&)> previewHijack(SandboxManager& mgr) {
     return [&mgr](const Request& head) -> server::RawHandler {
-        auto host = head.header("host");
-        if (!host) return nullptr;
-        auto check = mgr.ports().check(*host);
-        if (check.access != PortRegistry::Access::Active) return nullptr;
-        return [&mgr, check](std::unique_ptr<server::RawStream> client, std::string rawHead,
-                             std::string early) -> awaitable<void> {
-            co_await mgr.ports().forward(check.host.id, check.host.port, false, std::move(client),
-                                         std::move(rawHead), std::move(early));
+        const PreviewRequest preview = previewRequestOf(mgr, head);
+        if (preview.check.access != PortRegistry::Access::Active) return nullptr;
+        if (preview.path && (preview.path->rest.empty() || preview.path->rest[0] != '/'))
+            return nullptr;  // previewRefusal redirects it
+        const std::string target = preview.path ? preview.path->rest : std::string();
+        return [&mgr, check = preview.check, target](std::unique_ptr<server::RawStream> client,
+                                                     std::string rawHead,
+                                                     std::string early) -> awaitable<void> {
+            std::string forwarded =
+                target.empty() ? std::move(rawHead) : rewritePreviewHead(rawHead, target);
+            std::string id = check.host.id;
+            const unsigned port = check.host.port;
+            co_await mgr.ports().forward(std::move(id), port, false, std::move(client),
+                                         std::move(forwarded), std::move(early));
         };
     };
 }

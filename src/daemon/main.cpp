@@ -374,7 +374,8 @@ int main(int argc, char** argv) {
     // refusals in the bridge's error style.
     serverOpts.checkHead = bridgeHeadCheck(manager);
     serverOpts.refusalBody = bridgeRefusalBody;
-    // Requests to a preview URL's Host are forwarded into the sandbox (ports.hpp).
+    // Requests to a preview URL (its Host, or its path form) are forwarded into the sandbox
+    // (ports.hpp).
     serverOpts.hijack = previewHijack(manager);
     sandbox::server::ServerOptions previewOpts = serverOpts;
     previewOpts.checkHead = [&manager](const sandbox::server::Request& head) {

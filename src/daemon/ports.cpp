@@ -71,12 +71,11 @@ awaitable<void> answerAndClose(server::RawStream& s, const std::string& bytes) {
 
 }  // namespace
 
-std::optional<PreviewHost> parsePreviewHost(std::string_view host) {
-    if (host.empty() || host.front() == '[') return std::nullopt;
-    if (auto colon = host.rfind(':'); colon != std::string_view::npos) host = host.substr(0, colon);
-    auto dot = host.find('.');
-    if (dot == std::string_view::npos || dot + 1 >= host.size()) return std::nullopt;
-    std::string label = lower(host.substr(0, dot));
+namespace {
+
+// `{port}-{id}-{token}`, lower-cased.
+std::optional<PreviewHost> parsePreviewLabel(std::string_view raw) {
+    std::string label = lower(raw);
     auto first = label.find('-');
     auto last = label.rfind('-');
     if (first == std::string::npos || last == first) return std::nullopt;
@@ -92,6 +91,70 @@ std::optional<PreviewHost> parsePreviewHost(std::string_view host) {
     out.id = label.substr(first + 1, last - first - 1);
     out.token = label.substr(last + 1);
     if (out.id.empty() || !isValidPortToken(out.token)) return std::nullopt;
+    return out;
+}
+
+// Whether a URL's host (no port) is an IP address: no preview label can go in front of it.
+bool isIpLiteral(std::string_view host) {
+    if (!host.empty() && host.front() == '[') return true;
+    return !host.empty() && host.find_first_not_of("0123456789.") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<PreviewHost> parsePreviewHost(std::string_view host) {
+    if (host.empty() || host.front() == '[') return std::nullopt;
+    if (auto colon = host.rfind(':'); colon != std::string_view::npos) host = host.substr(0, colon);
+    auto dot = host.find('.');
+    if (dot == std::string_view::npos || dot + 1 >= host.size()) return std::nullopt;
+    return parsePreviewLabel(host.substr(0, dot));
+}
+
+std::optional<PreviewPath> parsePreviewPath(std::string_view target) {
+    if (target.rfind(kPreviewPathPrefix, 0) != 0) return std::nullopt;
+    target.remove_prefix(kPreviewPathPrefix.size());
+    const auto end = target.find_first_of("/?");
+    auto host = parsePreviewLabel(target.substr(0, end));
+    if (!host) return std::nullopt;
+    PreviewPath out;
+    out.host = std::move(*host);
+    out.label = std::string(target.substr(0, end));
+    if (end != std::string_view::npos) out.rest = std::string(target.substr(end));
+    return out;
+}
+
+std::string rewritePreviewHead(std::string_view head, std::string_view target) {
+    // The request line: METHOD SP TARGET SP VERSION.
+    const auto lineEnd = head.find("\r\n");
+    const auto sp1 = head.find(' ');
+    const auto sp2 = head.rfind(' ', lineEnd);
+    if (lineEnd == std::string_view::npos || sp1 == std::string_view::npos || sp2 <= sp1)
+        return std::string(head);  // not a request head (the server parsed it: cannot happen)
+    std::string out(head.substr(0, sp1 + 1));
+    out.append(target);
+    out.append(head.substr(sp2, lineEnd - sp2));
+    // The headers; hop-by-hop ones replaced by Connection: close, unless this is an upgrade.
+    bool upgrade = false;
+    std::vector<std::string_view> lines;
+    for (auto pos = lineEnd + 2; pos < head.size();) {
+        const auto next = head.find("\r\n", pos);
+        if (next == std::string_view::npos || next == pos) break;
+        std::string_view line = head.substr(pos, next - pos);
+        const std::string name = lower(line.substr(0, line.find(':')));
+        if (name == "upgrade") upgrade = true;
+        lines.push_back(line);
+        pos = next + 2;
+    }
+    for (std::string_view line : lines) {
+        const std::string name = lower(line.substr(0, line.find(':')));
+        if (!upgrade &&
+            (name == "connection" || name == "keep-alive" || name == "proxy-connection"))
+            continue;
+        out.append("\r\n");
+        out.append(line);
+    }
+    if (!upgrade) out.append("\r\nConnection: close");
+    out.append("\r\n\r\n");
     return out;
 }
 
@@ -213,18 +276,33 @@ std::string PortRegistry::urlOf(const std::string& id, const Exposure& e,
     }
     auto scheme = base.find("://");
     if (scheme == std::string::npos) return "";
+    // A host name gets the label in front; an IP address cannot, so the URL takes the path form.
+    std::string_view authority = std::string_view(base).substr(scheme + 3);
+    authority = authority.substr(0, authority.find('/'));
+    if (authority.empty()) return "";
+    std::string_view hostOnly = authority.front() == '['
+                                    ? authority.substr(0, authority.find(']') + 1)
+                                    : authority.substr(0, authority.rfind(':'));
+    if (isIpLiteral(hostOnly)) {
+        while (!base.empty() && base.back() == '/') base.pop_back();
+        return base + std::string(kPreviewPathPrefix) + label + "/";
+    }
     return base.substr(0, scheme + 3) + label + "." + base.substr(scheme + 3) + "/";
 }
 
 PortRegistry::Check PortRegistry::check(std::string_view hostHeader) const {
-    Check out;
     auto host = parsePreviewHost(hostHeader);
-    if (!host) return out;
-    out.host = *host;
+    if (!host) return Check{};
+    return check(*host);
+}
+
+PortRegistry::Check PortRegistry::check(const PreviewHost& host) const {
+    Check out;
+    out.host = host;
     out.access = Access::InvalidToken;
-    const Exposure* e = find(host->id, host->port);
-    if (!e || !constantTimeEquals(e->token, host->token)) return out;
-    auto sb = mgr_.find(host->id);
+    const Exposure* e = find(host.id, host.port);
+    if (!e || !constantTimeEquals(e->token, host.token)) return out;
+    auto sb = mgr_.find(host.id);
     out.access = sb && !sb->dead && sb->runtime == e->runtime ? Access::Active : Access::Stale;
     return out;
 }

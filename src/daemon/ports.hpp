@@ -36,6 +36,25 @@ struct PreviewHost {
 };
 std::optional<PreviewHost> parsePreviewHost(std::string_view host);
 
+/// The path form of a preview URL, `/preview/{port}-{id}-{token}/REST`, for clients that cannot
+/// set Host and for a sandboxd reached by an IP address (where no label can go in front).
+inline constexpr std::string_view kPreviewPathPrefix = "/preview/";
+struct PreviewPath {
+    PreviewHost host;
+    std::string label;  ///< `{port}-{id}-{token}` as it was written
+    /// What follows the label: the target the sandbox's server is asked for ("/x?y"), or "" or
+    /// "?QUERY" when the label ends the path (the URL then needs its slash).
+    std::string rest;
+};
+/// Parses a request target; nullopt when it is not a preview URL's path.
+std::optional<PreviewPath> parsePreviewPath(std::string_view target);
+
+/// A path-form request's head as the sandbox's server gets it: `target` for the request-target,
+/// and, unless the request upgrades its protocol (a WebSocket), `Connection: close` in place of
+/// its hop-by-hop headers: a later request on the connection would carry the prefix again, so
+/// each is made on a connection of its own. `head` ends with its blank line.
+std::string rewritePreviewHead(std::string_view head, std::string_view target);
+
 /// Whether a descriptor an agent passed is what sandboxd asked for: a connected TCP socket (IPv4
 /// or IPv6, stream, not listening). Anything else (a file, a pipe, a unix socket, a listener)
 /// is refused: the agent runs inside the sandbox and is not trusted with sandboxd's
@@ -117,7 +136,8 @@ class PortRegistry {
     /// The exposures active in launch `runtime`.
     std::vector<Exposure> active(const std::string& id, std::uint64_t runtime) const;
     const Exposure* find(const std::string& id, unsigned port) const;
-    /// The URL of an exposure: `hostname` as the client gave it, or the configured base.
+    /// The URL of an exposure: `hostname` as the client gave it, or the configured base; with
+    /// the label in front of the host name, or in the path form when the host is an IP address.
     std::string urlOf(const std::string& id, const Exposure& e,
                       const std::optional<std::string>& hostname) const;
 
@@ -128,6 +148,8 @@ class PortRegistry {
         PreviewHost host;
     };
     Check check(std::string_view hostHeader) const;
+    /// The same for a preview label (the Host's, or a path form's).
+    Check check(const PreviewHost& host) const;
 
     /// Forwards `client` to `port` inside sandbox `id` through its agent: the request head and
     /// the bytes after it first, when given. Answers 502 (JSON) when the sandbox is not

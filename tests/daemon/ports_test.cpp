@@ -438,6 +438,73 @@ TEST_CASE("ports: --public-url writes the URLs users reach sandboxd by") {
     CHECK(call(c, "GET", "/q", {}, {{"Host", hostOf(url)}}).raw == "hello /q");
 }
 
+// The path form, /preview/{port}-{id}-{token}/..., for clients that cannot set Host and for a
+// sandboxd reached by an IP address (its URLs take this form then).
+TEST_CASE("ports: the path form of preview URLs") {
+    DaemonFixture d({}, {"--public-url", "http://127.0.0.1:8080"});
+    const std::string id = newSandbox(d.http);
+    startServer(d, id, kHttpServer, 8000);
+    const std::string url = expose(d, id, 8000);
+    const std::string prefix = "http://127.0.0.1:8080/preview/8000-" + id + "-";
+    REQUIRE(url.rfind(prefix, 0) == 0);
+    REQUIRE(url.back() == '/');
+    const std::string path =
+        url.substr(std::string("http://127.0.0.1:8080").size());  // /preview/L/
+    const std::string label = path.substr(9, path.size() - 10);
+    const int port = d.server.port();
+
+    // The server in the sandbox is asked for what follows the label, query included. (Each
+    // request on a connection of its own: the path form closes them, see below.)
+    auto get = [&](const std::string& target) {
+        client::HttpConnection c(client::Endpoint::parse(d.server.url()));
+        return call(c, "GET", target);
+    };
+    auto r = get(path + "q?x=1");
+    CHECK(r.status == 200);
+    CHECK(r.raw == "hello /q?x=1");
+    CHECK(get(path).raw == "hello /");
+    // Without the slash after the label: sent to the URL with it.
+    for (const std::string& tail : {std::string(), std::string("?a=b")}) {
+        auto redirect = rawHttp(port, "GET /preview/" + label + tail +
+                                          " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        CHECK(rawStatus(redirect) == 308);
+        CHECK(redirect.find("\r\nLocation: /preview/" + label + "/" + tail + "\r\n") !=
+              std::string::npos);
+    }
+    // Two requests on one connection: the second would reach the server with the prefix still
+    // in its path, so each is made on a connection of its own (the first ends it).
+    auto both = rawHttp(port, "GET " + path + "a HTTP/1.1\r\nHost: x\r\n\r\nGET " + path +
+                                  "b HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(rawStatus(both) == 200);
+    CHECK(both.find("hello /a") != std::string::npos);
+    CHECK(both.find("hello /preview") == std::string::npos);
+    CHECK(both.find("hello /b") == std::string::npos);
+    // A WebSocket through the path form.
+    startServer(d, id, kWsServer, 8765, "ws.py");
+    const std::string wsUrl = expose(d, id, 8765);
+    const std::string wsPath = wsUrl.substr(std::string("http://127.0.0.1:8080").size());
+    {
+        client::WebSocketClient ws(client::Endpoint::parse(d.server.url()), wsPath + "chat", {});
+        ws.sendText("over the path");
+        client::WsMessage m;
+        REQUIRE(ws.read(m, std::chrono::seconds(30)) ==
+                client::WebSocketClient::ReadResult::Message);
+        CHECK(m.data == "echo:over the path");
+        ws.close();
+    }
+    // The refusals of the Host form: a wrong token, a revoked one.
+    const std::string wrong = "/preview/8000-" + id + "-wrongtoken/";
+    r = get(wrong);
+    CHECK(r.status == 404);
+    CHECK(r.body["code"] == "INVALID_TOKEN");
+    CHECK(call(d.http, "DELETE", sandboxPath(id, "/port/8000")).status == 204);
+    r = get(path);
+    CHECK(r.status == 404);
+    CHECK(r.body["code"] == "INVALID_TOKEN");
+    // A path that only looks like one is the API's (404), not a preview.
+    CHECK(get("/preview/not-a-label/").status == 404);
+}
+
 TEST_CASE("tunnels: a host listener per port, idempotent, ended by destroy and by the sandbox") {
     DaemonFixture d;
     const std::string id = newSandbox(d.http);

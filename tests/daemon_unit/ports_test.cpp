@@ -33,6 +33,37 @@ TEST_CASE("parsePreviewHost: the reference's URL format") {
     }
 }
 
+TEST_CASE("parsePreviewPath: the label after /preview/, and what follows it") {
+    auto p = parsePreviewPath("/preview/8080-Abc-tok/x/y?q=1");
+    REQUIRE(p);
+    CHECK(p->host.port == 8080);
+    CHECK(p->host.id == "abc");
+    CHECK(p->host.token == "tok");
+    CHECK(p->label == "8080-Abc-tok");
+    CHECK(p->rest == "/x/y?q=1");
+    CHECK(parsePreviewPath("/preview/8080-abc-tok/")->rest == "/");
+    CHECK(parsePreviewPath("/preview/8080-abc-tok")->rest.empty());
+    CHECK(parsePreviewPath("/preview/8080-abc-tok?q")->rest == "?q");
+    for (const char* no : {"/", "/preview/", "/preview/x/", "/previewx/8080-a-b/",
+                           "/v1/preview/8080-a-b/", "/preview/80-a-b/", "/preview/8080-a-b!/"}) {
+        CAPTURE(no);
+        CHECK_FALSE(parsePreviewPath(no));
+    }
+}
+
+TEST_CASE("rewritePreviewHead: the target replaced, the connection closed unless upgraded") {
+    const std::string head =
+        "GET /preview/8080-a-b/x?y HTTP/1.1\r\nHost: h:1\r\nConnection: keep-alive\r\n"
+        "Keep-Alive: timeout=5\r\nAccept: */*\r\n\r\n";
+    CHECK(rewritePreviewHead(head, "/x?y") ==
+          "GET /x?y HTTP/1.1\r\nHost: h:1\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+    const std::string upgrade =
+        "GET /preview/8080-a-b/ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\n\r\n";
+    CHECK(rewritePreviewHead(upgrade, "/ws") ==
+          "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
 TEST_CASE("ports and tokens") {
     for (long long ok : {1024LL, 2999LL, 3001LL, 8080LL, 65535LL}) CHECK(isExposablePort(ok));
     for (long long no : {-1LL, 0LL, 80LL, 1023LL, 3000LL, 65536LL})
