@@ -57,7 +57,6 @@ std::string quoted(std::string_view s) {
 // the last not all digits (that is an address, mistyped).
 bool parseHostName(std::string_view s, std::string& out) {
     if (s.empty() || s.size() > 253) return false;
-    std::string name;
     int labels = 0;
     bool lastNumeric = false;
     for (std::size_t start = 0; start <= s.size();) {
