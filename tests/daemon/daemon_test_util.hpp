@@ -223,8 +223,9 @@ inline std::string sh(client::HttpConnection& c, const std::string& id, const st
 }
 
 /// Raw HTTP/1.1 over TCP to 127.0.0.1:port: `request` is sent as is (it should ask for
-/// `Connection: close`); returns everything the server sent until it closed.
-inline std::string rawHttp(int port, const std::string& request) {
+/// `Connection: close`); returns everything the server sent until it closed (or 30 s passed
+/// without a byte: `closed`, when given, says which).
+inline std::string rawHttp(int port, const std::string& request, bool* closed = nullptr) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
     sockaddr_in addr{};
@@ -244,7 +245,10 @@ inline std::string rawHttp(int port, const std::string& request) {
     char buf[4096];
     for (;;) {
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
+        if (n <= 0) {
+            if (closed) *closed = n == 0;
+            break;
+        }
         resp.append(buf, static_cast<size_t>(n));
     }
     ::close(fd);
