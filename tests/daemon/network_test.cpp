@@ -144,10 +144,16 @@ TEST_CASE("network: a host allowed by name is reached where it resolved, and onl
                               " addr add 198.51.100.8/32 dev lo && mount --bind \"$1\" /etc/hosts "
                               "&& mount --bind \"$2\" /etc/resolv.conf && shift 2 && exec \"$@\"";
     const std::string sock = dir.path() + "/sandboxd.sock";
+    // sandboxd in namespaces of its own, with `extra` arguments; its stderr in `log`.
+    auto wrappedArgs = [&](const std::string& state, std::vector<std::string> extra) {
+        std::vector<std::string> args{
+            "--net", "--mount", "--propagation", "private",           "/bin/sh",     "-c", setup,
+            "sh",    hosts,     resolv,          binPath("sandboxd"), "--state-dir", state};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    };
     ServerProcess daemon("/usr/bin/unshare",
-                         {"--net", "--mount", "--propagation", "private", "/bin/sh", "-c", setup,
-                          "sh", hosts, resolv, binPath("sandboxd"), "--state-dir",
-                          dir.path() + "/state", "--listen", "unix:" + sock},
+                         wrappedArgs(dir.path() + "/state", {"--listen", "unix:" + sock}),
                          {"SANDBOX_API_KEY="}, dir.path() + "/sandboxd.log");
     client::HttpConnection http(client::Endpoint::parse("unix:" + sock));
 
@@ -208,6 +214,16 @@ TEST_CASE("network: a host allowed by name is reached where it resolved, and onl
     CHECK(call(http, "GET", sandboxPath(id, "/network")).body["allow"] ==
           json{"mirror.sandbox-test.example:443"});
     CHECK(call(http, "DELETE", sandboxPath(id)).status == 204);
+
+    // The same name as a daemon default: sandboxd refuses to start, naming the address.
+    const std::string refusedLog = dir.path() + "/refused.log";
+    CHECK_THROWS(ServerProcess(
+        "/usr/bin/unshare",
+        wrappedArgs(dir.path() + "/state2",
+                    {"--network", "outbound", "--network-allow", "loop.sandbox-test.example:80",
+                     "--listen", "unix:" + dir.path() + "/refused.sock"}),
+        {"SANDBOX_API_KEY="}, refusedLog));
+    CHECK(readFile(refusedLog).find("resolves to 127.0.0.9") != std::string::npos);
 }
 
 }  // namespace sandbox::testing::daemon

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <initializer_list>
+
 #include "daemon/network.hpp"
 #include "daemon/ports.hpp"
 #include "support/loopback.hpp"
@@ -103,16 +105,24 @@ TEST_CASE("acceptablePassedSocket: a connected TCP socket, nothing else") {
 }  // namespace sandbox::daemon
 
 namespace sandbox::daemon {
+namespace {
+
+// An outbound policy of these rules.
+core::wire::NetworkPolicy outboundPolicy(std::initializer_list<const char*> rules) {
+    std::string why;
+    core::wire::NetworkPolicy p;
+    p.outbound = true;
+    for (const char* r : rules) p.allow.push_back(*core::wire::parseNetworkRule(r, why));
+    return p;
+}
+
+}  // namespace
 
 // The order is the policy: what is allowed inside the private ranges comes before their
 // refusal, broad allowances after it, a refusal last.
 TEST_CASE("nftRuleset: private ranges refused unless named, everything else refused last") {
-    std::string why;
-    core::wire::NetworkPolicy p;
-    p.outbound = true;
-    for (const char* r : {"0.0.0.0/0:443", "dns", "10.1.0.0/16:5432", "host-loopback:8080"})
-        p.allow.push_back(*core::wire::parseNetworkRule(r, why));
-    const std::string rules = nftRuleset(p);
+    const std::string rules = nftRuleset(
+        outboundPolicy({"0.0.0.0/0:443", "dns", "10.1.0.0/16:5432", "host-loopback:8080"}));
     auto at = [&](const std::string& needle) {
         auto pos = rules.find(needle);
         CAPTURE(needle);
@@ -136,9 +146,7 @@ TEST_CASE("nftRuleset: private ranges refused unless named, everything else refu
     CHECK(privateRefused < broad);
     CHECK(broad < last);
     // No rule: only loopback and established traffic pass.
-    core::wire::NetworkPolicy none;
-    none.outbound = true;
-    const std::string closed = nftRuleset(none);
+    const std::string closed = nftRuleset(outboundPolicy({}));
     CHECK(closed.find(" accept\n    ip daddr 10.0.2.3") == std::string::npos);
     CHECK(closed.find("tcp dport") == std::string::npos);
 }
@@ -150,11 +158,7 @@ namespace sandbox::daemon {
 // A named host: its resolved addresses allowed after the private ranges' refusal, and pinned
 // in the sandbox's /etc/hosts; an unresolved name opens nothing.
 TEST_CASE("named hosts: their addresses in the rules and in /etc/hosts") {
-    std::string why;
-    core::wire::NetworkPolicy p;
-    p.outbound = true;
-    for (const char* r : {"pypi.org:443", "host-loopback:8080", "mirror.example:8000-8099"})
-        p.allow.push_back(*core::wire::parseNetworkRule(r, why));
+    auto p = outboundPolicy({"pypi.org:443", "host-loopback:8080", "mirror.example:8000-8099"});
     p.allow[0].addresses = {0x97650001, 0x97650002};  // 151.101.0.1, .2
     const std::string rules = nftRuleset(p);
     const auto privateRefused = rules.find("ip daddr { 0.0.0.0/8, 10.0.0.0/8");
